@@ -1,0 +1,82 @@
+"""Detector, aligner, quality gate and embedder wired in the one order every caller uses.
+
+The device loop, enrollment, `edge verify` and the evaluation tools all go through this, so a
+figure measured offline is a figure of the code the device runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.vision.align import CHIP_SIZE, align
+from edge.vision.detector import Detector
+from edge.vision.embedder import Embedder
+from edge.vision.quality import Quality, QualityGate, measure
+from edge.vision.runtime import Manifest
+from edge.vision.types import Face
+
+
+class FaceCountError(ValueError):
+    """An image meant to hold exactly one face holds none or several."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaceResult:
+    """One face: its quality, why the gate refused it (None if passed) and its descriptor
+    (None unless it passed and was embedded)."""
+
+    face: Face
+    quality: Quality
+    rejected: str | None
+    embedding: np.ndarray | None
+
+
+class Vision:
+    """Frame in, faces with quality and descriptors out."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        detector_id: str | None = None,
+        embedder_id: str | None = None,
+        threads: int = 1,
+        score_threshold: float = 0.5,
+        gate: QualityGate | None = None,
+    ) -> None:
+        self.detector = Detector(
+            manifest, manifest.get(detector_id or manifest.default_detector, "detector"),
+            threads=threads, score_threshold=score_threshold,
+        )
+        self.embedder = Embedder(
+            manifest, manifest.get(embedder_id or manifest.default_embedder, "embedder"), threads=threads
+        )
+        self.gate = gate or QualityGate()
+        self._chip = np.empty((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        return self.detector.detect(frame)
+
+    def assess(self, frame: np.ndarray, face: Face) -> tuple[Quality, str | None]:
+        """Align into the shared chip buffer and measure; the chip stays valid until the next call."""
+        align(frame, face, out=self._chip)
+        quality = measure(face, self._chip)
+        return quality, self.gate.reject_reason(quality)
+
+    def describe(self, frame: np.ndarray, face: Face, gated: bool = True) -> FaceResult:
+        """Quality, gate verdict and, if it passed (or `gated` is False), the descriptor."""
+        quality, rejected = self.assess(frame, face)
+        embedding = None
+        if rejected is None or not gated:
+            embedding = self.embedder.embed(self._chip)[0]
+        return FaceResult(face, quality, rejected, embedding)
+
+    def describe_single(self, frame: np.ndarray, label: str, gated: bool = True) -> FaceResult:
+        """The one face of an image (enrollment, verification); none or several is an error."""
+        faces = self.detect(frame)
+        if not faces:
+            raise FaceCountError(f"no face found in {label}")
+        if len(faces) > 1:
+            raise FaceCountError(f"{len(faces)} faces found in {label}; expected exactly one")
+        return self.describe(frame, faces[0], gated=gated)
