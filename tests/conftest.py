@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS_DIR = REPO / "models"
+MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", REPO / "models")).resolve()
 DATA_DIR = Path(os.environ.get("EDGE_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
@@ -23,3 +23,18 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return MODELS_DIR
+
+
+@pytest.fixture(scope="session")
+def manifest(models_dir: Path):
+    from edge.vision import load_manifest
+
+    return load_manifest(models_dir)
+
+
+@pytest.fixture(scope="session")
+def stills_vision(manifest):
+    """The pipeline as still-image commands (verify, enroll, eval) build it: short-range detector."""
+    from edge.vision import Vision
+
+    return Vision(manifest, detector_id="blazeface_short_range")

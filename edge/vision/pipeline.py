@@ -72,11 +72,24 @@ class Vision:
             embedding = self.embedder.embed(self._chip)[0]
         return FaceResult(face, quality, rejected, embedding)
 
-    def describe_single(self, frame: np.ndarray, label: str, gated: bool = True) -> FaceResult:
-        """The one face of an image (enrollment, verification); none or several is an error."""
+    def describe_single(
+        self, frame: np.ndarray, label: str, gated: bool = True, several: str = "error"
+    ) -> FaceResult:
+        """The subject's face in a still image (enrollment, verification, evaluation).
+
+        No face is an error. Several faces are an error with several="error" (enrollment must
+        be unambiguous); several="central" takes the face nearest the image centre, the
+        convention of labeled sets such as LFW where bystanders appear at the edges.
+        """
         faces = self.detect(frame)
         if not faces:
             raise FaceCountError(f"no face found in {label}")
-        if len(faces) > 1:
+        if len(faces) > 1 and several == "error":
             raise FaceCountError(f"{len(faces)} faces found in {label}; expected exactly one")
-        return self.describe(frame, faces[0], gated=gated)
+        return self.describe(frame, central_face(faces, frame.shape), gated=gated)
+
+
+def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
+    """The face whose box centre is nearest the centre of a frame of `shape`."""
+    cx, cy = shape[1] / 2.0, shape[0] / 2.0
+    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)

@@ -1,0 +1,111 @@
+"""BlazeFace decoding on real images: faces where the labels say, boxes in frame pixels."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from edge.vision import Detector, Keypoint, load_image
+
+
+@pytest.fixture(scope="module")
+def short_range(manifest):
+    return Detector(manifest, manifest.get("blazeface_short_range"))
+
+
+@pytest.fixture(scope="module")
+def full_range(manifest):
+    return Detector(manifest, manifest.get("blazeface_full_range"))
+
+
+def _centre(box):
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def test_single_face_images_yield_a_face_at_the_subject(data_dir, short_range):
+    """identities.csv lists single-subject images; LFW centres the subject in its 250 px crop
+    (BlazeFace boxes sit up to ~32 px off that centre: they frame brow to chin)."""
+    rows = list(csv.DictReader(open(data_dir / "identities.csv")))
+    found, centred = 0, 0
+    lfw = [r for r in rows if r["source"] == "lfw"]
+    for row in rows:
+        faces = short_range.detect(load_image(data_dir / row["path"]))
+        found += bool(faces)
+        if row in lfw and faces:
+            centred += any(abs(_centre(f.box)[0] - 125) < 40 and abs(_centre(f.box)[1] - 125) < 40 for f in faces)
+    assert found >= 0.99 * len(rows), f"a face in only {found} of {len(rows)} images"
+    assert centred >= 0.98 * len(lfw), f"subject found at the centre in {centred} of {len(lfw)} LFW images"
+
+
+def test_montage_faces_land_in_their_labeled_cells(data_dir, full_range):
+    rows = list(csv.DictReader(open(data_dir / "group_photos" / "montages.csv")))
+    for image in sorted({r["image"] for r in rows}):
+        cells = [r for r in rows if r["image"] == image]
+        faces = full_range.detect(load_image(data_dir / image))
+        hits = []
+        for face in faces:
+            cx, cy = _centre(face.box)
+            inside = [c["cell"] for c in cells
+                      if float(c["x0"]) <= cx < float(c["x1"]) and float(c["y0"]) <= cy < float(c["y1"])]
+            assert len(inside) == 1, f"{image}: face at ({cx:.0f}, {cy:.0f}) outside every cell"
+            hits += inside
+        assert len(set(hits)) == len(hits), f"{image}: two faces in one cell"
+        assert len(hits) >= 5, f"{image}: only cells {hits} of 6 found"
+
+
+@pytest.mark.parametrize("crop_xywh", [(0, 0, 910, 600), (200, 0, 500, 1137), (100, 50, 700, 700),
+                                       (300, 80, 420, 420), (0, 100, 910, 400)])
+def test_boxes_are_frame_pixels_for_any_aspect_ratio(data_dir, short_range, crop_xywh):
+    """Crops of one photo in several shapes find the face at the same place, minus the crop offset."""
+    image = load_image(data_dir / "face_recognition/examples/obama.jpg")
+    reference = short_range.detect(image)[0]
+    x, y, w, h = crop_xywh
+    faces = short_range.detect(np.ascontiguousarray(image[y : y + h, x : x + w]))
+    assert len(faces) == 1, f"{len(faces)} faces in a {w}x{h} crop"
+    size = reference.width
+    assert np.abs(faces[0].box + [x, y, x, y] - reference.box).max() < 0.1 * size
+    assert np.abs(faces[0].keypoints[:4] + [x, y] - reference.keypoints[:4]).max() < 0.1 * size
+
+
+def test_scaled_frame_scales_boxes(data_dir, full_range):
+    import cv2
+
+    image = load_image(data_dir / "face_recognition/examples/two_people.jpg")
+    small = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    big_faces = sorted(full_range.detect(image), key=lambda f: f.box[0])
+    small_faces = sorted(full_range.detect(small), key=lambda f: f.box[0])
+    assert len(big_faces) == len(small_faces) == 2
+    for b, s in zip(big_faces, small_faces):
+        assert np.abs(b.box - 2 * s.box).max() < 0.1 * b.width
+
+
+def test_keypoints_order_and_inside_box(data_dir, short_range):
+    """Unmirrored photo: the subject's right eye has the smaller x; eyes above nose above mouth."""
+    face = short_range.detect(load_image(data_dir / "face_recognition/examples/obama.jpg"))[0]
+    kp = face.keypoints
+    assert kp[Keypoint.RIGHT_EYE][0] < kp[Keypoint.LEFT_EYE][0]
+    assert max(kp[Keypoint.RIGHT_EYE][1], kp[Keypoint.LEFT_EYE][1]) < kp[Keypoint.NOSE_TIP][1] < kp[Keypoint.MOUTH][1]
+    x1, y1, x2, y2 = face.box
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in kp[:4])
+    assert face.box.dtype == np.float32 and face.keypoints.shape == (6, 2)
+
+
+def test_empty_frame_has_no_face(short_range, full_range):
+    frame = np.zeros((480, 640, 3), np.uint8)
+    assert short_range.detect(frame) == [] and full_range.detect(frame) == []
+
+
+def test_rejects_non_rgb_uint8(short_range):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        short_range.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        short_range.detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_nms_plain_and_weighted_keep_one_face_per_person(manifest, data_dir):
+    image = load_image(data_dir / "face_recognition/examples/two_people.jpg")
+    for weighted in (True, False):
+        det = Detector(manifest, manifest.get("blazeface_full_range"), weighted_nms=weighted)
+        assert len(det.detect(image)) == 2
