@@ -1,0 +1,1 @@
+"""Tools run off the device: evaluation, calibration, trial reports. The device never imports this."""

@@ -1,0 +1,231 @@
+"""The device's configuration: one strict model per concern, loaded from layered sources.
+
+Precedence, highest first (DESIGN.md section 6): command-line flags, `EDGE_` environment
+variables (nested with `__`, e.g. EDGE_MQTT__HOST), the remote overlay accepted over MQTT
+(persisted as JSON on the device), the device's TOML file, defaults. A typo in any key is an
+error, not a silently ignored value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
+
+
+class Section(BaseModel):
+    """Strict base for every section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(Section):
+    device_id: str = Field("dev-0", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                           description="unique device name; part of every MQTT topic")
+    site: str = Field("lab", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="site name; part of every MQTT topic")
+    state_dir: Path = Field(Path("/var/lib/edge"),
+                            description="outbox, counters and the remote config overlay live here")
+
+
+class CameraConfig(Section):
+    source: str = Field("v4l2:0", description="frame source URI: picam:N, v4l2:/dev/videoN, gst:..., "
+                        "rtsp://..., http(s)://..., file:PATH, dir:PATH")
+    width: int | None = Field(None, gt=0, description="requested capture width (cameras only)")
+    height: int | None = Field(None, gt=0, description="requested capture height (cameras only)")
+    fps: float | None = Field(None, gt=0, description="requested capture rate (cameras only)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnect attempts")
+
+
+class ModelsConfig(Section):
+    models_dir: Path | None = Field(None, description="folder with manifest.json (default: bundled models/)")
+    detector: str | None = Field(None, description="detector model id (default: the manifest's)")
+    embedder: str | None = Field(None, description="embedder model id (default: the manifest's)")
+    threads: int = Field(2, ge=1, le=16, description="TFLite inference threads")
+    score_threshold: float = Field(0.5, gt=0, lt=1, description="detector confidence cut (higher is stricter)")
+
+
+class QualityConfig(Section):
+    min_size_px: float = Field(40.0, ge=0, description="shorter side of the face box, pixels")
+    min_score: float = Field(0.6, ge=0, le=1, description="detector confidence a face must reach")
+    min_sharpness: float = Field(20.0, ge=0, description="Laplacian variance of the chip")
+    max_abs_yaw: float = Field(0.35, ge=0, description="nose offset in inter-eye distances (0 = frontal)")
+    max_abs_roll_deg: float = Field(30.0, ge=0, le=90, description="eye-line tilt, degrees")
+
+
+class MatchConfig(Section):
+    gallery: Path | None = Field(None, description="gallery SQLite file")
+    threshold: float | None = Field(None, gt=0, le=2,
+                                    description="Euclidean distance threshold (default: the embedder's); "
+                                    "lower is stricter")
+
+
+class TrackerConfig(Section):
+    max_missed_frames: int = Field(8, ge=0, description="frames a track survives without a detection")
+    min_iou: float = Field(0.2, gt=0, lt=1, description="box overlap that continues a track")
+    embed_attempts: int = Field(3, ge=1, le=20, description="descriptors computed per track at most")
+
+
+class MqttConfig(Section):
+    url: str = Field("mqtt://127.0.0.1:1883", description="broker: mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    ca_file: Path | None = Field(None, description="CA certificate for TLS")
+    cert_file: Path | None = Field(None, description="client certificate for TLS")
+    key_file: Path | None = Field(None, description="client key for TLS")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    connect_timeout_s: float = Field(10.0, gt=0, description="how long `edge run` waits for the broker at start")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MqttConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("mqtt.username and mqtt.password go together")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("mqtt.cert_file and mqtt.key_file go together")
+        return self
+
+
+class StatsConfig(Section):
+    window_s: float = Field(60.0, ge=1, description="length of one counters window, seconds")
+
+
+class Settings(BaseSettings):
+    """Everything the device reads at start. Build with `load_settings`, which adds the files."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names each bad key and the problem."""
+
+
+def _named_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    config_file: Path | None,
+    overlay_file: Path | None,
+) -> list[tuple[str, PydanticBaseSettingsSource]]:
+    """The sources in precedence order, each with the name `edge config show` prints."""
+    sources = [("flag", init_settings), ("env", env_settings)]
+    if overlay_file is not None:
+        sources.append((f"remote overlay {overlay_file}", JsonConfigSettingsSource(settings_cls, json_file=overlay_file)))
+    if config_file is not None:
+        sources.append((f"file {config_file}", TomlConfigSettingsSource(settings_cls, toml_file=config_file)))
+    return sources
+
+
+def _checked_paths(config_file: Path | None, overlay_file: Path | None) -> tuple[Path | None, Path | None]:
+    """Absolute paths (systemd runs us in /); a named config file must exist, an overlay may not."""
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    config = Path(config_file).resolve() if config_file is not None else None
+    overlay = Path(overlay_file).resolve() if overlay_file is not None and Path(overlay_file).is_file() else None
+    return config, overlay
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: `key.path: what is wrong (got value)`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(p) for p in problem["loc"]) or "(root)"
+        got = problem.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{key}: {problem['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any
+) -> Settings:
+    """Settings from flags (keyword arguments, nested dicts), environment, overlay and file.
+
+    A named config file that is missing is an error (pydantic-settings would skip it); a
+    missing overlay means no remote change has been accepted yet.
+    """
+    config, overlay = _checked_paths(config_file, overlay_file)
+
+    class LayeredSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):
+            return tuple(s for _, s in _named_sources(settings_cls, init_settings, env_settings, config, overlay))
+
+    try:
+        return LayeredSettings(**flags)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e)) from None
+    except ValueError as e:  # malformed TOML or JSON, non-JSON complex environment values
+        raise ConfigError(f"cannot read configuration: {e}") from None
+
+
+def provenance(
+    config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any
+) -> dict[str, str]:
+    """For each key set by some source, the name of the highest source that set it."""
+    config, overlay = _checked_paths(config_file, overlay_file)
+    sources = _named_sources(
+        Settings, InitSettingsSource(Settings, init_kwargs=flags), EnvSettingsSource(Settings), config, overlay
+    )
+    origin: dict[str, str] = {}
+    for name, source in sources:
+        for key in _leaf_items(source()):
+            origin.setdefault(key, name)
+    return origin
+
+
+def _leaf_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to {"a.b": value}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_leaf_items(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def show(settings: Settings, origins: dict[str, str]) -> str:
+    """`key = value  # source` lines for `edge config show`, secrets masked."""
+    flat = _leaf_items(settings.model_dump(mode="json"))
+    width = max(len(k) for k in flat)
+    lines = []
+    for key, value in flat.items():
+        if key.endswith("password") and value is not None:
+            value = "***"
+        lines.append(f"{key:<{width}} = {json.dumps(value)}  # {origins.get(key, 'default')}")
+    return "\n".join(lines)
