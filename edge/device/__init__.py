@@ -1,0 +1,1 @@
+"""The device side: camera sources, the inference loop and its counters."""

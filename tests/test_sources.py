@@ -1,0 +1,457 @@
+"""Frame sources and the latest-frame grabber, on real files, folders and loopback sockets."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.device.sources import (
+    SCHEMES,
+    Frame,
+    FrameSource,
+    LatestFrameGrabber,
+    SourceError,
+    SourceInfo,
+    is_live,
+    open_source,
+    parse_uri,
+)
+from edge.device.sources.images import ImageFolderSource
+from edge.device.sources.opencv import Kind, OpenCVSource
+
+LOGGER = "edge.device.sources"
+WIDTH, HEIGHT = 64, 48
+
+
+def green_level(index: int) -> int:
+    """Each generated frame carries its number in the green channel, in steps MJPEG keeps."""
+    return (index * 6) % 240
+
+
+def write_video(path: Path, frames: int) -> Path:
+    """A small MJPEG AVI: red frames (R=255, B=0) whose green level encodes the frame number."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (WIDTH, HEIGHT))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((HEIGHT, WIDTH, 3), (0, green_level(i), 255), np.uint8))  # BGR
+    writer.release()
+    return path
+
+
+def frame_number(frame: Frame) -> int:
+    """The number written by `write_video`, read back from the green channel."""
+    return int(round(float(frame.image[..., 1].mean()) / 6))
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "red.avi", 40)
+
+
+# --- URIs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "scheme", "target", "live"),
+    [
+        ("v4l2:/dev/video0", "v4l2", "/dev/video0", True),
+        ("/dev/video1", "v4l2", "/dev/video1", True),
+        ("v4l2:2", "v4l2", "2", True),
+        ("0", "index", "0", True),
+        ("gst:videotestsrc ! appsink", "gst", "videotestsrc ! appsink", True),
+        ("rtsp://cam.local:554/stream1", "rtsp", "rtsp://cam.local:554/stream1", True),
+        ("rtsps://cam.local/s", "rtsps", "rtsps://cam.local/s", True),
+        ("http://10.0.0.2:8080/video.mjpg", "http", "http://10.0.0.2:8080/video.mjpg", True),
+        ("https://cam.example/live", "https", "https://cam.example/live", True),
+        ("picam:1", "picam", "1", True),
+        ("file:clips/a.mp4", "file", "clips/a.mp4", False),
+        ("file:///data/a.mp4", "file", "/data/a.mp4", False),
+        ("/data/a.mp4", "file", "/data/a.mp4", False),
+        ("a.mp4", "file", "a.mp4", False),
+        ("dir:/data/stills", "dir", "/data/stills", False),
+    ],
+)
+def test_parse_every_scheme(uri: str, scheme: str, target: str, live: bool) -> None:
+    assert parse_uri(uri) == (scheme, target)
+    assert is_live(uri) is live
+
+
+def test_every_registered_scheme_is_parsed() -> None:
+    assert set(SCHEMES) == {"v4l2", "gst", "rtsp", "rtsps", "http", "https", "picam", "file", "dir"}
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind", "target"),
+    [
+        ("v4l2:/dev/video0", Kind.V4L2, "/dev/video0"),
+        ("v4l2:3", Kind.V4L2, 3),
+        ("0", Kind.CAMERA, 0),
+        ("gst:videotestsrc ! appsink", Kind.GSTREAMER, "videotestsrc ! appsink"),
+        ("rtsp://cam/1", Kind.STREAM, "rtsp://cam/1"),
+        ("http://cam/v.mjpg", Kind.STREAM, "http://cam/v.mjpg"),
+        ("https://cam/v", Kind.STREAM, "https://cam/v"),
+        ("file:a.mp4", Kind.FILE, "a.mp4"),
+        ("a.mp4", Kind.FILE, "a.mp4"),
+    ],
+)
+def test_open_source_builds_opencv_sources(uri: str, kind: Kind, target: str | int) -> None:
+    source = open_source(uri, width=640, height=480, fps=15, timeout_s=3)
+    assert isinstance(source, OpenCVSource)
+    assert isinstance(source, FrameSource)
+    assert (source._kind, source._target) == (kind, target)
+    assert source.info.live is (kind is not Kind.FILE)
+
+
+def test_open_source_builds_image_folder(tmp_path: Path) -> None:
+    source = open_source(f"dir:{tmp_path}", width=640)  # camera options are ignored
+    assert isinstance(source, ImageFolderSource)
+    assert not source.info.live
+
+
+def test_unknown_scheme_lists_the_known_ones() -> None:
+    with pytest.raises(SourceError) as err:
+        open_source("webcam:0")
+    message = str(err.value)
+    assert "'webcam'" in message
+    for scheme in SCHEMES:
+        assert f"{scheme}:" in message
+
+
+@pytest.mark.parametrize(
+    ("uri", "options", "match"),
+    [
+        ("", {}, "empty source URI"),
+        ("v4l2:", {}, "names nothing after v4l2:"),
+        ("v4l2:front", {}, "v4l2:front: expected a camera number"),
+        ("picam:left", {}, "picam:left: expected a camera number"),
+        ("v4l2:0", {"widht": 640}, "unknown option.*widht"),
+    ],
+)
+def test_malformed_uris_and_options(uri: str, options: dict, match: str) -> None:
+    with pytest.raises(SourceError, match=match):
+        open_source(uri, **options)
+
+
+def test_passwords_are_masked_in_messages() -> None:
+    with pytest.raises(SourceError) as err:
+        open_source("rtsp://admin:hunter2@cam/1", widht=1)
+    assert "admin:***@cam" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    assert open_source("rtsp://admin:hunter2@cam/1").info.uri == "rtsp://admin:***@cam/1"
+
+
+# --- video files ------------------------------------------------------------------------------
+
+
+def test_video_file_read_to_the_end_in_rgb(video: Path) -> None:
+    with open_source(f"file:{video}") as source:
+        info = source.info
+        frames = []
+        while (frame := source.read()) is not None:
+            frames.append(frame)
+    assert (info.width, info.height, info.frame_count, info.live) == (WIDTH, HEIGHT, 40, False)
+    assert [f.index for f in frames] == list(range(40))
+    first = frames[0].image
+    assert first.shape == (HEIGHT, WIDTH, 3) and first.dtype == np.uint8
+    red, green, blue = (float(first[..., c].mean()) for c in range(3))
+    assert red > 240 and green < 10 and blue < 10  # written as pure red BGR (0, 0, 255)
+    assert [frame_number(f) for f in frames] == list(range(40))
+    assert all(a.captured_at <= b.captured_at for a, b in itertools.pairwise(frames))
+
+
+def test_bare_path_reads_into_the_given_buffer(video: Path) -> None:
+    buffer = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    wrong = np.empty((10, 10, 3), np.uint8)
+    with open_source(str(video)) as source:
+        first = source.read(buffer)
+        other = source.read(wrong)
+    assert first is not None and first.image is buffer
+    assert other is not None and other.image is not wrong and other.image.shape == buffer.shape
+
+
+def test_missing_file_names_the_uri(tmp_path: Path) -> None:
+    uri = f"file:{tmp_path / 'nope.mp4'}"
+    with pytest.raises(SourceError, match=f"cannot open {uri}: no such file"):
+        open_source(uri).open()
+    with pytest.raises(SourceError, match="no such file"):
+        LatestFrameGrabber(open_source(uri)).start()  # finite sources fail at start, loudly
+
+
+def test_file_that_is_not_a_video(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video")
+    with pytest.raises(SourceError, match=f"cannot open file:{path}: not a video"):
+        open_source(f"file:{path}").open()
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        ("v4l2:/dev/video97", "cannot open v4l2:/dev/video97: no such device"),
+        ("v4l2:97", r"cannot open v4l2:97: no such device \(/dev/video97\)"),
+        ("/dev/null", "cannot open /dev/null: not a video"),  # exists, but no camera
+    ],
+)
+def test_unopenable_camera_names_the_uri(uri: str, match: str) -> None:
+    with pytest.raises(SourceError, match=match):
+        open_source(uri).open()
+
+
+def test_gstreamer_needs_an_appsink_and_a_gstreamer_build() -> None:
+    with pytest.raises(SourceError, match="cannot open gst:videotestsrc ! fakesink: "):
+        open_source("gst:videotestsrc ! fakesink").open()
+
+
+# --- image folders ----------------------------------------------------------------------------
+
+
+def test_image_folder_skips_unreadable_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    colours = {"a_red.png": (0, 0, 255), "c_green.jpg": (0, 255, 0), "d_blue.BMP": (255, 0, 0)}
+    for name, bgr in colours.items():
+        assert cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), bgr, np.uint8))
+    (tmp_path / "b_broken.jpg").write_bytes(b"\xff\xd8 truncated upload")
+    (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
+    (tmp_path / "sub.png").mkdir()  # a folder is not an image either
+
+    source = open_source(f"dir:{tmp_path}")
+    assert isinstance(source, ImageFolderSource)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), source:
+        assert source.info.frame_count == 4
+        frames = []
+        while (frame := source.read()) is not None:
+            frames.append(frame)
+    assert source.skipped == 1
+    assert [f.index for f in frames] == [0, 2, 3]  # position in name order; the gap is b_broken
+    assert [source.paths[f.index].name for f in frames] == [
+        "a_red.png",
+        "c_green.jpg",
+        "d_blue.BMP",
+    ]
+    dominant = [int(np.argmax(f.image.reshape(-1, 3).mean(axis=0))) for f in frames]
+    assert dominant == [0, 1, 2]  # R, G, B: converted from OpenCV's BGR
+    assert "b_broken.jpg" in caplog.text
+
+
+def test_image_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(
+        SourceError, match=f"cannot open dir:{tmp_path / 'missing'}: no such folder"
+    ):
+        open_source(f"dir:{tmp_path / 'missing'}").open()
+    with pytest.raises(SourceError, match="no images"):
+        open_source(f"dir:{tmp_path}").open()
+
+
+def test_image_folder_with_the_grabber_ends_cleanly(data_dir: Path) -> None:
+    folder = data_dir / "face_recognition" / "examples" / "knn_examples" / "train" / "biden"
+    expected = len([p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}])
+    with LatestFrameGrabber(open_source(f"dir:{folder}")) as grabber:
+        taken = drain(grabber)
+    assert len(taken) == expected > 0
+    assert grabber.ended and grabber.frames_dropped == 0
+
+
+# --- the grabber ------------------------------------------------------------------------------
+
+
+def drain(grabber: LatestFrameGrabber, pause_every: int = 7) -> list[tuple[int, int]]:
+    """Take frames until the grabber ends; pause now and then so the capture thread runs ahead."""
+    taken = []
+    while not grabber.ended:
+        frame = grabber.latest(timeout=5.0)
+        if frame is None:
+            continue
+        taken.append((frame.index, int(frame.image[0, 0, 1])))
+        if len(taken) % pause_every == 0:
+            time.sleep(0.005)
+    return taken
+
+
+def test_finite_grabber_loses_nothing_on_a_generated_video(video: Path) -> None:
+    grabber = LatestFrameGrabber(open_source(f"file:{video}"))
+    assert grabber.live is False  # taken from the source
+    with grabber:
+        taken = drain(grabber)
+    assert [index for index, _ in taken] == list(range(40))
+    assert grabber.frames_read == grabber.frames_taken == 40
+    assert grabber.frames_dropped == 0 and grabber.reconnects == 0 and grabber.error is None
+    assert not grabber.running
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "videos/lfw_slideshow.mp4",
+        "videos/face_api_bbt_tiny.mp4",
+        "face_recognition/examples/short_hamilton_clip.mp4",
+    ],
+)
+def test_finite_grabber_loses_nothing_on_real_videos(data_dir: Path, relative: str) -> None:
+    path = data_dir / relative
+    capture = cv2.VideoCapture(str(path))
+    expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    with LatestFrameGrabber(open_source(f"file:{path}"), live=False) as grabber:
+        taken = drain(grabber)
+    assert [index for index, _ in taken] == list(range(expected))
+    assert grabber.frames_read == grabber.frames_taken == expected
+    assert grabber.frames_dropped == 0
+
+
+def test_live_grabber_drops_stale_frames_for_a_slow_consumer(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "long.avi", 300)
+    grabber = LatestFrameGrabber(open_source(str(video)), live=True, reconnect_initial_s=0.01)
+    indices: list[int] = []
+    with grabber:
+        while len(indices) < 12:
+            frame = grabber.latest(timeout=5.0)
+            assert frame is not None
+            indices.append(frame.index)
+            time.sleep(0.02)  # a slow detector
+    late = grabber.latest(timeout=0)  # a frame may still wait in the mailbox after stop
+    taken = grabber.frames_taken
+    assert not grabber.running and grabber.ended
+    assert grabber.frames_dropped > 0
+    assert grabber.frames_read == taken + grabber.frames_dropped
+    assert taken == len(indices) + (late is not None)
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)  # always newer
+
+
+def test_live_grabber_on_a_real_video(data_dir: Path) -> None:
+    source = open_source(f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}")
+    with LatestFrameGrabber(source, live=True) as grabber:
+        for _ in range(5):
+            assert grabber.latest(timeout=5.0) is not None
+            time.sleep(0.05)
+    grabber.latest(timeout=0)
+    assert grabber.frames_dropped > 0
+    assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped
+
+
+def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "long.avi", 300)
+    grabber = LatestFrameGrabber(open_source(str(video)), live=True, reconnect_initial_s=0.01)
+    with grabber:
+        held = grabber.latest(timeout=5.0)
+        assert held is not None
+        before = held.image.copy()
+        read_then = grabber.frames_read
+        assert wait_until(lambda: grabber.frames_read >= read_then + 30)
+        np.testing.assert_array_equal(held.image, before)  # 30 frames later, still intact
+        images = set()
+        for _ in range(20):
+            frame = grabber.latest(timeout=5.0)
+            assert frame is not None
+            images.add(id(frame.image))
+    assert len(images) <= 3  # one pool of three buffers: held, mailbox, being filled
+
+
+class FlakySource(FrameSource):
+    """A live source whose reads fail `failures` times after `good` frames, then recover."""
+
+    def __init__(self, good: int, failures: int) -> None:
+        self.good, self.failures = good, failures
+        self.reads = self.opens = self.closes = 0
+        self._info = SourceInfo(uri="test:flaky", live=True, width=8, height=8)
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self, out: np.ndarray | None = None) -> Frame | None:
+        self.reads += 1
+        if self.good < self.reads <= self.good + self.failures:
+            raise SourceError("test:flaky read failed: cable pulled")
+        time.sleep(0.001)
+        image = out if out is not None else np.empty((8, 8, 3), np.uint8)
+        image[...] = self.reads % 256
+        return Frame(image, self.reads, time.monotonic(), time.time())
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_failing_reads_reconnect_with_backoff_and_come_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = FlakySource(good=5, failures=3)
+    grabber = LatestFrameGrabber(source, reconnect_initial_s=0.01, reconnect_max_s=0.02)
+    with caplog.at_level(logging.INFO, logger=LOGGER), grabber:
+        assert wait_until(lambda: grabber.frames_read > 20)
+    assert grabber.reconnects == 3
+    assert source.opens == 4 and source.closes >= 4  # closed after each failure and at stop
+    lost = [r.getMessage() for r in caplog.records if r.getMessage().startswith("camera lost")]
+    assert lost == [
+        "camera lost: test:flaky read failed: cable pulled; retrying in 0.01 s",
+        "camera lost: test:flaky read failed: cable pulled; retrying in 0.02 s",
+        "camera lost: test:flaky read failed: cable pulled; retrying in 0.02 s",  # capped
+    ]
+    assert "camera back: test:flaky" in caplog.text
+    assert not grabber.running
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_unreachable_stream_is_retried_until_stopped(
+    scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    uri = f"{scheme}://viewer:s3cret@127.0.0.1:{port}/stream"
+    stop = threading.Event()
+    grabber = LatestFrameGrabber(
+        open_source(uri, timeout_s=2),
+        stop_event=stop,
+        reconnect_initial_s=0.01,
+        reconnect_max_s=0.04,
+    )
+    assert grabber.live
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        grabber.start()  # a live source is opened on the thread: no exception here
+        assert wait_until(lambda: grabber.reconnects >= 4)
+        assert grabber.latest(timeout=0.05) is None and not grabber.ended
+        stop.set()  # the loop's stop event, set from outside
+        assert wait_until(lambda: not grabber.running)
+    assert grabber.ended and grabber.frames_read == 0
+    messages = [r.getMessage() for r in caplog.records]
+    masked = f"{scheme}://viewer:***@127.0.0.1:{port}/stream"
+    assert messages[0].startswith(f"camera lost: cannot open {masked}: ")
+    assert messages[0].endswith("; retrying in 0.01 s")
+    assert any(m.endswith("retrying in 0.02 s") for m in messages)
+    assert any(m.endswith("retrying in 0.04 s") for m in messages)
+    assert "s3cret" not in caplog.text
+
+
+# --- picamera2 --------------------------------------------------------------------------------
+
+
+def test_picam_without_picamera2_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # absent, even on a Pi
+    with pytest.raises(SourceError, match=r"picam:0 needs picamera2: install edge\[picamera\]"):
+        open_source("picam:0", width=640, height=480)
