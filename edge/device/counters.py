@@ -1,0 +1,121 @@
+"""The field-trial counters, exactly as DESIGN.md section 7 defines them, in windows.
+
+- frame: a frame the loop processed; frames_dropped: frames the camera replaced before the
+  loop took them (counted apart, never as frames).
+- detection: a face box above the detector threshold in one frame.
+- scan: a track that passed the quality gate and was embedded at least once (counted at its
+  first descriptor).
+- quality_rejected: a track that ended without ever passing the gate.
+- match: a scan whose score crossed the threshold for some identity (one per track at most).
+
+Windows carry an id unique across restarts (`<boot id>-<sequence>`), so the central report
+can sum them idempotently. Totals since installation persist in a small JSON file written
+atomically when a window closes; a power cut loses at most the open window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COUNTS = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches")
+_LATENCY_SAMPLES = 4096  # per window; enough for p95 at 30 fps over two minutes
+
+
+@dataclass
+class Window:
+    """Counts of one window; `latency_ms` holds capture-to-processed times of its frames."""
+
+    window_id: str
+    started_at: float
+    frames: int = 0
+    frames_dropped: int = 0
+    detections: int = 0
+    scans: int = 0
+    quality_rejected: int = 0
+    matches: int = 0
+    latency_ms: np.ndarray = field(default_factory=lambda: np.empty(_LATENCY_SAMPLES, np.float32), repr=False)
+    latency_count: int = 0
+
+
+class Counters:
+    """Counts for the current window plus persisted totals. Used from the loop thread only."""
+
+    def __init__(self, totals_path: Path | None, window_s: float, clock=time.time) -> None:
+        self.totals_path = totals_path
+        self.window_s = window_s
+        self._clock = clock
+        self._rng = np.random.default_rng()
+        self.boot_id = uuid.uuid4().hex[:12]
+        self._sequence = 0
+        self.totals = self._load_totals()
+        self.window = self._new_window()
+
+    def _new_window(self) -> Window:
+        self._sequence += 1
+        return Window(f"{self.boot_id}-{self._sequence:06d}", self._clock())
+
+    def _load_totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(COUNTS, 0)
+        if self.totals_path is not None and self.totals_path.is_file():
+            try:
+                saved = json.loads(self.totals_path.read_text())
+                totals.update({k: int(saved[k]) for k in COUNTS if k in saved})
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"counters file {self.totals_path} is corrupt: {e}") from e
+        return totals
+
+    def add(self, name: str, n: int = 1) -> None:
+        setattr(self.window, name, getattr(self.window, name) + n)
+
+    def latency(self, ms: float) -> None:
+        w = self.window
+        if w.latency_count < _LATENCY_SAMPLES:
+            w.latency_ms[w.latency_count] = ms
+        else:  # keep a uniform sample of the window (reservoir)
+            slot = int(self._rng.integers(0, w.latency_count + 1))
+            if slot < _LATENCY_SAMPLES:
+                w.latency_ms[slot] = ms
+        w.latency_count += 1
+
+    def due(self) -> bool:
+        return self._clock() - self.window.started_at >= self.window_s
+
+    def close_window(self) -> dict[str, Any]:
+        """End the window: add it to the persisted totals and return its figures."""
+        w, now = self.window, self._clock()
+        counts = {k: getattr(w, k) for k in COUNTS}
+        for k, v in counts.items():
+            self.totals[k] += v
+        self._save_totals()
+        samples = w.latency_ms[: min(w.latency_count, _LATENCY_SAMPLES)]
+        p50, p95 = (np.percentile(samples, [50, 95]).tolist() if samples.size else (0.0, 0.0))
+        duration = max(now - w.started_at, 1e-9)
+        self.window = self._new_window()
+        return {
+            "window_id": w.window_id,
+            "window_start": w.started_at,
+            "window_end": now,
+            **counts,
+            "fps": counts["frames"] / duration,
+            "latency_ms_p50": float(p50),
+            "latency_ms_p95": float(p95),
+        }
+
+    def _save_totals(self) -> None:
+        if self.totals_path is None:
+            return
+        tmp = self.totals_path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.totals, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.totals_path)
+

@@ -1,0 +1,35 @@
+"""Scene-cut detection: a frame that has little to do with the previous one.
+
+Box overlap cannot tell two people apart across a cut (a camera switched, a stream
+reconnected, a slideshow), so the loop ends every track when the whole picture changes.
+A 32x32 grey thumbnail is enough to see that, for about 0.1 ms a frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_THUMB = (32, 32)
+
+
+class SceneCutDetector:
+    """`is_cut(frame)` is True when the mean absolute difference of grey thumbnails to the
+    previous frame exceeds `threshold` grey levels (0 disables)."""
+
+    def __init__(self, threshold: float = 25.0) -> None:
+        self.threshold = threshold
+        self._previous = np.zeros(_THUMB[::-1], np.float32)
+        self._current = np.zeros(_THUMB[::-1], np.float32)
+        self._small = np.zeros(_THUMB[::-1] + (3,), np.uint8)
+        self._grey = np.zeros(_THUMB[::-1], np.uint8)
+        self._primed = False
+
+    def is_cut(self, frame: np.ndarray) -> bool:
+        cv2.resize(frame, _THUMB, dst=self._small, interpolation=cv2.INTER_AREA)
+        cv2.cvtColor(self._small, cv2.COLOR_RGB2GRAY, dst=self._grey)
+        self._current[:] = self._grey
+        cut = self._primed and self.threshold > 0 and float(cv2.absdiff(self._current, self._previous).mean()) > self.threshold
+        self._previous, self._current = self._current, self._previous
+        self._primed = True
+        return cut

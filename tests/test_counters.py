@@ -1,0 +1,63 @@
+"""Counters: windows with unique ids, totals that survive a restart, honest latency figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.device.counters import COUNTS, Counters
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_window_figures_and_totals_persist(tmp_path):
+    clock = Clock()
+    path = tmp_path / "counters.json"
+    c = Counters(path, window_s=10, clock=clock)
+    for _ in range(50):
+        c.add("frames")
+    c.add("detections", 7)
+    c.add("scans", 2)
+    c.add("matches")
+    for ms in range(1, 101):
+        c.latency(float(ms))
+    assert not c.due()
+    clock.now += 10
+    assert c.due()
+    w = c.close_window()
+    assert w["frames"] == 50 and w["detections"] == 7 and w["scans"] == 2 and w["matches"] == 1
+    assert w["fps"] == pytest.approx(5.0)
+    assert w["latency_ms_p50"] == pytest.approx(50.5) and w["latency_ms_p95"] == pytest.approx(95.05)
+    assert c.window.frames == 0 and c.window.window_id != w["window_id"]
+
+    again = Counters(path, window_s=10, clock=clock)
+    assert again.totals["frames"] == 50 and again.totals["matches"] == 1
+    again.add("frames", 5)
+    again.close_window()
+    assert Counters(path, window_s=10, clock=clock).totals["frames"] == 55
+
+
+def test_window_ids_unique_across_restarts(tmp_path):
+    ids = set()
+    for _ in range(3):
+        c = Counters(tmp_path / "c.json", window_s=1)
+        ids.add(c.close_window()["window_id"])
+        ids.add(c.close_window()["window_id"])
+    assert len(ids) == 6
+
+
+def test_corrupt_totals_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=str(path)):
+        Counters(path, window_s=1)
+
+
+def test_empty_window_has_zero_latency(tmp_path):
+    w = Counters(None, window_s=1).close_window()
+    assert all(w[k] == 0 for k in COUNTS) and w["latency_ms_p95"] == 0.0
