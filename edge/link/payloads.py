@@ -1,0 +1,315 @@
+"""Every MQTT payload the device sends, as strict pydantic models, and the topic names.
+
+Topic root: `edge/<site>/<device_id>/`, then `status`, `match`, `stats`, `config/set`,
+`config/reported`, `gallery/set` (DESIGN.md section 5). Payloads are UTF-8 JSON.
+
+Rules every model here follows:
+- `extra="forbid"`, `strict=True`, frozen: a misspelt or mistyped field is an error on
+  both ends, never a silent default.
+- Timestamps are timezone-aware and normalised to UTC; JSON carries ISO 8601 with `Z`.
+- Metadata only (DESIGN.md principle 2): no field may carry an image or a face embedding.
+  `tests/test_payloads.py` walks every field and fails on bytes or numeric arrays; the two
+  free-form fields (`StatusPayload.details`, `ConfigReported.config`) are guarded by value.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    NonNegativeFloat,
+    NonNegativeInt,
+    StringConstraints,
+    model_validator,
+)
+
+TOPIC_PREFIX = "edge"
+
+# Site and device ids become topic levels: no '/', '+', '#', spaces or empty strings.
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID_RE = re.compile(_ID_PATTERN)
+_UUID4_HEX = r"^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$"
+
+# A free-form value may hold a short list of numbers (a region of interest, a size), never a
+# vector: a list with more numbers than this is refused as a possible embedding.
+MAX_NUMBERS_IN_A_LIST = 16
+# Likewise a long string could smuggle an encoded image or vector.
+MAX_FREE_STRING = 1024
+MAX_DETAILS = 32
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+Ident = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+"""A site or device id: 1-64 of letters, digits, `_`, `.`, `-`, starting with a letter or digit."""
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware time, stored and sent as UTC. Naive times are refused."""
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""A non-empty short string (model ids, versions, identity ids)."""
+
+Scalar = Annotated[str, StringConstraints(max_length=200)] | int | float | bool | None
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, the form every timestamp field takes."""
+    return datetime.now(timezone.utc)
+
+
+def new_event_id() -> str:
+    """A fresh UUID4 in hex (32 lowercase hex digits), the de-duplication key of an event."""
+    return uuid.uuid4().hex
+
+
+P = TypeVar("P", bound="Payload")
+
+
+class Payload(BaseModel):
+    """Base of every payload: strict, frozen, JSON in and out."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @property
+    def message_id(self) -> str | None:
+        """The key receivers de-duplicate on, when the payload has one (None: a fresh id)."""
+        return None
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls: type[P], data: str | bytes) -> P:
+        """Parse and validate one payload; raises `pydantic.ValidationError` on any mismatch."""
+        return cls.model_validate_json(data)
+
+
+class Versions(Payload):
+    """What the device runs; lets the centre tell which results came from which models."""
+
+    software: Label = Field(description="Version of the `edge` package, e.g. '0.1.0'.")
+    detector_model_id: Label = Field(description="Detector id from models/manifest.json.")
+    embedder_model_id: Label = Field(description="Embedder id from models/manifest.json.")
+    embedder_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")] = Field(
+        description="Leading hex digits (8 to 64, lowercase) of the embedder file's sha256."
+    )
+    gallery_version: Label | None = Field(
+        default=None, description="Version of the loaded gallery; None when none is loaded."
+    )
+
+
+class StatusPayload(Payload):
+    """`status`, QoS 1, retained: `online` birth from each connect, `offline` will and stop."""
+
+    state: Literal["online", "offline"] = Field(
+        description="'online' while connected; 'offline' after a clean stop or as last will."
+    )
+    device_id: Ident = Field(description="The device, as in the topic.")
+    site: Ident = Field(description="The site, as in the topic.")
+    ts: UtcDatetime = Field(
+        description="When this status was made. For the last will: when it was registered "
+        "with the broker (the connect), not when the broker sent it."
+    )
+    started_at: UtcDatetime = Field(description="When the device process started (UTC).")
+    versions: Versions = Field(description="Software and model versions running.")
+    details: dict[str, Scalar] = Field(
+        default_factory=dict,
+        max_length=MAX_DETAILS,
+        description="Up to 32 named scalar values for operators, e.g. the effective threshold.",
+    )
+
+
+class MatchEvent(Payload):
+    """`match`, QoS 1: one alert, i.e. one track whose best score crossed the threshold.
+
+    A track produces at most one event; `event_id` is the de-duplication key (QoS 1 and the
+    outbox may deliver an event more than once, never zero times).
+    """
+
+    event_id: Annotated[str, StringConstraints(pattern=_UUID4_HEX)] = Field(
+        default_factory=new_event_id, description="UUID4 as 32 lowercase hex digits."
+    )
+    ts: UtcDatetime = Field(description="When the best-scoring face of the track was seen (UTC).")
+    device_id: Ident = Field(description="The device that saw it.")
+    site: Ident = Field(description="The device's site.")
+    track_id: NonNegativeInt = Field(
+        description="The tracker's id for this person pass; unique within one device run only."
+    )
+    identity_id: Label = Field(description="The enrolled identity matched (gallery id, no name).")
+    score: NonNegativeFloat = Field(
+        description="Distance between the track's best embedding and the identity: lower is "
+        "closer. A match has score <= threshold."
+    )
+    threshold: NonNegativeFloat = Field(description="The distance threshold in force (same unit).")
+    metric: Literal["cosine", "euclidean"] = Field(
+        description="How `score` was computed: 'cosine' is 1 - cosine similarity (0 to 2); "
+        "'euclidean' is the L2 distance between embeddings."
+    )
+    model_id: Label = Field(description="Embedder model id the score comes from.")
+    gallery_version: Label = Field(description="Version of the gallery matched against.")
+    window_id: Label = Field(
+        description="`StatsPayload.window_id` of the counters window this match is counted in."
+    )
+
+    @model_validator(mode="after")
+    def _is_a_match(self) -> MatchEvent:
+        if self.score > self.threshold:
+            raise ValueError(f"score {self.score} is above threshold {self.threshold}: not a match")
+        return self
+
+    @property
+    def message_id(self) -> str:
+        return self.event_id
+
+
+class StatsPayload(Payload):
+    """`stats`, QoS 1: counters for one window (definitions: DESIGN.md section 7).
+
+    The centre sums windows keyed by `window_id`, so a repeated message changes no total.
+    """
+
+    window_id: Annotated[str, StringConstraints(pattern=r"^\S{1,200}$")] = Field(
+        description="Unique id of this window, e.g. '<device_id>:<boot_id>:<seq>'; the key "
+        "the central sum de-duplicates on. Re-sending a window must reuse its id."
+    )
+    device_id: Ident = Field(description="The device counted.")
+    site: Ident = Field(description="The device's site.")
+    window_start: UtcDatetime = Field(description="Start of the window, inclusive (UTC).")
+    window_end: UtcDatetime = Field(description="End of the window, exclusive (UTC).")
+    frames: NonNegativeInt = Field(description="Frames the loop processed.")
+    frames_dropped: NonNegativeInt = Field(
+        description="Frames the camera delivered that the loop skipped (newer one waiting)."
+    )
+    detections: NonNegativeInt = Field(
+        description="Face boxes above the detector threshold, summed over frames."
+    )
+    scans: NonNegativeInt = Field(description="Tracks that passed the quality gate, then embedded.")
+    quality_rejected: NonNegativeInt = Field(description="Tracks that never passed quality gate.")
+    matches: NonNegativeInt = Field(description="Scans whose best score crossed the threshold.")
+    fps: NonNegativeFloat = Field(description="frames / window length in seconds.")
+    latency_ms_p50: NonNegativeFloat | None = Field(
+        description="Median per-frame processing time in milliseconds; None when frames == 0."
+    )
+    latency_ms_p95: NonNegativeFloat | None = Field(
+        description="95th percentile per-frame processing time in ms; None when frames == 0."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StatsPayload:
+        if self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        if self.matches > self.scans:
+            raise ValueError(f"matches ({self.matches}) exceed scans ({self.scans})")
+        p50, p95 = self.latency_ms_p50, self.latency_ms_p95
+        if p50 is not None and p95 is not None and p50 > p95:
+            raise ValueError(f"latency p50 ({p50}) is above p95 ({p95})")
+        return self
+
+    @property
+    def message_id(self) -> str:
+        return self.window_id
+
+
+def _no_vectors(value: JsonValue, where: str = "config") -> JsonValue:
+    """Refuse what could smuggle an embedding or image into free-form JSON."""
+    if isinstance(value, str) and len(value) > MAX_FREE_STRING:
+        raise ValueError(
+            f"{where}: a string of {len(value)} characters may be encoded data; payloads never "
+            f"carry images or embeddings (at most {MAX_FREE_STRING} characters)"
+        )
+    if isinstance(value, list):
+        numbers = sum(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if numbers > MAX_NUMBERS_IN_A_LIST:
+            raise ValueError(
+                f"{where}: a list of {numbers} numbers looks like a vector; payloads never "
+                f"carry embeddings (at most {MAX_NUMBERS_IN_A_LIST} numbers per list)"
+            )
+        for i, v in enumerate(value):
+            _no_vectors(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_vectors(v, f"{where}.{k}")
+    return value
+
+
+class ConfigReported(Payload):
+    """`config/reported`, QoS 1, retained: the configuration the device actually runs."""
+
+    version: NonNegativeInt = Field(
+        description="Version of the remote config in force (from `config/set`); 0 = none yet."
+    )
+    ts: UtcDatetime = Field(description="When this config took effect or the error happened (UTC).")
+    device_id: Ident = Field(description="The device reporting.")
+    site: Ident = Field(description="The device's site.")
+    config: Annotated[dict[str, JsonValue], AfterValidator(_no_vectors)] = Field(
+        description="The effective configuration as JSON, secrets removed by the sender."
+    )
+    last_error: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why the last `config/set` was refused (previous config kept); else None.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names under `edge/<site>/<device_id>/`."""
+
+    site: str
+    device_id: str
+
+    def __post_init__(self) -> None:
+        for name in ("site", "device_id"):
+            value = getattr(self, name)
+            if not _ID_RE.match(value):
+                raise ValueError(
+                    f"{name} {value!r} cannot be a topic level: use 1-64 letters, digits, "
+                    "'_', '.', '-', starting with a letter or digit"
+                )
+
+    @property
+    def root(self) -> str:
+        return f"{TOPIC_PREFIX}/{self.site}/{self.device_id}"
+
+    def topic(self, suffix: str) -> str:
+        """`root/suffix`; the suffix must be a plain topic path (no wildcards, no leading '/')."""
+        plain = suffix and not suffix.startswith("/") and not suffix.endswith("/")
+        if not plain or any(c in suffix for c in "+#\0"):
+            raise ValueError(f"topic suffix {suffix!r} is not a plain topic path")
+        return f"{self.root}/{suffix}"
+
+    @property
+    def status(self) -> str:
+        return self.topic("status")
+
+    @property
+    def match(self) -> str:
+        return self.topic("match")
+
+    @property
+    def stats(self) -> str:
+        return self.topic("stats")
+
+    @property
+    def config_set(self) -> str:
+        return self.topic("config/set")
+
+    @property
+    def config_reported(self) -> str:
+        return self.topic("config/reported")
+
+    @property
+    def gallery_set(self) -> str:
+        return self.topic("gallery/set")

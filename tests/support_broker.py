@@ -1,0 +1,251 @@
+"""A real Mosquitto for tests, and a subscriber that collects what it hears.
+
+Fixtures: `broker` (a running anonymous broker), `broker_factory` (brokers with options:
+persistence, a password file, an ACL), `subscriber_factory` (collecting paho clients). All
+are stopped at teardown. A `Broker` can `stop()` and `start()` again on the same port, or
+`pause()`/`resume()` (SIGSTOP/SIGCONT). Tests skip when mosquitto is not installed.
+
+Use them with `pytest_plugins = ["support_broker"]` (in tests/conftest.py or a test module).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO = (
+    os.environ.get("EDGE_TEST_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+)
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """One Mosquitto on a fixed loopback port; `stop()` and `start()` keep the port."""
+
+    def __init__(self, workdir: Path, *, persistence: bool = False,
+                 users: dict[str, str] | None = None, acl: str | None = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.log_path = workdir / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"user {getpass.getuser()}",  # only used when run as root: stay the same user
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "max_queued_messages 100000",
+        ]
+        if persistence:
+            lines += ["persistence true", f"persistence_location {workdir}/"]
+        else:
+            lines.append("persistence false")
+        if users:
+            password_file = workdir / "passwd"
+            password_file.touch(mode=0o600)
+            for name, password in users.items():
+                subprocess.run([MOSQUITTO_PASSWD, "-b", str(password_file), name, password],
+                               check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if acl is not None:
+            (workdir / "acl").write_text(acl)
+            lines.append(f"acl_file {workdir / 'acl'}")
+        self.conf_path = workdir / "mosquitto.conf"
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start Mosquitto and wait until its port accepts connections."""
+        if self.running:
+            return
+        with self.log_path.open("ab") as log_file:
+            self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf_path)],
+                                          stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not _accepts(self.port):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen on {self.port}:\n{self.log()}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop Mosquitto the clean way (SIGTERM: it saves persistence and sends no wills)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def pause(self) -> None:
+        """Freeze Mosquitto (SIGSTOP): connections stay open but nothing is acknowledged."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    dup: bool
+
+
+class Subscriber:
+    """A paho client that records every message it receives, thread-safe.
+
+    `persistent=True` uses a fixed client id and a persistent session (MQTT 3.1.1
+    clean_session=False), so with a persistent broker nothing is missed while either side
+    restarts.
+    """
+
+    def __init__(self, port: int, topics: list[str], *, client_id: str = "",
+                 persistent: bool = False) -> None:
+        self._topics = topics
+        self._cond = threading.Condition()
+        self._messages: list[Received] = []
+        self._subscribed = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=paho.MQTTv311, clean_session=not persistent)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.connect_async("127.0.0.1", port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            self.stop()
+            raise RuntimeError(f"test subscriber could not subscribe on port {port}")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code == 0:
+            client.subscribe([(t, 1) for t in self._topics])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
+        with self._cond:
+            self._messages.append(Received(message.topic, message.payload, bool(message.retain),
+                                           bool(message.dup)))
+            self._cond.notify_all()
+
+    def messages(self, topic: str | None = None) -> list[Received]:
+        with self._cond:
+            return [m for m in self._messages if topic is None or m.topic == topic]
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0) -> bool:
+        """Wait until `predicate(all messages so far)` holds; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._messages), timeout)
+
+    def publish(self, topic: str, payload: str | bytes) -> None:
+        self._client.publish(topic, payload, qos=1)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _require_mosquitto() -> None:
+    if not os.access(MOSQUITTO, os.X_OK):
+        pytest.skip(f"mosquitto not installed at {MOSQUITTO} (apt-get install mosquitto)")
+
+
+@pytest.fixture
+def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Broker]]:
+    """`make(persistence=False, users=None, acl=None) -> Broker`, started; stopped at teardown.
+
+    `users` maps user names to passwords (anonymous access is then off); `acl` is the text of
+    a Mosquitto ACL file.
+    """
+    _require_mosquitto()
+    brokers: list[Broker] = []
+
+    def make(*, persistence: bool = False, users: dict[str, str] | None = None,
+             acl: str | None = None) -> Broker:
+        if users and not os.access(MOSQUITTO_PASSWD, os.X_OK):
+            pytest.skip(f"mosquitto_passwd not installed at {MOSQUITTO_PASSWD}")
+        b = Broker(tmp_path_factory.mktemp("mosquitto"), persistence=persistence, users=users,
+                   acl=acl)
+        brokers.append(b)
+        b.start()
+        return b
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., Broker]) -> Broker:
+    """A running anonymous Mosquitto without persistence on a free loopback port."""
+    return broker_factory()
+
+
+@pytest.fixture
+def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
+    """`make(port, topics, client_id="", persistent=False) -> Subscriber`; stopped at teardown."""
+    subscribers: list[Subscriber] = []
+
+    def make(port: int, topics: list[str], *, client_id: str = "",
+             persistent: bool = False) -> Subscriber:
+        s = Subscriber(port, topics, client_id=client_id, persistent=persistent)
+        subscribers.append(s)
+        return s
+
+    yield make
+    for s in subscribers:
+        s.stop()
