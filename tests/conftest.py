@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["support_broker"]  # real Mosquitto on a free loopback port
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", REPO / "models")).resolve()
 DATA_DIR = Path(os.environ.get("EDGE_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
