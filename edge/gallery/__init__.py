@@ -1,0 +1,48 @@
+"""The local gallery of enrolled people: templates in SQLite, open-set matching, versions.
+
+Embeddings only, never images. Distances are Euclidean between 128-d float32 descriptors
+(dlib's face descriptor): lower is more alike, and a probe matches only when its nearest
+template is within the threshold. Depends on numpy and the standard library only.
+
+    store = GalleryStore.open(path, embedder.model_id, embedder.sha256)
+    store.add("p-0042", "Ada", descriptors, qualities, ["ada_1.jpg", "ada_2.jpg"])
+    matcher = store.matcher()               # immutable snapshot, rebuilt after changes
+    matcher.match(probe, threshold=0.6)     # Match | None
+"""
+
+from edge.gallery.bundle import FORMAT as BUNDLE_FORMAT
+from edge.gallery.embedding import EMBEDDING_DIM
+from edge.gallery.errors import (
+    GalleryBundleError,
+    GalleryCorrupt,
+    GalleryError,
+    GalleryExists,
+    GalleryModelMismatch,
+    GalleryNotFound,
+    GallerySchemaError,
+    InvalidEmbedding,
+    InvalidInput,
+    UnknownIdentity,
+)
+from edge.gallery.matcher import Match, Matcher, Nearest
+from edge.gallery.store import GalleryStore, IdentitySummary
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "EMBEDDING_DIM",
+    "GalleryBundleError",
+    "GalleryCorrupt",
+    "GalleryError",
+    "GalleryExists",
+    "GalleryModelMismatch",
+    "GalleryNotFound",
+    "GallerySchemaError",
+    "GalleryStore",
+    "IdentitySummary",
+    "InvalidEmbedding",
+    "InvalidInput",
+    "Match",
+    "Matcher",
+    "Nearest",
+    "UnknownIdentity",
+]

@@ -1,0 +1,178 @@
+"""The JSON gallery bundle: how a gallery moves between trusted machines.
+
+This is the format central pushes as `gallery/set`. It holds the embeddings of ENROLLED
+people only (never images, never probes seen by a camera) plus names and source labels, so
+it is biometric data: move it only between trusted machines, over an authenticated channel.
+Files are written with mode 0600.
+
+Layout (format_version 1)::
+
+    {"format": "edge-gallery-bundle", "format_version": 1,
+     "embedder": {"model_id": str, "sha256": str, "dim": 128, "dtype": "float32-le"},
+     "version": str,            # content version, see edge.gallery.content
+     "exported_at": str,        # ISO 8601 UTC
+     "identities": [{"identity_id": str, "name": str, "enrolled_at": str,
+                     "templates": [{"embedding": base64 of 128 little-endian float32,
+                                    "quality": float | null, "source": str,
+                                    "created_at": str}, ...]}, ...]}
+
+Reading checks every field and recomputes the version, so a damaged or edited bundle is
+refused rather than half applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge.gallery.content import IdentityRecord, TemplateRecord, content_version, utc_now
+from edge.gallery.embedding import EMBEDDING_DIM, check_blob
+from edge.gallery.errors import GalleryBundleError, InvalidEmbedding, InvalidInput
+from edge.gallery.fields import (
+    check_embedder,
+    check_identity_id,
+    check_name,
+    check_quality,
+    check_source,
+)
+
+FORMAT = "edge-gallery-bundle"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A parsed, checked bundle."""
+
+    model_id: str
+    model_sha256: str
+    version: str
+    identities: tuple[IdentityRecord, ...]
+
+
+def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
+    """Write `bundle` as JSON, atomically (temporary file, fsync, rename) and with mode 0600."""
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "embedder": {
+            "model_id": bundle.model_id,
+            "sha256": bundle.model_sha256,
+            "dim": EMBEDDING_DIM,
+            "dtype": "float32-le",
+        },
+        "version": bundle.version,
+        "exported_at": utc_now(),
+        "identities": [_identity_doc(r) for r in bundle.identities],
+    }
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Parse and check a bundle file; any problem raises `GalleryBundleError` naming the path."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError as e:
+        raise GalleryBundleError(f"gallery bundle {path} does not exist") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise GalleryBundleError(f"gallery bundle {path} is not readable JSON: {e}") from e
+    try:
+        return _parse(doc)
+    except (InvalidInput, KeyError, TypeError, ValueError) as e:
+        problem = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+        raise GalleryBundleError(f"gallery bundle {path} is invalid: {problem}") from e
+
+
+def _identity_doc(r: IdentityRecord) -> dict[str, Any]:
+    return {
+        "identity_id": r.identity_id,
+        "name": r.name,
+        "enrolled_at": r.enrolled_at,
+        "templates": [
+            {
+                "embedding": base64.b64encode(t.embedding).decode("ascii"),
+                "quality": t.quality,
+                "source": t.source,
+                "created_at": t.created_at,
+            }
+            for t in r.templates
+        ],
+    }
+
+
+def _parse(doc: Any) -> Bundle:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"not an {FORMAT} document")
+    if doc["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"format_version {doc['format_version']!r}, this software reads {FORMAT_VERSION}"
+        )
+    embedder = doc["embedder"]
+    model_id, sha = check_embedder(embedder["model_id"], embedder["sha256"])
+    if embedder["dim"] != EMBEDDING_DIM or embedder["dtype"] != "float32-le":
+        raise ValueError(
+            f"embeddings are {embedder['dim']}-d {embedder['dtype']}, "
+            f"expected {EMBEDDING_DIM}-d float32-le"
+        )
+    identities = tuple(_parse_identity(item) for item in doc["identities"])
+    ids = [r.identity_id for r in identities]
+    if len(set(ids)) != len(ids):
+        raise ValueError("an identity id appears more than once")
+    version = content_version(model_id, sha, identities)
+    if doc["version"] != version:
+        raise ValueError(
+            f"declared version {doc['version']!r} does not match its content ({version}): "
+            "damaged or edited"
+        )
+    return Bundle(model_id, sha, version, identities)
+
+
+def _parse_identity(item: dict[str, Any]) -> IdentityRecord:
+    identity_id = check_identity_id(item["identity_id"])
+    templates = tuple(_parse_template(t, identity_id) for t in item["templates"])
+    if not templates:
+        raise ValueError(f"identity {identity_id!r} has no templates")
+    return IdentityRecord(
+        identity_id, check_name(item["name"]), _check_time(item["enrolled_at"]), templates
+    )
+
+
+def _parse_template(item: dict[str, Any], identity_id: str) -> TemplateRecord:
+    try:
+        blob = base64.b64decode(item["embedding"], validate=True)
+    except (binascii.Error, TypeError) as e:
+        raise ValueError(f"identity {identity_id!r}: embedding is not base64") from e
+    try:
+        check_blob(blob)
+    except InvalidEmbedding as e:
+        raise ValueError(f"identity {identity_id!r}: {e}") from e
+    return TemplateRecord(
+        blob,
+        check_quality(item["quality"]),
+        check_source(item["source"]),
+        _check_time(item["created_at"]),
+    )
+
+
+def _check_time(value: Any) -> str:
+    if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+        raise ValueError(f"time {value!r} is not ISO 8601 with a UTC offset")
+    return value
