@@ -210,8 +210,6 @@ class StatsPayload(Payload):
     def _consistent(self) -> StatsPayload:
         if self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
-        if self.matches > self.scans:
-            raise ValueError(f"matches ({self.matches}) exceed scans ({self.scans})")
         p50, p95 = self.latency_ms_p50, self.latency_ms_p95
         if p50 is not None and p95 is not None and p50 > p95:
             raise ValueError(f"latency p50 ({p50}) is above p95 ({p95})")

@@ -55,6 +55,11 @@ class Vision:
         self.gate = gate or QualityGate()
         self._chip = np.empty((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
 
+    @property
+    def chip(self) -> np.ndarray:
+        """The aligned chip of the last `assess`/`describe` call (a reused buffer: copy to keep)."""
+        return self._chip
+
     def detect(self, frame: np.ndarray) -> list[Face]:
         return self.detector.detect(frame)
 

@@ -1,0 +1,186 @@
+"""The inference loop: newest frame -> faces -> tracks -> at most one decision per track.
+
+Per frame: a scene cut ends every track; faces are detected and assigned to tracks; a track
+still undecided gets its face aligned and measured, and when the face passes the quality
+gate and is better than any chip of that track embedded so far (by `Quality.rank`), it is
+embedded, up to `embed_attempts` times. The first descriptor within the threshold of an
+enrolled identity raises the track's one match event (open set: a face not close enough to
+anyone is unknown, never the nearest name). Descriptors are compared and dropped at once;
+nothing of a face outlives the frame except the track's box and counters.
+
+The loop publishes through a `publish(topic_suffix, payload)` callable (the MQTT link's,
+which writes to the durable outbox and returns), so no network call happens here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from edge.device.counters import Counters
+from edge.device.sources import Frame, LatestFrameGrabber
+from edge.gallery import Matcher
+from edge.link.payloads import MatchEvent, Payload, StatsPayload
+from edge.vision import Vision
+from edge.vision.scene import SceneCutDetector
+from edge.vision.tracker import Track, Tracker
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, Payload], str]
+
+
+@dataclass(slots=True)
+class TrackState:
+    """What the loop remembers of one track: no image, no descriptor."""
+
+    embeds: int = 0
+    best_rank: float = -1.0
+    scanned: bool = False
+    decided: bool = False
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    device_id: str
+    site: str
+    threshold: float
+    embed_attempts: int = 3
+    improve_ratio: float = 1.25  # a new chip must rank this much better to be embedded again
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class Loop:
+    def __init__(
+        self,
+        vision: Vision,
+        matcher: Matcher,
+        tracker: Tracker,
+        scene: SceneCutDetector,
+        counters: Counters,
+        publish: Publish,
+        options: LoopOptions,
+    ) -> None:
+        self.vision = vision
+        self.matcher = matcher
+        self.tracker = tracker
+        self.scene = scene
+        self.counters = counters
+        self.publish = publish
+        self.options = options
+        self._states: dict[int, TrackState] = {}
+        self._pending_matcher: Matcher | None = None
+        self._dropped_seen = 0
+
+    def swap_matcher(self, matcher: Matcher) -> None:
+        """Use `matcher` from the next frame on (safe from any thread)."""
+        self._pending_matcher = matcher
+
+    def process(self, frame: Frame) -> None:
+        """Everything the loop does with one frame."""
+        if self._pending_matcher is not None:
+            self.matcher, self._pending_matcher = self._pending_matcher, None
+        self.counters.add("frames")
+        if self.scene.is_cut(frame.image):
+            self._end(self.tracker.reset())
+        faces = self.vision.detect(frame.image)
+        self.counters.add("detections", len(faces))
+        pairs, ended = self.tracker.update(faces, frame.index)
+        self._end(ended)
+        for track, face in pairs:
+            state = self._states.setdefault(track.track_id, TrackState())
+            if state.decided or state.embeds >= self.options.embed_attempts:
+                continue
+            quality, rejected = self.vision.assess(frame.image, face)
+            if rejected is not None or quality.rank() < state.best_rank * self.options.improve_ratio:
+                continue
+            descriptor = self.vision.embedder.embed(self.vision.chip)[0]
+            state.embeds += 1
+            state.best_rank = quality.rank()
+            if not state.scanned:
+                state.scanned = True
+                self.counters.add("scans")
+            match = self.matcher.match(descriptor, self.options.threshold)
+            if match is not None:
+                state.decided = True
+                self.counters.add("matches")
+                self._raise_event(track, match.identity_id, match.distance, frame)
+        self.counters.latency((time.monotonic() - frame.captured_at) * 1000.0)
+
+    def _raise_event(self, track: Track, identity_id: str, distance: float, frame: Frame) -> None:
+        event = MatchEvent(
+            ts=utc(frame.wall_time),
+            device_id=self.options.device_id,
+            site=self.options.site,
+            track_id=track.track_id,
+            identity_id=identity_id,
+            score=round(float(distance), 4),
+            threshold=self.options.threshold,
+            metric=self.vision.embedder.metric,
+            model_id=self.vision.embedder.model_id,
+            gallery_version=self.matcher.version,
+            window_id=self.counters.window.window_id,
+        )
+        self.publish("match", event)
+        log.info("match: track %d -> %s (distance %.3f <= %.3f)", track.track_id, identity_id,
+                 distance, self.options.threshold)
+
+    def _end(self, tracks: list[Track]) -> None:
+        for track in tracks:
+            state = self._states.pop(track.track_id, None)
+            if state is None or not state.scanned:
+                self.counters.add("quality_rejected")
+
+    def finish(self) -> None:
+        """End every open track (the source ended or the loop stops)."""
+        self._end(self.tracker.reset())
+
+    def close_window(self) -> StatsPayload:
+        """Publish the counters of the window that just ended and log its one-line summary."""
+        w = self.counters.close_window()
+        stats = StatsPayload(
+            device_id=self.options.device_id,
+            site=self.options.site,
+            **{**w, "window_start": utc(w["window_start"]), "window_end": utc(w["window_end"])},
+        )
+        self.publish("stats", stats)
+        log.info(
+            "window %s: %d frames (%.1f fps), %d dropped, %d detections, %d scans, "
+            "%d quality-rejected, %d matches, latency p50 %.1f ms p95 %.1f ms",
+            stats.window_id, stats.frames, stats.fps, stats.frames_dropped, stats.detections,
+            stats.scans, stats.quality_rejected, stats.matches, stats.latency_ms_p50 or 0.0,
+            stats.latency_ms_p95 or 0.0,
+        )
+        return stats
+
+    def run(self, grabber: LatestFrameGrabber, stop: threading.Event, max_frames: int | None = None) -> int:
+        """Process frames until `stop` is set, the source ends or `max_frames`; returns frames done."""
+        done = 0
+        while not stop.is_set() and (max_frames is None or done < max_frames):
+            frame = grabber.latest(timeout=1.0)
+            self._count_drops(grabber)
+            if frame is None:
+                if grabber.ended:
+                    break
+            else:
+                self.process(frame)
+                done += 1
+            if self.counters.due():
+                self.close_window()
+        self.finish()
+        self._count_drops(grabber)
+        self.close_window()
+        return done
+
+    def _count_drops(self, grabber: LatestFrameGrabber) -> None:
+        dropped = grabber.frames_dropped
+        if dropped != self._dropped_seen:
+            self.counters.add("frames_dropped", dropped - self._dropped_seen)
+            self._dropped_seen = dropped
