@@ -52,7 +52,9 @@ class CameraConfig(Section):
 
 class ModelsConfig(Section):
     models_dir: Path | None = Field(None, description="folder with manifest.json (default: bundled models/)")
-    detector: str | None = Field(None, description="detector model id (default: the manifest's)")
+    detector: str | None = Field(None, description="detector model id for the camera (default: the manifest's)")
+    stills_detector: str = Field("blazeface_short_range",
+                                 description="detector for still images (enroll, verify, eval): portraits are close-up")
     embedder: str | None = Field(None, description="embedder model id (default: the manifest's)")
     threads: int = Field(2, ge=1, le=16, description="TFLite inference threads")
     score_threshold: float = Field(0.5, gt=0, lt=1, description="detector confidence cut (higher is stricter)")
@@ -77,6 +79,8 @@ class TrackerConfig(Section):
     max_missed_frames: int = Field(8, ge=0, description="frames a track survives without a detection")
     min_iou: float = Field(0.2, gt=0, lt=1, description="box overlap that continues a track")
     embed_attempts: int = Field(3, ge=1, le=20, description="descriptors computed per track at most")
+    scene_cut_threshold: float = Field(25.0, ge=0, le=255,
+                                       description="grey-level change that ends every track (0: never)")
 
 
 class MqttConfig(Section):

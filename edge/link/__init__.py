@@ -6,7 +6,7 @@ Knows nothing of vision or device code; imports only the standard library, pydan
 from edge.link.base import Link, MessageHandler
 from edge.link.broker_url import BrokerAddress, parse_broker_url
 from edge.link.errors import BrokerUrlError, LinkError, OutboxError
-from edge.link.mqtt import MqttLink, MqttOptions
+from edge.link.mqtt import MqttLink, MqttOptions, probe_broker
 from edge.link.outbox import Outbox, OutboxRow
 from edge.link.payloads import (
     ConfigReported,
@@ -40,5 +40,6 @@ __all__ = [
     "Versions",
     "new_event_id",
     "parse_broker_url",
+    "probe_broker",
     "utc_now",
 ]

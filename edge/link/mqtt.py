@@ -87,6 +87,62 @@ class MqttOptions:
         return BrokerAddress(self.host, self.port, self.tls)
 
 
+def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
+    """A paho client set up from the options (protocol, credentials, TLS), no callbacks yet."""
+    if o.protocol == "5":
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    else:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=paho.MQTTv311, clean_session=True)
+    client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+    client.suppress_exceptions = True  # second line of defence: callbacks catch already
+    if o.username is not None:
+        client.username_pw_set(o.username, o.password)
+    if o.tls:
+        try:
+            client.tls_set(ca_certs=o.ca_certs, certfile=o.certfile, keyfile=o.keyfile)
+        except OSError as e:  # ssl.SSLError included: unreadable or invalid files
+            files = ", ".join(f"{k}={v}" for k, v in (("ca_certs", o.ca_certs),
+                              ("certfile", o.certfile), ("keyfile", o.keyfile)) if v)
+            raise LinkError(f"TLS setup for MQTT broker {o.address} ({files}): {e}") from e
+    # Room for the status messages beside the outbox rows, so paho never queues a row
+    # behind its in-flight window.
+    client.max_inflight_messages_set(o.max_in_flight + 4)
+    client.reconnect_delay_set(min_delay=1, max_delay=o.reconnect_max_delay)
+    return client
+
+
+def probe_broker(options: MqttOptions, client_id: str, timeout: float) -> None:
+    """Connect once and leave: is the broker there, and does it let us in? Raises `LinkError`.
+
+    Used before the device creates any state, so a broker that is unreachable at start stops
+    the start without a file written. Publishes nothing.
+    """
+    client = configured_client(options, f"{client_id}-probe")
+    client.connect_timeout = timeout
+    answered = threading.Event()
+    verdict: list[paho.ReasonCode] = []
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        verdict.append(reason_code)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(options.host, options.port, options.keepalive)
+    except OSError as e:
+        raise LinkError(f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}") from e
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            raise LinkError(f"MQTT broker {options.address} did not answer CONNECT within {timeout:g} s")
+        if verdict[0].is_failure:
+            raise LinkError(f"MQTT broker {options.address} refused the connection: {verdict[0]}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 class MqttLink:
     """The device's one connection to the broker.
 
@@ -121,28 +177,7 @@ class MqttLink:
                                            daemon=True)
 
     def _make_client(self) -> paho.Client:
-        o = self.options
-        if o.protocol == "5":
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=paho.MQTTv5)
-        else:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=paho.MQTTv311, clean_session=True)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-        client.suppress_exceptions = True  # second line of defence: callbacks catch already
-        if o.username is not None:
-            client.username_pw_set(o.username, o.password)
-        if o.tls:
-            try:
-                client.tls_set(ca_certs=o.ca_certs, certfile=o.certfile, keyfile=o.keyfile)
-            except OSError as e:  # ssl.SSLError included: unreadable or invalid files
-                files = ", ".join(f"{k}={v}" for k, v in (("ca_certs", o.ca_certs),
-                                  ("certfile", o.certfile), ("keyfile", o.keyfile)) if v)
-                raise LinkError(f"TLS setup for MQTT broker {o.address} ({files}): {e}") from e
-        # Room for the status messages beside the outbox rows, so paho never queues a row
-        # behind its in-flight window.
-        client.max_inflight_messages_set(o.max_in_flight + 4)
-        client.reconnect_delay_set(min_delay=1, max_delay=o.reconnect_max_delay)
+        client = configured_client(self.options, self.client_id)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -1,0 +1,1 @@
+"""One module per `edge` subcommand; `edge.cli` builds the parser and dispatches."""

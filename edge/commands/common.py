@@ -1,0 +1,51 @@
+"""What every subcommand needs: settings from flags, JSON output, one error type."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edge.config import Settings, load_settings
+
+REMOTE_OVERLAY = "remote-config.json"
+
+
+class CommandError(Exception):
+    """A command cannot do its job; the message is shown to the operator as is."""
+
+
+def nested_flags(pairs: dict[str, Any]) -> dict[str, Any]:
+    """{"camera.source": "x", "mqtt.url": None} -> {"camera": {"source": "x"}}; None means unset."""
+    flags: dict[str, Any] = {}
+    for dotted, value in pairs.items():
+        if value is None:
+            continue
+        section, key = dotted.split(".")
+        flags.setdefault(section, {})[key] = value
+    return flags
+
+
+def config_file(args: argparse.Namespace) -> Path | None:
+    """--config, else $EDGE_CONFIG, else none (defaults, environment and flags only)."""
+    path = getattr(args, "config", None) or os.environ.get("EDGE_CONFIG")
+    return Path(path) if path else None
+
+
+def settings_from(args: argparse.Namespace, **dotted: Any) -> tuple[Settings, dict[str, Any], Path | None]:
+    """Settings for a command: file, remote overlay (in the state folder), environment, flags.
+
+    Returns the settings, the flags as given and the overlay path (for provenance). The state
+    folder is read without the overlay first: the overlay may not move it.
+    """
+    flags = nested_flags(dotted)
+    path = config_file(args)
+    base = load_settings(path, None, **flags)
+    overlay = base.device.state_dir / REMOTE_OVERLAY
+    return load_settings(path, overlay, **flags), flags, overlay
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))

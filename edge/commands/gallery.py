@@ -1,0 +1,64 @@
+"""`edge gallery list|remove|export`: look after a gallery file without running the loop."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.commands.common import print_json, settings_from
+from edge.gallery import GalleryStore
+from edge.vision import load_manifest
+
+
+def open_store(args: argparse.Namespace) -> GalleryStore:
+    """Open the gallery for the configured embedder (no model is loaded to do it)."""
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
+    manifest = load_manifest(settings.models.models_dir)
+    entry = manifest.get(settings.models.embedder or manifest.default_embedder, "embedder")
+    return GalleryStore.open(args.gallery, entry.model_id, entry.sha256)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        identities = store.identities()
+        print_json({
+            "gallery": str(args.gallery),
+            "version": store.version,
+            "identities": len(identities),
+            "templates": sum(i.templates for i in identities),
+            "people": [{"identity_id": i.identity_id, "name": i.name, "templates": i.templates,
+                        "enrolled_at": i.enrolled_at} for i in identities],
+        })
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        removed = store.remove(args.id)
+        print_json({"gallery": str(args.gallery), "removed": args.id, "templates_removed": removed,
+                    "version": store.version})
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        version = store.export(args.out)
+    print_json({"gallery": str(args.gallery), "bundle": str(args.out), "version": version})
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("gallery", help="list, remove or export enrolled people")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    for name, func, text in (("list", run_list, "list enrolled people (no embeddings shown)"),
+                             ("remove", run_remove, "remove a person and every template of theirs"),
+                             ("export", run_export, "write a bundle to move the gallery to another device")):
+        v = verbs.add_parser(name, help=text)
+        v.add_argument("--gallery", type=Path, required=True)
+        v.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
+        if name == "remove":
+            v.add_argument("--id", required=True, help="identity id to remove")
+        if name == "export":
+            v.add_argument("--out", type=Path, required=True,
+                           help="bundle file (JSON with the templates of ENROLLED people only)")
+        v.set_defaults(func=func)

@@ -1,0 +1,121 @@
+"""`edge run`: build the device from its settings, check everything, then run the loop.
+
+Start-up order is chosen so that a bad start changes nothing on disk: the models, the
+gallery (opened read-only for the check), the frame source and the broker are all checked
+before the state folder, the outbox or the counters file is created or touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edge import __version__
+from edge.config import ConfigError, Settings
+from edge.device.counters import Counters
+from edge.device.loop import Loop, LoopOptions
+from edge.device.sources import LatestFrameGrabber, open_source
+from edge.gallery import GalleryStore, Matcher
+from edge.link import MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
+from edge.vision import QualityGate, Vision, load_manifest
+from edge.vision.scene import SceneCutDetector
+from edge.vision.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    frames: int
+    totals: dict[str, int]
+    outbox_pending: int
+
+
+def build_vision(settings: Settings, detector_id: str | None = None) -> Vision:
+    """The vision pipeline as configured; `detector_id` overrides the configured detector."""
+    m = settings.models
+    return Vision(
+        load_manifest(m.models_dir),
+        detector_id or m.detector,
+        m.embedder,
+        threads=m.threads,
+        score_threshold=m.score_threshold,
+        gate=QualityGate(**settings.quality.model_dump()),
+    )
+
+
+def load_matcher(settings: Settings, vision: Vision) -> Matcher:
+    if settings.match.gallery is None:
+        raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
+    with GalleryStore.open(settings.match.gallery, vision.embedder.model_id, vision.embedder.sha256) as store:
+        return store.matcher()
+
+
+def mqtt_options(settings: Settings) -> MqttOptions:
+    q = settings.mqtt
+
+    def text(path: Path | None) -> str | None:
+        return str(path) if path is not None else None
+
+    return MqttOptions.from_url(
+        q.url, username=q.username, password=q.password, ca_certs=text(q.ca_file),
+        certfile=text(q.cert_file), keyfile=text(q.key_file), keepalive=q.keepalive_s,
+    )
+
+
+def run_device(settings: Settings, stop: threading.Event, max_frames: int | None = None) -> RunSummary:
+    """Run until `stop` is set, the source ends, or `max_frames` frames were processed."""
+    device, site = settings.device.device_id, settings.device.site
+    vision = build_vision(settings)
+    threshold = settings.match.threshold or vision.embedder.threshold
+    matcher = load_matcher(settings, vision)
+    camera = settings.camera
+    source = open_source(camera.source, width=camera.width, height=camera.height, fps=camera.fps)
+    grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
+    options = mqtt_options(settings)
+    topics = Topics(site, device)
+    probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
+    grabber.start()
+    log.info("source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, "
+             "version %s, threshold %.3f (%s)", source.info.uri, vision.detector.entry.model_id,
+             vision.embedder.model_id, vision.embedder.sha256[:12], settings.match.gallery,
+             len(matcher.identity_ids), matcher.version, threshold, vision.embedder.metric)
+
+    state = settings.device.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(state / "outbox.sqlite")
+    counters = Counters(state / "counters.json", settings.stats.window_s)
+    status = StatusPayload(
+        state="online", device_id=device, site=site,
+        ts=datetime.now(timezone.utc), started_at=datetime.now(timezone.utc),
+        versions=Versions(
+            software=__version__, detector_model_id=vision.detector.entry.model_id,
+            embedder_model_id=vision.embedder.model_id, embedder_sha256=vision.embedder.sha256,
+            gallery_version=matcher.version,
+        ),
+        details={"threshold": threshold, "metric": vision.embedder.metric,
+                 "gallery_identities": len(matcher.identity_ids)},
+    )
+    link = MqttLink(options, topics, outbox, status)
+    loop = Loop(
+        vision, matcher,
+        Tracker(settings.tracker.min_iou, settings.tracker.max_missed_frames),
+        SceneCutDetector(settings.tracker.scene_cut_threshold),
+        counters, link.publish,
+        LoopOptions(device, site, threshold, settings.tracker.embed_attempts),
+    )
+    link.start()
+    try:
+        link.require_connected(settings.mqtt.connect_timeout_s)
+        frames = loop.run(grabber, stop, max_frames)
+    finally:
+        grabber.stop()
+        if not link.flush(settings.mqtt.connect_timeout_s):
+            log.warning("broker did not acknowledge everything in time; the outbox keeps the rest")
+        link.stop()
+        pending = outbox.count_pending()
+        outbox.close()
+    return RunSummary(frames, dict(counters.totals), pending)
