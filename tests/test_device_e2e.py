@@ -1,0 +1,246 @@
+"""The device end to end: a real video, a real gallery, a real Mosquitto, the real models.
+
+The slideshow shows 24 LFW photos of 12 people, one second each; every photo is one
+appearance (a cut separates them). The gallery holds five of those people, enrolled from
+OTHER photos of them (identities.csv). Threshold 0.5: dlib's 0.6 falsely matches two of the
+grayscale LFW strangers here (measured: Queen Elizabeth II to Li Peng at 0.565), which is
+exactly what issue 4's calibration is about.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.config import load_settings
+from edge.device.app import run_device
+
+ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
+THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="module")
+def slideshow(data_dir) -> tuple[Path, list[dict[str, str]]]:
+    video = data_dir / "videos" / "lfw_slideshow.mp4"
+    rows = list(csv.DictReader(open(data_dir / "videos" / "lfw_slideshow.csv")))
+    return video, rows
+
+
+@pytest.fixture(scope="module")
+def gallery(data_dir, slideshow, tmp_path_factory) -> Path:
+    """Five of the slideshow's people, enrolled with `edge enroll` from photos not in the video."""
+    _, rows = slideshow
+    shown = {r["source_path"] for r in rows}
+    path = tmp_path_factory.mktemp("gallery") / "gallery.sqlite"
+    identities = list(csv.DictReader(open(data_dir / "identities.csv")))
+    for identity in ENROLLED:
+        images = [str(data_dir / r["path"]) for r in identities
+                  if r["identity"] == identity and r["path"] not in shown]
+        assert main(["enroll", "--gallery", str(path), "--name", identity, "--id", identity, *images]) == 0
+    return path
+
+
+def expected_events(rows: list[dict[str, str]]) -> list[str]:
+    return [r["identity"] for r in rows if r["identity"] in ENROLLED]
+
+
+def settings_for(broker, gallery: Path, video: Path, state: Path, **extra):
+    return load_settings(
+        device={"device_id": "cam-1", "site": "test", "state_dir": state},
+        camera={"source": f"file:{video}"},
+        models={"detector": "blazeface_short_range"},
+        match={"gallery": gallery, "threshold": THRESHOLD},
+        mqtt={"url": broker.url, "connect_timeout_s": 15},
+        **extra,
+    )
+
+
+def unique_events(subscriber) -> list[dict]:
+    """Match events in arrival order, de-duplicated by event_id as a receiver must."""
+    seen, events = set(), []
+    for m in subscriber.messages("edge/test/cam-1/match"):
+        event = json.loads(m.payload)
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
+            events.append(event)
+    return events
+
+
+def summed_stats(subscriber) -> dict[str, int]:
+    windows = {}
+    for m in subscriber.messages("edge/test/cam-1/stats"):
+        stats = json.loads(m.payload)
+        windows[stats["window_id"]] = stats  # idempotent by window id
+    keys = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches")
+    return {k: sum(w[k] for w in windows.values()) for k in keys}
+
+
+def assert_metadata_only(payload: bytes) -> None:
+    """No image, no embedding: small JSON, no long strings, no vectors, no suspicious keys."""
+    assert len(payload) < 2048, f"payload of {len(payload)} bytes"
+
+    def walk(value, where="payload"):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                assert not any(w in k.lower() for w in ("embedding", "descriptor", "image", "chip", "vector")), where
+                walk(v, f"{where}.{k}")
+        elif isinstance(value, list):
+            assert sum(isinstance(v, (int, float)) for v in value) <= 4, f"{where}: a list of numbers"
+            for v in value:
+                walk(v, where)
+        elif isinstance(value, str):
+            assert len(value) <= 200, f"{where}: a string of {len(value)} characters"
+
+    walk(json.loads(payload))
+
+
+def test_one_event_per_appearance_of_each_enrolled_person(broker, subscriber_factory, slideshow, gallery, tmp_path):
+    video, rows = slideshow
+    sub = subscriber_factory(broker.port, ["edge/#"])
+    summary = run_device(settings_for(broker, gallery, video, tmp_path / "state"), threading.Event())
+    assert summary.frames == 600 and summary.outbox_pending == 0
+    assert sub.wait_for(lambda ms: any(m.topic.endswith("/stats") for m in ms), timeout=10)
+    events = unique_events(sub)
+    assert [e["identity_id"] for e in events] == expected_events(rows)
+    assert all(e["score"] <= THRESHOLD and e["threshold"] == THRESHOLD for e in events)
+    assert len({e["track_id"] for e in events}) == len(events)
+    stats = summed_stats(sub)
+    assert stats["frames"] == 600 and stats["frames_dropped"] == 0
+    assert stats["matches"] == len(events)
+    assert stats["scans"] == len(rows), "every photo shown is one track embedded at least once"
+    assert stats["detections"] >= 600
+    assert stats == summary.totals
+    for m in sub.messages():
+        assert_metadata_only(m.payload)
+    status = [json.loads(m.payload) for m in sub.messages("edge/test/cam-1/status")]
+    assert status[0]["state"] == "online" and status[-1]["state"] == "offline"
+    assert status[0]["versions"]["gallery_version"] == events[0]["gallery_version"]
+
+
+def test_broker_outage_mid_run_loses_and_doubles_nothing(broker_factory, subscriber_factory, slideshow, gallery, tmp_path):
+    video, rows = slideshow
+    broker = broker_factory(persistence=True)
+    broker.start()
+    sub = subscriber_factory(broker.port, ["edge/test/cam-1/match"], client_id="outage-watch", persistent=True)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(summary=run_device(
+        settings_for(broker, gallery, video, tmp_path / "state"), threading.Event())))
+    runner.start()
+    assert sub.wait_for(lambda ms: len(ms) >= 2, timeout=30)
+    broker.stop()
+    time.sleep(1.5)  # the loop goes on; events wait in the outbox
+    broker.start()
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert result["summary"].outbox_pending == 0
+    assert sub.wait_for(lambda ms: len({json.loads(m.payload)["event_id"] for m in ms}) >= len(expected_events(rows)), timeout=20)
+    time.sleep(0.5)
+    assert [e["identity_id"] for e in unique_events(sub)] == expected_events(rows)
+
+
+def test_events_left_by_a_killed_process_arrive_after_restart(broker_factory, subscriber_factory, slideshow, gallery, tmp_path):
+    video, _ = slideshow
+    broker = broker_factory()
+    broker.start()
+    state = tmp_path / "state"
+    command = [sys.executable, "-m", "edge.cli", "run", "--source", f"file:{video}", "--gallery", str(gallery),
+               "--broker", broker.url, "--device-id", "cam-1", "--site", "test", "--state-dir", str(state),
+               "--threshold", str(THRESHOLD), "--detector", "blazeface_short_range"]
+    watch = subscriber_factory(broker.port, ["edge/test/cam-1/status"])
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert watch.wait_for(lambda ms: any(b'"online"' in m.payload for m in ms), timeout=60)
+        broker.stop()
+        outbox = state / "outbox.sqlite"
+        deadline = time.monotonic() + 60
+        stranded: list[str] = []
+        while len(stranded) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+                stranded = [r[0] for r in db.execute("SELECT message_id FROM outbox WHERE topic LIKE '%/match'")]
+        assert len(stranded) >= 2, "no events waited in the outbox"
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+        stranded = [r[0] for r in db.execute("SELECT message_id FROM outbox WHERE topic LIKE '%/match'")]
+    broker.start()
+    sub = subscriber_factory(broker.port, ["edge/test/cam-1/match"])
+    second = subprocess.run(command + ["--max-frames", "1"], capture_output=True, timeout=120)
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    assert sub.wait_for(lambda ms: set(stranded) <= {json.loads(m.payload)["event_id"] for m in ms}, timeout=20)
+
+
+def _run_cli(args: list[str], capsys) -> tuple[int, str]:
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def run_args(broker, slideshow, gallery, tmp_path) -> list[str]:
+    video, _ = slideshow
+    return ["run", "--source", f"file:{video}", "--gallery", str(gallery), "--broker", broker.url,
+            "--state-dir", str(tmp_path / "state"), "--max-frames", "5"]
+
+
+def test_unreadable_source_exits_cleanly(run_args, tmp_path, capsys):
+    args = run_args[:]
+    args[args.index("--source") + 1] = f"file:{tmp_path / 'missing.mp4'}"
+    code, err = _run_cli(args, capsys)
+    assert code == 1 and "missing.mp4" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_corrupt_gallery_exits_and_is_left_alone(run_args, tmp_path, capsys):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a gallery" * 100)
+    args = run_args[:]
+    args[args.index("--gallery") + 1] = str(bad)
+    code, err = _run_cli(args, capsys)
+    assert code == 1 and "bad.sqlite" in err
+    assert bad.read_bytes() == b"this is not a gallery" * 100
+    assert not (tmp_path / "state").exists()
+
+
+def test_unreachable_broker_exits_cleanly(run_args, tmp_path, capsys):
+    from support_broker import free_port
+
+    args = run_args[:]
+    args[args.index("--broker") + 1] = f"mqtt://127.0.0.1:{free_port()}"
+    code, err = _run_cli(args, capsys)
+    assert code == 1 and "cannot connect to MQTT broker" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_invalid_config_value_exits_cleanly(run_args, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_MODELS__THREADS", "0")
+    code, err = _run_cli(run_args, capsys)
+    assert code == 1 and "models.threads" in err and "greater than or equal to 1" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_gallery_of_another_embedder_is_refused(run_args, tmp_path, capsys, gallery, monkeypatch):
+    monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
+    code, err = _run_cli(run_args, capsys)
+    assert code == 1 and "dlib_resnet_v1_int8" in err and "dlib_resnet_v1_fp16" in err
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX paths")
+def test_state_files_made_by_a_good_run(broker, run_args, tmp_path, capsys):
+    code, _ = _run_cli(run_args, capsys)
+    assert code == 0
+    assert {p.name for p in (tmp_path / "state").iterdir()} >= {"outbox.sqlite", "counters.json"}
