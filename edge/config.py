@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -148,7 +148,8 @@ def _named_sources(
     """The sources in precedence order, each with the name `edge config show` prints."""
     sources = [("flag", init_settings), ("env", env_settings)]
     if overlay_file is not None:
-        sources.append((f"remote overlay {overlay_file}", JsonConfigSettingsSource(settings_cls, json_file=overlay_file)))
+        overlay = JsonConfigSettingsSource(settings_cls, json_file=overlay_file)
+        sources.append((f"remote overlay {overlay_file}", overlay))
     if config_file is not None:
         sources.append((f"file {config_file}", TomlConfigSettingsSource(settings_cls, toml_file=config_file)))
     return sources

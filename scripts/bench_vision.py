@@ -33,6 +33,9 @@ from edge.central.metrics import accuracy_at, best_accuracy, roc_auc  # noqa: E4
 from edge.vision import Vision, load_image, load_manifest  # noqa: E402
 from edge.vision.align import align  # noqa: E402
 from edge.vision.pipeline import central_face  # noqa: E402
+from edge.vision.types import Face  # noqa: E402
+
+NO_KEYPOINTS = np.zeros((6, 2), np.float32)
 
 
 @dataclass
@@ -97,9 +100,10 @@ def dlib_describer() -> tuple[str, Callable, Timings]:
         rects = timed(timings, "detect", detector, image, 1)
         if not rects:
             return None
-        boxes = [(r, np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32)) for r in rects]
-        cx, cy = image.shape[1] / 2, image.shape[0] / 2
-        rect = min(boxes, key=lambda rb: ((rb[1][0] + rb[1][2]) / 2 - cx) ** 2 + ((rb[1][1] + rb[1][3]) / 2 - cy) ** 2)[0]
+        faces = [Face(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), NO_KEYPOINTS, 1.0)
+                 for r in rects]
+        chosen = central_face(faces, image.shape)
+        rect = next(r for r, f in zip(rects, faces, strict=True) if f is chosen)
         shape = timed(timings, "align", predictor, image, rect)
         return np.array(timed(timings, "embed", encoder.compute_face_descriptor, image, shape), np.float32)
 
@@ -159,8 +163,9 @@ def print_table(results: list[dict], threshold: float) -> None:
               f"| {r['align_ms']:.2f} | {r['embed_ms']:.1f} | {r['per_face_ms']:.1f} |")
     if len(results) > 1:
         base, ref = results[0], results[-1]
+        speedup = ref["per_face_ms"] / base["per_face_ms"]
         print(f"\nedge vs reference: accuracy {100 * (base['acc_default'] - ref['acc_default']):+.2f} pp, "
-              f"AUC {100 * (base['auc'] - ref['auc']):+.2f} pp, per-face time x{ref['per_face_ms'] / base['per_face_ms']:.1f} faster")
+              f"AUC {100 * (base['auc'] - ref['auc']):+.2f} pp, per-face time x{speedup:.1f} faster")
 
 
 def main() -> int:

@@ -12,7 +12,8 @@ from edge.config import ConfigError, load_settings, provenance, show
 @pytest.fixture
 def device_file(tmp_path):
     path = tmp_path / "edge.toml"
-    path.write_text('[device]\ndevice_id = "cam-7"\nsite = "north"\n[mqtt]\nurl = "mqtt://10.1.2.3:1883"\nkeepalive_s = 40\n')
+    path.write_text('[device]\ndevice_id = "cam-7"\nsite = "north"\n'
+                    '[mqtt]\nurl = "mqtt://10.1.2.3:1883"\nkeepalive_s = 40\n')
     return path
 
 

@@ -77,7 +77,7 @@ def test_scaled_frame_scales_boxes(data_dir, full_range):
     big_faces = sorted(full_range.detect(image), key=lambda f: f.box[0])
     small_faces = sorted(full_range.detect(small), key=lambda f: f.box[0])
     assert len(big_faces) == len(small_faces) == 2
-    for b, s in zip(big_faces, small_faces):
+    for b, s in zip(big_faces, small_faces, strict=True):
         assert np.abs(b.box - 2 * s.box).max() < 0.1 * b.width
 
 

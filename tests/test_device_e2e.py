@@ -128,7 +128,9 @@ def test_one_event_per_appearance_of_each_enrolled_person(broker, subscriber_fac
     assert status[0]["versions"]["gallery_version"] == events[0]["gallery_version"]
 
 
-def test_broker_outage_mid_run_loses_and_doubles_nothing(broker_factory, subscriber_factory, slideshow, gallery, tmp_path):
+def test_broker_outage_mid_run_loses_and_doubles_nothing(
+    broker_factory, subscriber_factory, slideshow, gallery, tmp_path
+):
     video, rows = slideshow
     broker = broker_factory(persistence=True)
     broker.start()
@@ -144,12 +146,15 @@ def test_broker_outage_mid_run_loses_and_doubles_nothing(broker_factory, subscri
     runner.join(timeout=120)
     assert not runner.is_alive()
     assert result["summary"].outbox_pending == 0
-    assert sub.wait_for(lambda ms: len({json.loads(m.payload)["event_id"] for m in ms}) >= len(expected_events(rows)), timeout=20)
+    want = len(expected_events(rows))
+    assert sub.wait_for(lambda ms: len({json.loads(m.payload)["event_id"] for m in ms}) >= want, timeout=20)
     time.sleep(0.5)
     assert [e["identity_id"] for e in unique_events(sub)] == expected_events(rows)
 
 
-def test_events_left_by_a_killed_process_arrive_after_restart(broker_factory, subscriber_factory, slideshow, gallery, tmp_path):
+def test_events_left_by_a_killed_process_arrive_after_restart(
+    broker_factory, subscriber_factory, slideshow, gallery, tmp_path
+):
     video, _ = slideshow
     broker = broker_factory()
     broker.start()

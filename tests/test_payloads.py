@@ -121,8 +121,8 @@ def test_a_match_event_must_be_a_match() -> None:
 def test_stats_are_consistent_and_keyed_by_window() -> None:
     assert stats().message_id == "pi-01:boot-a:12"
     assert stats(frames=0, fps=0.0, latency_ms_p50=None, latency_ms_p95=None).frames == 0
-    with pytest.raises(ValidationError, match="matches"):
-        stats(matches=10, scans=9)
+    # A track scanned at the end of one window may match early in the next.
+    assert stats(matches=10, scans=9).matches == 10
     with pytest.raises(ValidationError, match="before"):
         stats(window_end=T0 - timedelta(seconds=1))
     with pytest.raises(ValidationError, match="p50"):

@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="are the faces in two images the same person? (prints JSON)")
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
-    p.add_argument("--threshold", type=float, help="distance threshold (default: configured or the embedder's; lower is stricter)")
+    p.add_argument("--threshold", type=float,
+                   help="distance threshold (default: configured or the embedder's; lower is stricter)")
     p.add_argument("--detector", help="detector model id (default: models.stills_detector)")
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
     p.set_defaults(func=run)

@@ -197,7 +197,10 @@ class StatsPayload(Payload):
     )
     scans: NonNegativeInt = Field(description="Tracks that passed the quality gate, then embedded.")
     quality_rejected: NonNegativeInt = Field(description="Tracks that never passed quality gate.")
-    matches: NonNegativeInt = Field(description="Scans whose best score crossed the threshold.")
+    matches: NonNegativeInt = Field(
+        description="Scans whose score crossed the threshold in this window (the scan itself may "
+        "have been counted in the previous window, so matches may exceed scans in one window)."
+    )
     fps: NonNegativeFloat = Field(description="frames / window length in seconds.")
     latency_ms_p50: NonNegativeFloat | None = Field(
         description="Median per-frame processing time in milliseconds; None when frames == 0."

@@ -7,8 +7,8 @@ merged by NMS, and boxes and keypoints are mapped back to frame pixels.
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 from edge.vision.anchors import ssd_anchor_centres
 from edge.vision.nms import suppress
@@ -112,7 +112,7 @@ class Detector:
         h, w = frame.shape[:2]
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        return [Face(b, p, float(s)) for b, p, s in zip(boxes, points, scores)]
+        return [Face(b, p, float(s)) for b, p, s in zip(boxes, points, scores, strict=True)]
 
     def _decode(self, raw: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw regressors (K, 16) in input pixels relative to anchors -> frame pixels.

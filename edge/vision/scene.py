@@ -29,7 +29,8 @@ class SceneCutDetector:
         cv2.resize(frame, _THUMB, dst=self._small, interpolation=cv2.INTER_AREA)
         cv2.cvtColor(self._small, cv2.COLOR_RGB2GRAY, dst=self._grey)
         self._current[:] = self._grey
-        cut = self._primed and self.threshold > 0 and float(cv2.absdiff(self._current, self._previous).mean()) > self.threshold
+        change = float(cv2.absdiff(self._current, self._previous).mean())
+        cut = self._primed and self.threshold > 0 and change > self.threshold
         self._previous, self._current = self._current, self._previous
         self._primed = True
         return cut
