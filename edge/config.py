@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -90,6 +90,8 @@ class MqttConfig(Section):
     ca_file: Path | None = Field(None, description="CA certificate for TLS")
     cert_file: Path | None = Field(None, description="client certificate for TLS")
     key_file: Path | None = Field(None, description="client key for TLS")
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version; 3.1.1 for brokers without MQTT 5 "
+                                             "(then refused messages cannot be told apart from delivered ones)")
     keepalive_s: int = Field(30, ge=5, le=3600)
     connect_timeout_s: float = Field(10.0, gt=0, description="how long `edge run` waits for the broker at start")
 

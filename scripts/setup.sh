@@ -5,7 +5,7 @@
 #   EXTRAS=litert scripts/setup.sh   # device runtime only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=${EXTRAS:-litert,test}
+EXTRAS=${EXTRAS:-litert,test,demo}
 PYTHON=${PYTHON:-python3}
 
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then

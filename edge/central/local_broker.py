@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 MOSQUITTO = (
-    os.environ.get("EDGE_TEST_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    os.environ.get("EDGE_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 )
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 

@@ -62,7 +62,7 @@ def mqtt_options(settings: Settings) -> MqttOptions:
 
     return MqttOptions.from_url(
         q.url, username=q.username, password=q.password, ca_certs=text(q.ca_file),
-        certfile=text(q.cert_file), keyfile=text(q.key_file), keepalive=q.keepalive_s,
+        certfile=text(q.cert_file), keyfile=text(q.key_file), keepalive=q.keepalive_s, protocol=q.protocol,
     )
 
 

@@ -244,6 +244,9 @@ class MqttLink:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as e:
                 log.warning("offline status may not have reached the broker: %s", e)
+        # paho 2.2's loop thread logs "Client is not connected" at ERROR once the socket closes
+        # after a requested disconnect: noise, not news, so its logger goes quiet first.
+        self._client.disable_logger()
         self._client.disconnect()
         self._client.loop_stop()
         self._settle_acks()
