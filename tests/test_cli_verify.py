@@ -1,0 +1,53 @@
+"""`edge verify`: one JSON object, or a clear error and exit status 1."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from edge.cli import main
+
+
+def verify(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main(["verify", *map(str, args)])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if code == 0 else None), out.err
+
+
+def test_same_person(data_dir, capsys):
+    lfw = data_dir / "lfw" / "Colin_Powell"
+    code, result, _ = verify(capsys, lfw / "Colin_Powell_0001.jpg", lfw / "Colin_Powell_0002.jpg")
+    assert code == 0 and result["same"] is True
+    assert result["distance"] <= result["threshold"] == 0.6 and result["metric"] == "euclidean"
+    assert result["model_id"] == "dlib_resnet_v1_int8" and len(result["a"]["box"]) == 4
+
+
+def test_different_people_and_threshold_flag(data_dir, capsys):
+    a = data_dir / "face_recognition/examples/obama.jpg"
+    b = data_dir / "face_recognition/examples/biden.jpg"
+    code, result, _ = verify(capsys, a, b)
+    assert code == 0 and result["same"] is False and result["distance"] > 0.6
+    code, loose, _ = verify(capsys, a, b, "--threshold", "1.5")
+    assert loose["same"] is True and loose["threshold"] == 1.5 and loose["distance"] == result["distance"]
+
+
+def test_several_faces_is_an_error(data_dir, capsys):
+    code, _, err = verify(capsys, data_dir / "face_recognition/examples/obama.jpg",
+                          data_dir / "face_recognition/examples/two_people.jpg")
+    assert code == 1 and "2 faces found in" in err and "two_people.jpg" in err
+
+
+def test_no_face_is_an_error(tmp_path, capsys, data_dir):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 300, 3), 128, np.uint8))
+    code, _, err = verify(capsys, blank, data_dir / "face_recognition/examples/obama.jpg")
+    assert code == 1 and f"no face found in {blank}" in err
+
+
+def test_unreadable_file_is_an_error(tmp_path, capsys):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a jpeg")
+    code, _, err = verify(capsys, junk, tmp_path / "missing.jpg")
+    assert code == 1 and "cannot read image" in err and "junk.jpg" in err
