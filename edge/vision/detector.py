@@ -40,6 +40,7 @@ class Detector:
             raise ModelError(f"model '{entry.model_id}' is a {entry.kind}, not a detector")
         self.entry = entry
         self.score_threshold = score_threshold
+        self._min_logit = float(np.log(score_threshold / (1.0 - score_threshold)))
         self.nms_iou = nms_iou
         self.weighted_nms = weighted_nms
         self._interpreter = load_interpreter(manifest, entry, threads)
@@ -98,8 +99,7 @@ class Detector:
         self._interpreter.set_tensor(self._input_index, self._input)
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
-        min_logit = np.log(self.score_threshold / (1.0 - self.score_threshold))
-        candidates = np.flatnonzero(logits > min_logit)
+        candidates = np.flatnonzero(logits > self._min_logit)
         if candidates.size == 0:
             return []
         raw = self._interpreter.get_tensor(self._regressors_index)[0, candidates]

@@ -1,0 +1,77 @@
+"""`edge enroll` and `edge gallery`: gated enrollment, listing, removal, export."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main
+
+
+def run(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if out.out.strip() else None), out.err
+
+
+@pytest.fixture
+def blank(tmp_path):
+    path = tmp_path / "blank.png"
+    cv2.imwrite(str(path), np.full((300, 300, 3), 128, np.uint8))
+    return path
+
+
+def test_enroll_gates_each_photo(data_dir, tmp_path, blank, capsys):
+    gallery = tmp_path / "g.sqlite"
+    examples = data_dir / "face_recognition" / "examples"
+    code, summary, _ = run(capsys, "enroll", "--gallery", gallery, "--name", "Barack Obama",
+                           examples / "obama.jpg", examples / "obama2.jpg", examples / "two_people.jpg", blank)
+    assert code == 0 and summary["identity_id"] == "barack_obama"
+    assert len(summary["enrolled"]) == 2 and summary["templates"] == 2
+    reasons = {r["image"]: r["reason"] for r in summary["rejected"]}
+    assert "2 faces found" in reasons[str(examples / "two_people.jpg")]
+    assert "no face found" in reasons[str(blank)]
+
+
+def test_enroll_rejects_small_and_turned_faces(data_dir, tmp_path, capsys):
+    small = tmp_path / "small.jpg"
+    image = cv2.imread(str(data_dir / "face_recognition/examples/obama.jpg"))
+    cv2.imwrite(str(small), cv2.resize(image, (80, 100), interpolation=cv2.INTER_AREA))
+    code, summary, _ = run(capsys, "enroll", "--gallery", tmp_path / "g.sqlite", "--name", "x", small,
+                           data_dir / "lfw/George_W_Bush/George_W_Bush_0004.jpg")
+    reasons = " ".join(r["reason"] for r in summary["rejected"])
+    assert code == 1 and "no image passed" in summary["error"]
+    assert "too small" in reasons or "no face" in reasons
+    assert "turned away" in reasons
+    assert not (tmp_path / "g.sqlite").exists(), "a failed enrollment must not create the gallery"
+
+
+def test_list_remove_export(data_dir, tmp_path, capsys):
+    gallery = tmp_path / "g.sqlite"
+    lfw = data_dir / "lfw"
+    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Colin Powell",
+               lfw / "Colin_Powell/Colin_Powell_0001.jpg", lfw / "Colin_Powell/Colin_Powell_0002.jpg")[0] == 0
+    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Li Peng", "--id", "lp",
+               lfw / "Li_Peng/Li_Peng_0001.jpg")[0] == 0
+    code, listing, _ = run(capsys, "gallery", "list", "--gallery", gallery)
+    assert code == 0 and listing["identities"] == 2 and listing["templates"] == 3
+    assert "embedding" not in json.dumps(listing)
+    code, exported, _ = run(capsys, "gallery", "export", "--gallery", gallery, "--out", tmp_path / "bundle.json")
+    assert code == 0 and exported["version"] == listing["version"] and (tmp_path / "bundle.json").is_file()
+    code, removed, _ = run(capsys, "gallery", "remove", "--gallery", gallery, "--id", "colin_powell")
+    assert code == 0 and removed["templates_removed"] == 2 and removed["version"] != listing["version"]
+    assert [p["identity_id"] for p in run(capsys, "gallery", "list", "--gallery", gallery)[1]["people"]] == ["lp"]
+    code, _, err = run(capsys, "gallery", "remove", "--gallery", gallery, "--id", "nobody")
+    assert code == 1 and "nobody" in err
+
+
+def test_gallery_of_another_embedder_is_refused(data_dir, tmp_path, capsys, monkeypatch):
+    gallery = tmp_path / "g.sqlite"
+    assert run(capsys, "enroll", "--gallery", gallery, "--name", "x",
+               data_dir / "lfw/Colin_Powell/Colin_Powell_0001.jpg")[0] == 0
+    monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
+    code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
+    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
