@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import edge.commands
 from edge import __version__
-from edge.commands import config_cmd, enroll, gallery, run, verify
 from edge.commands.common import CommandError
 from edge.config import ConfigError
 from edge.device.sources import SourceError
@@ -28,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="device config file, TOML (default: $EDGE_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (verify, enroll, gallery, run, config_cmd):
-        module.add_parser(sub)
+    for info in sorted(pkgutil.iter_modules(edge.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"edge.commands.{info.name}")
+        if hasattr(module, "add_parser"):  # one module per subcommand; helpers have none
+            module.add_parser(sub)
     return parser
 
 

@@ -1,1 +1,1 @@
-"""One module per `edge` subcommand; `edge.cli` builds the parser and dispatches."""
+"""One module per `edge` subcommand, each with `add_parser(sub)`; `edge.cli` finds them all."""
