@@ -71,8 +71,22 @@ class QualityConfig(Section):
 class MatchConfig(Section):
     gallery: Path | None = Field(None, description="gallery SQLite file")
     threshold: float | None = Field(None, gt=0, le=2,
-                                    description="Euclidean distance threshold (default: the embedder's); "
-                                    "lower is stricter")
+                                    description="Euclidean distance threshold; lower is stricter "
+                                    "(default: the manifest's calibrated operating point)")
+    target_fmr: float | None = Field(None, gt=0, lt=1,
+                                     description="false match rate to hold, resolved through the embedder's "
+                                     "calibration table (alternative to threshold)")
+    fmr_scope: Literal["worst_group", "overall"] = Field(
+        "worst_group", description="whose FMR target_fmr bounds: every sizeable group, or all pairs together")
+    max_false_alerts_per_1000_scans: float | None = Field(
+        None, ge=0, description="refuse to start when the gallery's size and the FMR expect more false alerts "
+        "per 1,000 scans of strangers than this")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> MatchConfig:
+        if self.threshold is not None and self.target_fmr is not None:
+            raise ValueError("match.threshold and match.target_fmr are alternatives: set one")
+        return self
 
 
 class TrackerConfig(Section):

@@ -6,26 +6,37 @@ import argparse
 from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
+from edge.config import Settings
+from edge.device.app import operating_point
 from edge.gallery import GalleryStore
-from edge.vision import load_manifest
+from edge.vision import ModelEntry, load_manifest
+from edge.vision.operating_point import expected_false_alerts_per_1000
+
+
+def configured_embedder(args: argparse.Namespace) -> tuple[Settings, ModelEntry]:
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
+    manifest = load_manifest(settings.models.models_dir)
+    return settings, manifest.get(settings.models.embedder or manifest.default_embedder, "embedder")
 
 
 def open_store(args: argparse.Namespace) -> GalleryStore:
     """Open the gallery for the configured embedder (no model is loaded to do it)."""
-    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
-    manifest = load_manifest(settings.models.models_dir)
-    entry = manifest.get(settings.models.embedder or manifest.default_embedder, "embedder")
+    _, entry = configured_embedder(args)
     return GalleryStore.open(args.gallery, entry.model_id, entry.sha256)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    settings, entry = configured_embedder(args)
+    point = operating_point(settings, entry)
+    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256) as store:
         identities = store.identities()
         print_json({
             "gallery": str(args.gallery),
             "version": store.version,
             "identities": len(identities),
             "templates": sum(i.templates for i in identities),
+            "operating_point": point.as_dict(),
+            "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(point.fmr, len(identities)),
             "people": [{"identity_id": i.identity_id, "name": i.name, "templates": i.templates,
                         "enrolled_at": i.enrolled_at} for i in identities],
         })

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
-from edge.device.app import build_vision
+from edge.device.app import build_vision, operating_point
 from edge.vision import FaceResult, distance, load_image
 
 
@@ -28,12 +28,14 @@ def run(args: argparse.Namespace) -> int:
     a = vision.describe_single(load_image(args.image_a), str(args.image_a), gated=False)
     b = vision.describe_single(load_image(args.image_b), str(args.image_b), gated=False)
     dist = distance(a.embedding, b.embedding)
-    threshold = settings.match.threshold or vision.embedder.threshold
+    point = operating_point(settings, vision.embedder.entry)
     print_json({
         "distance": round(dist, 4),
-        "threshold": threshold,
+        "threshold": point.threshold,
         "metric": vision.embedder.metric,
-        "same": bool(dist <= threshold),
+        "same": bool(dist <= point.threshold),
+        "fmr_at_threshold": point.fmr,
+        "threshold_origin": point.origin,
         "model_id": vision.embedder.model_id,
         "a": face_json(args.image_a, a),
         "b": face_json(args.image_b, b),
@@ -46,7 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
     p.add_argument("--threshold", type=float,
-                   help="distance threshold (default: configured or the embedder's; lower is stricter)")
+                   help="distance threshold (default: the configured operating point; lower is stricter)")
     p.add_argument("--detector", help="detector model id (default: models.stills_detector)")
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
     p.set_defaults(func=run)

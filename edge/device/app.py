@@ -19,8 +19,9 @@ from edge.device.counters import Counters
 from edge.device.loop import Loop, LoopOptions
 from edge.device.sources import LatestFrameGrabber, open_source
 from edge.gallery import GalleryStore, Matcher
-from edge.link import MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
-from edge.vision import QualityGate, Vision, load_manifest
+from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
+from edge.vision import ModelEntry, QualityGate, Vision, load_manifest
+from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tracker import Tracker
 
@@ -47,6 +48,44 @@ def build_vision(settings: Settings, detector_id: str | None = None) -> Vision:
     )
 
 
+def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:
+    """The threshold in force and its measured FMR (see `edge.vision.operating_point`)."""
+    m = settings.match
+    try:
+        return resolve(embedder, m.threshold, m.target_fmr, m.fmr_scope)
+    except OperatingPointError as e:
+        raise ConfigError(str(e)) from None
+
+
+def expected_false_alerts(settings: Settings, point: OperatingPoint, gallery_size: int) -> float | None:
+    """Expected false alerts per 1,000 scans of strangers; refuses a start above the configured limit."""
+    expected = expected_false_alerts_per_1000(point.fmr, gallery_size)
+    limit = settings.match.max_false_alerts_per_1000_scans
+    if limit is None:
+        return expected
+    if expected is None:
+        raise ConfigError(
+            f"match.max_false_alerts_per_1000_scans is {limit:g} but threshold {point.threshold:g} has no measured "
+            "false match rate to check it against: use match.target_fmr or a calibrated threshold"
+        )
+    if expected > limit:
+        raise ConfigError(
+            f"{gallery_size} enrolled people at threshold {point.threshold:.3f} (FMR {point.fmr:.2g} per comparison, "
+            f"{point.scope}) expect {expected:.1f} false alerts per 1,000 scans of strangers, above "
+            f"match.max_false_alerts_per_1000_scans = {limit:g}: lower match.target_fmr, enroll fewer people, "
+            "or raise the limit"
+        )
+    return expected
+
+
+def effective_config(settings: Settings, point: OperatingPoint) -> dict:
+    """The settings as JSON for `config/reported`, secrets removed, with the operating point."""
+    config = settings.model_dump(mode="json")
+    config["mqtt"]["password"] = None if settings.mqtt.password is None else "***"
+    config["operating_point"] = point.as_dict()
+    return config
+
+
 def load_matcher(settings: Settings, vision: Vision) -> Matcher:
     if settings.match.gallery is None:
         raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
@@ -70,8 +109,10 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     """Run until `stop` is set, the source ends, or `max_frames` frames were processed."""
     device, site = settings.device.device_id, settings.device.site
     vision = build_vision(settings)
-    threshold = settings.match.threshold or vision.embedder.threshold
+    point = operating_point(settings, vision.embedder.entry)
+    threshold = point.threshold
     matcher = load_matcher(settings, vision)
+    false_alerts = expected_false_alerts(settings, point, len(matcher.identity_ids))
     camera = settings.camera
     source = open_source(camera.source, width=camera.width, height=camera.height, fps=camera.fps)
     grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
@@ -79,10 +120,13 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     topics = Topics(site, device)
     probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
     grabber.start()
-    log.info("source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, "
-             "version %s, threshold %.3f (%s)", source.info.uri, vision.detector.entry.model_id,
-             vision.embedder.model_id, vision.embedder.sha256[:12], settings.match.gallery,
-             len(matcher.identity_ids), matcher.version, threshold, vision.embedder.metric)
+    log.info("source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
+             source.info.uri, vision.detector.entry.model_id, vision.embedder.model_id,
+             vision.embedder.sha256[:12], settings.match.gallery, len(matcher.identity_ids), matcher.version)
+    log.info("threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of "
+             "strangers: %s", threshold, vision.embedder.metric, point.origin,
+             "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
+             "unknown" if false_alerts is None else f"{false_alerts:.1f}")
 
     state = settings.device.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -96,8 +140,10 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
             embedder_model_id=vision.embedder.model_id, embedder_sha256=vision.embedder.sha256,
             gallery_version=matcher.version,
         ),
-        details={"threshold": threshold, "metric": vision.embedder.metric,
-                 "gallery_identities": len(matcher.identity_ids)},
+        details={"threshold": threshold, "metric": vision.embedder.metric, "fmr": point.fmr,
+                 "target_fmr": point.target_fmr, "fmr_scope": point.scope, "threshold_origin": point.origin,
+                 "gallery_identities": len(matcher.identity_ids),
+                 "expected_false_alerts_per_1000_scans": false_alerts},
     )
     link = MqttLink(options, topics, outbox, status)
     loop = Loop(
@@ -107,6 +153,10 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
         counters, link.publish,
         LoopOptions(device, site, threshold, settings.tracker.embed_attempts),
     )
+    link.publish("config/reported", ConfigReported(
+        version=0, ts=datetime.now(timezone.utc), device_id=device, site=site,
+        config=effective_config(settings, point),
+    ), retain=True)
     link.start()
     try:
         link.require_connected(settings.mqtt.connect_timeout_s)

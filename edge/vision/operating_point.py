@@ -1,0 +1,109 @@
+"""The threshold in force and the false match rate it stands for.
+
+A raw distance threshold means little to an operator; a false match rate does. `edge
+calibrate` measures, per embedder, which threshold gives which FMR (overall and in the worst
+demographic group) and records it in the manifest's `calibration_table`. The device may then
+be configured with `target_fmr` instead of a threshold, and every threshold in force is
+reported with the FMR it was measured at, when one is known.
+
+With N enrolled people and a per-comparison FMR f, a stranger raises a false alert with
+probability 1 - (1 - f)^N: the gallery's size multiplies the error, which is why the device
+shows the expected false alerts per 1,000 scans and can refuse to start above a limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.vision.runtime import ModelEntry
+
+
+class OperatingPointError(ValueError):
+    """The requested operating point cannot be honoured; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """threshold: Euclidean distance in force (lower is stricter).
+    fmr: per-comparison false match rate measured at it (worst group for scope
+        "worst_group"), or None when no calibration covers it.
+    target_fmr, scope: what was asked for, when the threshold came from a target.
+    origin: in words, where the threshold came from.
+    """
+
+    threshold: float
+    fmr: float | None
+    target_fmr: float | None
+    scope: str | None
+    origin: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "fmr": self.fmr, "target_fmr": self.target_fmr,
+                "scope": self.scope, "origin": self.origin}
+
+
+def false_alert_chance(fmr: float, gallery_size: int) -> float:
+    """Chance that one stranger matches at least one of `gallery_size` people: 1 - (1 - f)^N."""
+    if gallery_size <= 0 or fmr <= 0:
+        return 0.0
+    return -math.expm1(gallery_size * math.log1p(-min(fmr, 1.0 - 1e-12)))
+
+
+def expected_false_alerts_per_1000(fmr: float | None, gallery_size: int) -> float | None:
+    """Expected false alerts per 1,000 scans of people who are not enrolled; None if f is unknown."""
+    return None if fmr is None else 1000.0 * false_alert_chance(fmr, gallery_size)
+
+
+def _table(entry: ModelEntry) -> dict[str, Any]:
+    return entry.spec.get("calibration_table") or {}
+
+
+def _calibrated(entry: ModelEntry, target_fmr: float, scope: str, origin: str) -> OperatingPoint:
+    entries = _table(entry).get("entries", [])
+    for cal in entries:
+        if math.isclose(cal["target_fmr"], target_fmr, rel_tol=1e-9) and cal["scope"] == scope:
+            return OperatingPoint(float(cal["threshold"]), float(cal["fmr"]), target_fmr, scope, origin)
+    known = ", ".join(f"{c['target_fmr']:g} ({c['scope']})" for c in entries) or "none"
+    raise OperatingPointError(
+        f"embedder '{entry.model_id}' has no calibration for target_fmr {target_fmr:g} ({scope}); "
+        f"calibrated: {known}. Run `edge calibrate --identities CSV --root DIR --target-fmr {target_fmr:g}"
+        f"{' --worst-group' if scope == 'worst_group' else ''}` on data that supports it "
+        f"(at least {math.ceil(3 / target_fmr)} impostor comparisons per group), or choose a calibrated target"
+    )
+
+
+def fmr_at(entry: ModelEntry, threshold: float, scope: str = "worst_group") -> float | None:
+    """FMR at a raw threshold, interpolated on the calibration curve; None outside it or without one."""
+    curve = _table(entry).get("fmr_curve")
+    if not curve or scope not in curve:
+        return None
+    thresholds = np.asarray(curve["thresholds"], float)
+    if not thresholds[0] <= threshold <= thresholds[-1]:
+        return None
+    return float(np.interp(threshold, thresholds, np.asarray(curve[scope], float)))
+
+
+def resolve(entry: ModelEntry, threshold: float | None, target_fmr: float | None,
+            scope: str = "worst_group") -> OperatingPoint:
+    """The operating point from config: a raw threshold, a target FMR, or the manifest's default.
+
+    Precedence: a configured threshold, then a configured target FMR (which must have a
+    calibration entry), then the manifest's `operating_point`, then the embedder's own
+    threshold (dlib's 0.6, with no FMR attached unless the curve covers it).
+    """
+    if threshold is not None and target_fmr is not None:
+        raise OperatingPointError("match.threshold and match.target_fmr are alternatives: set one")
+    if threshold is not None:
+        return OperatingPoint(threshold, fmr_at(entry, threshold, scope), None, scope, "configured threshold")
+    if target_fmr is not None:
+        return _calibrated(entry, target_fmr, scope, f"configured target_fmr {target_fmr:g} ({scope})")
+    default = entry.spec.get("operating_point")
+    if default:
+        return _calibrated(entry, float(default["target_fmr"]), default["scope"],
+                           f"manifest default: target_fmr {default['target_fmr']:g} ({default['scope']})")
+    own = float(entry.spec["threshold"])
+    return OperatingPoint(own, fmr_at(entry, own, scope), None, scope, "embedder default (uncalibrated)")

@@ -1,0 +1,139 @@
+"""Thresholds as false match rates, and what the gallery's size does to them."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import threading
+
+import pytest
+
+from edge.cli import main
+from edge.config import ConfigError, load_settings
+from edge.device.app import run_device
+from edge.vision.operating_point import (
+    OperatingPointError,
+    expected_false_alerts_per_1000,
+    false_alert_chance,
+    fmr_at,
+    resolve,
+)
+from edge.vision.runtime import ModelEntry
+
+TABLE = {
+    "entries": [
+        {"target_fmr": 0.01, "scope": "worst_group", "threshold": 0.5, "fmr": 0.008},
+        {"target_fmr": 0.01, "scope": "overall", "threshold": 0.55, "fmr": 0.0095},
+    ],
+    "fmr_curve": {"thresholds": [0.4, 0.5, 0.6], "overall": [0.001, 0.004, 0.03], "worst_group": [0.002, 0.008, 0.1]},
+}
+
+
+def entry(**spec) -> ModelEntry:
+    return ModelEntry("emb", "embedder", "emb.tflite", "0" * 64, {"threshold": 0.6, **spec})
+
+
+def test_target_fmr_resolves_through_the_table():
+    point = resolve(entry(calibration_table=TABLE), None, 0.01, "worst_group")
+    assert (point.threshold, point.fmr, point.target_fmr) == (0.5, 0.008, 0.01)
+    assert resolve(entry(calibration_table=TABLE), None, 0.01, "overall").threshold == 0.55
+
+
+def test_uncalibrated_target_is_refused_with_what_is_known():
+    with pytest.raises(OperatingPointError, match=r"no calibration for target_fmr 0.001 .*calibrated: 0.01 \(worst_group\)"):
+        resolve(entry(calibration_table=TABLE), None, 0.001)
+    with pytest.raises(OperatingPointError, match="3000 impostor comparisons"):
+        resolve(entry(), None, 0.001)
+
+
+def test_threshold_and_target_are_alternatives():
+    with pytest.raises(OperatingPointError, match="alternatives"):
+        resolve(entry(calibration_table=TABLE), 0.5, 0.01)
+    with pytest.raises(ConfigError, match="alternatives"):
+        load_settings(match={"threshold": 0.5, "target_fmr": 0.01})
+
+
+def test_raw_threshold_gets_its_fmr_from_the_curve():
+    e = entry(calibration_table=TABLE)
+    assert resolve(e, 0.45, None).fmr == pytest.approx(0.005)
+    assert fmr_at(e, 0.55, "overall") == pytest.approx(0.017)
+    assert fmr_at(e, 0.9) is None and fmr_at(entry(), 0.5) is None
+
+
+def test_defaults_manifest_operating_point_then_embedder():
+    calibrated = entry(calibration_table=TABLE, operating_point={"target_fmr": 0.01, "scope": "worst_group"})
+    point = resolve(calibrated, None, None)
+    assert point.threshold == 0.5 and point.origin.startswith("manifest default")
+    plain = resolve(entry(), None, None)
+    assert plain.threshold == 0.6 and plain.fmr is None and "uncalibrated" in plain.origin
+
+
+def test_false_alert_chance():
+    assert false_alert_chance(0.001, 1000) == pytest.approx(1 - 0.999**1000)
+    assert false_alert_chance(0.01, 0) == 0.0
+    assert false_alert_chance(1e-6, 10_000) == pytest.approx(-math.expm1(10_000 * math.log1p(-1e-6)))
+    assert expected_false_alerts_per_1000(0.0001, 1000) == pytest.approx(95.2, abs=0.1)
+    assert expected_false_alerts_per_1000(None, 10) is None
+
+
+@pytest.fixture
+def calibrated_models(models_dir, tmp_path):
+    """A copy of models/ whose embedder carries the table above and a default operating point."""
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["models"][manifest["default_embedder"]]["calibration_table"] = TABLE
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.fixture
+def small_gallery(data_dir, tmp_path, calibrated_models):
+    path = tmp_path / "g.sqlite"
+    lfw = data_dir / "lfw"
+    for who in ("Colin_Powell", "Li_Peng", "Queen_Rania"):
+        assert main(["enroll", "--gallery", str(path), "--name", who, "--models", str(calibrated_models),
+                     str(lfw / who / f"{who}_0004.jpg")]) == 0
+    return path
+
+
+def test_device_with_target_fmr_uses_and_reports_it(broker, subscriber_factory, data_dir, calibrated_models,
+                                                     small_gallery, tmp_path):
+    sub = subscriber_factory(broker.port, ["edge/#"])
+    settings = load_settings(
+        device={"device_id": "cam-1", "site": "t", "state_dir": tmp_path / "state"},
+        camera={"source": f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}"},
+        models={"models_dir": calibrated_models, "detector": "blazeface_short_range"},
+        match={"gallery": small_gallery, "target_fmr": 0.01},
+        mqtt={"url": broker.url},
+    )
+    run_device(settings, threading.Event(), max_frames=30)
+    assert sub.wait_for(lambda ms: any(m.topic.endswith("config/reported") for m in ms), timeout=10)
+    status = json.loads(sub.messages("edge/t/cam-1/status")[0].payload)
+    details = status["details"]
+    assert details["threshold"] == 0.5 and details["target_fmr"] == 0.01 and details["fmr"] == 0.008
+    assert details["expected_false_alerts_per_1000_scans"] == pytest.approx(1000 * false_alert_chance(0.008, 3))
+    reported = json.loads(sub.messages("edge/t/cam-1/config/reported")[0].payload)
+    assert reported["config"]["operating_point"]["threshold"] == 0.5
+    assert reported["config"]["match"]["target_fmr"] == 0.01
+
+
+def test_start_refused_above_the_false_alert_limit(broker, data_dir, calibrated_models, small_gallery,
+                                                   tmp_path, capsys):
+    code = main(["run", "--source", f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}", "--gallery",
+                 str(small_gallery), "--broker", broker.url, "--state-dir", str(tmp_path / "state"),
+                 "--models", str(calibrated_models), "--target-fmr", "0.01", "--max-false-alerts", "10"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "3 enrolled people" in err and "expect 23.8 false alerts per 1,000 scans" in err
+    assert "lower match.target_fmr" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_gallery_list_shows_expected_false_alerts(calibrated_models, small_gallery, capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_MATCH__TARGET_FMR", "0.01")
+    assert main(["gallery", "list", "--gallery", str(small_gallery), "--models", str(calibrated_models)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["operating_point"]["fmr"] == 0.008
+    assert listing["expected_false_alerts_per_1000_scans"] == pytest.approx(1000 * false_alert_chance(0.008, 3))
