@@ -92,7 +92,8 @@ class EmbeddedBroker:
         try:
             from amqtt.broker import Broker as AmqttBroker
         except ImportError:
-            raise SystemExit("no Mosquitto and no amqtt: apt-get install mosquitto, or pip install 'edge[demo]'") from None
+            raise SystemExit("no Mosquitto and no amqtt: apt-get install mosquitto, "
+                             "or pip install 'edge[demo]'") from None
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()

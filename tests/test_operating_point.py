@@ -41,7 +41,8 @@ def test_target_fmr_resolves_through_the_table():
 
 
 def test_uncalibrated_target_is_refused_with_what_is_known():
-    with pytest.raises(OperatingPointError, match=r"no calibration for target_fmr 0.001 .*calibrated: 0.01 \(worst_group\)"):
+    known = r"no calibration for target_fmr 0.001 .*calibrated: 0.01 \(worst_group\)"
+    with pytest.raises(OperatingPointError, match=known):
         resolve(entry(calibration_table=TABLE), None, 0.001)
     with pytest.raises(OperatingPointError, match="3000 impostor comparisons"):
         resolve(entry(), None, 0.001)

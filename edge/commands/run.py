@@ -19,8 +19,8 @@ def run(args: argparse.Namespace) -> int:
         "camera.source": args.source, "match.gallery": args.gallery, "mqtt.url": args.broker,
         "device.device_id": args.device_id, "device.site": args.site, "device.state_dir": args.state_dir,
         "match.threshold": args.threshold, "match.target_fmr": args.target_fmr,
-        "match.max_false_alerts_per_1000_scans": args.max_false_alerts, "models.detector": args.detector, "models.threads": args.threads,
-        "models.models_dir": args.models, "stats.window_s": args.window,
+        "match.max_false_alerts_per_1000_scans": args.max_false_alerts,
+        "models.detector": args.detector, "models.threads": args.threads, "models.models_dir": args.models, "stats.window_s": args.window,
     })
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
