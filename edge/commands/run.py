@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
         "device.device_id": args.device_id, "device.site": args.site, "device.state_dir": args.state_dir,
         "match.threshold": args.threshold, "match.target_fmr": args.target_fmr,
         "match.max_false_alerts_per_1000_scans": args.max_false_alerts,
-        "models.detector": args.detector, "models.threads": args.threads, "models.models_dir": args.models, "stats.window_s": args.window,
+        "models.detector": args.detector, "models.threads": args.threads, "models.models_dir": args.models,
+        "stats.window_s": args.window,
     })
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
