@@ -7,12 +7,17 @@ embedder records also carry what this build measured (calibration set, agreement
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from edge.modelbuild.sources import BLAZEFACE, DLIB_MODELS, DLIB_RESNET_MEMBER, Source, sha256_of
 
+log = logging.getLogger(__name__)
+
 SCHEMA = 1
+# Written by `edge calibrate` (edge.central.calibrate), not by the build: kept across rebuilds.
+CALIBRATION_KEYS = ("calibration_table", "operating_point")
 DEFAULT_DETECTOR = "blazeface_full_range"
 DEFAULT_EMBEDDER = "dlib_resnet_v1_int8"
 
@@ -134,8 +139,32 @@ def embedder_record(
     return record
 
 
-def write_manifest(models_dir: Path, models: dict[str, dict[str, Any]]) -> Path:
+def keep_calibration(models: dict[str, dict[str, Any]], previous: Path) -> dict[str, dict[str, Any]]:
+    """Carry `CALIBRATION_KEYS` over from the manifest being replaced, for embedders whose file is unchanged.
+
+    `edge calibrate` writes them; a rebuild must not erase them. A rebuilt file with another
+    sha256 loses them: a threshold measured on other weights would be a false claim.
+    """
+    if not Path(previous).is_file():
+        return models
+    old = json.loads(Path(previous).read_text()).get("models", {})
+    kept = {}
+    for model_id, record in models.items():
+        before = old.get(model_id, {})
+        carried = {k: before[k] for k in CALIBRATION_KEYS if k in before}
+        if carried and before.get("sha256") != record.get("sha256"):
+            log.warning("%s changed (sha256 %s): its calibration table is dropped; rerun edge calibrate",
+                        model_id, record.get("sha256", "?")[:12])
+            carried = {}
+        kept[model_id] = {**record, **carried}
+    return kept
+
+
+def write_manifest(models_dir: Path, models: dict[str, dict[str, Any]], previous: Path | None = None) -> Path:
+    """Write models_dir/manifest.json; with `previous`, keep its calibration keys (see `keep_calibration`)."""
     path = Path(models_dir) / "manifest.json"
+    if previous is not None:
+        models = keep_calibration(models, previous)
     manifest = {
         "schema": SCHEMA,
         "default_detector": DEFAULT_DETECTOR,

@@ -1,0 +1,119 @@
+"""Labeled image sets as the comparisons an evaluation makes: which images, which pairs, which group.
+
+Two inputs, one shape:
+- a pairs file (the columns of `../shared/data/pairs.csv`): each row is one comparison; it
+  belongs to a group when both images carry the same group label;
+- an identities file (the columns of `identities.csv`): every image is compared with every
+  other, so a group's false match rate rests on every impostor comparison inside it. Images of
+  one identity make genuine pairs, of different identities impostor pairs. With a `within`
+  column (default `source`), only images with the same value are compared: the same person
+  can carry different identity labels in different sources (`deepface_c01` is Angelina Jolie),
+  and such a pair is not an impostor pair.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """A labeled file cannot be read as asked (missing file, column or duplicate image)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images (described once each) and the pairs between them; `pair_group` is -1 across groups."""
+
+    csv_path: Path
+    root: Path
+    kind: str  # "pairs" or "identities"
+    group_column: str
+    within: str | None  # identities: the column two compared images share, if any
+    description: str
+    images: tuple[str, ...]
+    identities: tuple[str, ...]
+    groups: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+    genuine: np.ndarray
+    pair_group: np.ndarray
+
+    def group_mask(self, group: str | None) -> np.ndarray:
+        """Pairs of `group` (both images in it); all pairs for None."""
+        if group is None:
+            return np.ones(self.a.size, bool)
+        return self.pair_group == self.groups.index(group)
+
+    def group_members(self, group: str | None) -> np.ndarray:
+        """Indices of the images that take part in the group's pairs."""
+        mask = self.group_mask(group)
+        return np.unique(np.concatenate([self.a[mask], self.b[mask]]))
+
+
+def _rows(path: Path, required: list[str]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DatasetError(f"labeled file not found: {path}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DatasetError(f"{path} lacks the column(s) {', '.join(missing)}; it has {reader.fieldnames}")
+        return list(reader)
+
+
+def read_pairs(path: Path, root: Path, group_column: str = "group") -> Dataset:
+    """A pairs file: path_a, path_b, same (1/0), identity_a, identity_b, <group>_a, <group>_b."""
+    ga, gb = f"{group_column}_a", f"{group_column}_b"
+    rows = _rows(path, ["path_a", "path_b", "same", "identity_a", "identity_b", ga, gb])
+    labels: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        labels.setdefault(row["path_a"], (row["identity_a"], row[ga]))
+        labels.setdefault(row["path_b"], (row["identity_b"], row[gb]))
+    images = tuple(sorted(labels))
+    index = {p: i for i, p in enumerate(images)}
+    groups = tuple(sorted({g for _, g in labels.values() if g}))
+    pair_group = [groups.index(r[ga]) if r[ga] and r[ga] == r[gb] else -1 for r in rows]
+    same = [r["same"].strip().lower() in ("1", "true", "yes") for r in rows]
+    return Dataset(
+        csv_path=path, root=root, kind="pairs", group_column=group_column, within=None,
+        description=f"{path.name} (labeled pairs)", images=images,
+        identities=tuple(labels[p][0] for p in images), groups=groups,
+        a=np.array([index[r["path_a"]] for r in rows], np.int64),
+        b=np.array([index[r["path_b"]] for r in rows], np.int64),
+        genuine=np.array(same, bool), pair_group=np.array(pair_group, np.int64),
+    )
+
+
+def read_identities(path: Path, root: Path, group_column: str = "group", within: str | None = "source") -> Dataset:
+    """An identities file (path, identity, <group>[, <within>]) compared all against all.
+
+    `within` names a column whose value two images must share to be compared; it is ignored
+    when the file has no such column.
+    """
+    rows = _rows(path, ["path", "identity", group_column])
+    paths = [r["path"] for r in rows]
+    if len(set(paths)) != len(paths):
+        duplicate = next(p for p in paths if paths.count(p) > 1)
+        raise DatasetError(f"{path} lists {duplicate} more than once")
+    identity = np.array([r["identity"] for r in rows])
+    group_names = [r[group_column] for r in rows]
+    groups = tuple(sorted({g for g in group_names if g}))
+    code = np.array([groups.index(g) if g else -1 for g in group_names], np.int64)
+    a, b = np.triu_indices(len(rows), k=1)
+    use_within = bool(rows) and bool(within) and within in rows[0]
+    if use_within:
+        source = np.array([r[within] for r in rows])
+        keep = source[a] == source[b]
+        a, b = a[keep], b[keep]
+    scope = f"all against all within {within}" if use_within else "all against all"
+    return Dataset(
+        csv_path=path, root=root, kind="identities", group_column=group_column,
+        within=within if use_within else None, description=f"{path.name} ({scope})", images=tuple(paths),
+        identities=tuple(identity.tolist()), groups=groups, a=a.astype(np.int64), b=b.astype(np.int64),
+        genuine=identity[a] == identity[b],
+        pair_group=np.where((code[a] == code[b]) & (code[a] >= 0), code[a], -1),
+    )

@@ -1,0 +1,259 @@
+"""`models/MODEL_CARD.md` from one evaluation report: what the model is for, and how often it is wrong, for whom.
+
+The card is a pure function of report.json (which carries the manifest's calibration table as
+it was at the run), its path and its sha256, so a test can regenerate it and compare byte for
+byte. It has no clock of its own: the only date in it is the report's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.central.report import pct
+from edge.central.stats import Rate
+
+REFERENCE_THRESHOLD = 0.6  # dlib's threshold, the embedder's default before calibration
+GALLERY_SIZES = (10, 100, 1000)
+
+INTENDED_USE = """\
+- Alerting a person on duty when someone **enrolled on purpose** (a small, consented watchlist,
+  e.g. staff or an access list) passes one camera. Every match is an alert for a person to
+  review, never a verdict: an alert says "look at this", not "this is X".
+- Sites whose operators have read the rates below for the groups of people who pass their camera,
+  and chose the threshold (a target false match rate) for the worst of those groups."""
+
+NOT_FIT_FOR = """\
+- **Identifying people who are not enrolled** ("who is this?"), searching footage or the web for
+  a face, or building a gallery of passers-by. The device keeps nothing of unenrolled people.
+- **Decisions without human review**: arrest, denial of entry, service, employment or benefits,
+  evidence in any proceeding.
+- **Surveillance of crowds** or public spaces, tracking people across cameras or over time.
+- **Minors**: no child is in the evaluation data; the error rates for children are unknown.
+- **Groups this card cannot speak for**: groups flagged "not sizeable" below (rates unknown),
+  and groups absent from the data altogether.
+- Inferring gender, ethnicity, age or emotion: the model does none of this; the group labels
+  below are used only to measure error rates.
+- **Large galleries** without reading the expected false alerts below: each enrolled person is
+  one more chance for a stranger to be falsely matched."""
+
+DATA_LIMITS = """\
+- The DEV part of `../shared/data` only (news photos of public figures from LFW plus sample
+  images of open-source face libraries). Held-out data lives elsewhere; the thresholds here were
+  **calibrated and measured on the same images**, so the rates are in-sample and likely
+  optimistic.
+- Gender and ethnicity labels are **curator-assigned** from public biographies (gender from
+  the LFW name lists, binary), **not self-reported**, and ethnicity buckets are coarse.
+- The LFW images there are **250x250 grayscale** (the mirror re-encoded them), close-up news
+  portraits. A camera sees colour, motion blur, other poses and light: expect other rates there.
+- The calibration and these figures use the still-image detector (`models.stills_detector`);
+  the camera loop uses the full-range detector.
+- Some groups are tiny (one or two identities); they are listed, flagged, and no rate of theirs
+  should be read as a property of the group.
+- Impostor pairs are formed within one source only (one person can carry other labels in other
+  sources)."""
+
+
+def _sweep_rates(figures: dict[str, Any], threshold: float) -> tuple[dict, dict] | None:
+    """(FMR, FNMR) at a threshold of the report's sweep, with intervals; None when it is not on the grid."""
+    sweep = figures["sweep"]
+    if threshold not in sweep["thresholds"]:
+        return None
+    i = sweep["thresholds"].index(threshold)
+    return (Rate(sweep["false_matches"][i], sweep["impostor_pairs"]).to_json(),
+            Rate(sweep["false_non_matches"][i], sweep["genuine_pairs"]).to_json())
+
+
+def _find(items: list[dict[str, Any]], target: float, scope: str) -> dict[str, Any] | None:
+    return next((x for x in items if x.get("target_fmr") == target and x.get("scope") == scope), None)
+
+
+def _points(report: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dict | None]:
+    """(operating point, its calibration entry, the overall-FMR point at the same target, its entry)."""
+    calibration = report["calibration"]
+    chosen = calibration.get("operating_point")
+    if not chosen:
+        in_force = report["operating_points"][0]
+        return in_force, None, None, None
+    target, scope = chosen["target_fmr"], chosen["scope"]
+    points, entries = report["operating_points"], calibration["entries"]
+    return (_find(points, target, scope), _find(entries, target, scope),
+            _find(points, target, "overall"), _find(entries, target, "overall"))
+
+
+def _point_rows(report: dict[str, Any], default: dict, default_entry: dict | None, overall: dict | None,
+                overall_entry: dict | None) -> list[str]:
+    rows = ["| operating point | threshold | set by | FMR (all impostor pairs) | FNMR (all genuine pairs) |",
+            "|---|---|---|---|---|"]
+    entries = [("**default**: " + default["name"], default, default_entry)]
+    if overall is not None:
+        entries.append((overall["name"], overall, overall_entry))
+    for label, point, entry in entries:
+        decided = (entry["deciding_group"] or "all impostor pairs") if entry else point.get("source", "")
+        rows.append(f"| {label} | {point['threshold']:.4f} | {decided} | {pct(point['overall']['fmr'])} | "
+                    f"{pct(point['overall']['fnmr'])} |")
+    reference = _sweep_rates(report["overall"], REFERENCE_THRESHOLD)
+    if reference is not None:
+        rows.append(f"| dlib's threshold (for comparison) | {REFERENCE_THRESHOLD:.4f} | dlib | {pct(reference[0])} | "
+                    f"{pct(reference[1])} |")
+    return rows
+
+
+def _group_rows(report: dict[str, Any], default: dict, overall: dict | None) -> list[str]:
+    head = "| group | identities | impostor / genuine pairs | sizeable | FMR at default | FNMR at default |"
+    rule = "|---|---|---|---|---|---|"
+    if overall is not None:
+        head += " FMR at overall calibration | FNMR at overall calibration |"
+        rule += "---|---|"
+    rows = [head, rule]
+    for name, g in report["groups"].items():
+        flag = "yes" if g["sizeable"] else f"**no**: {g['not_sizeable_because']}"
+        at = default["groups"][name]
+        row = (f"| {name} | {g['identities']} | {g['impostor_pairs']} / {g['genuine_pairs']} | {flag} | "
+               f"{pct(at['fmr'])} | {pct(at['fnmr'])} |")
+        if overall is not None:
+            other = overall["groups"][name]
+            row += f" {pct(other['fmr'])} | {pct(other['fnmr'])} |"
+        rows.append(row)
+    return rows
+
+
+def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | None) -> list[str]:
+    rates = [("overall", default["overall"]["fmr"]["rate"])]
+    if default_entry is not None and default_entry.get("deciding_group"):
+        rates.append(("worst sizeable group", default_entry["fmr"]))
+    rows = ["| per-comparison FMR | " + " | ".join(f"gallery of {n}" for n in GALLERY_SIZES) + " |",
+            "|---|" + "---|" * len(GALLERY_SIZES)]
+    for label, f in rates:
+        cells = " | ".join(f"{1000 * (1 - (1 - f) ** n):.1f}" for n in GALLERY_SIZES)
+        rows.append(f"| {label}: {f:.3g} | {cells} |")
+    return rows
+
+
+def _tar_rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for level in report["overall"]["tar_at_fmr"]:
+        value = (f"{pct(level['tar'])} at threshold {level['threshold']:.4f}" if level["supported"]
+                 else f"not supported ({level['reason']})")
+        rows.append(f"- TAR at FMR {level['fmr']:g}: {value}")
+    return rows
+
+
+def render(report: dict[str, Any], report_path: str, report_sha256: str) -> str:
+    """The model card for `report` (read from `report_path`, whose bytes have `report_sha256`)."""
+    d, models, failures = report["dataset"], report["models"], report["failures"]
+    default, default_entry, overall, overall_entry = _points(report)
+    small = [f"{n} ({g['not_sizeable_because']})" for n, g in report["groups"].items() if not g["sizeable"]]
+    reasons = ", ".join(f"{k}: {v}" for k, v in failures["by_reason"].items()) or "none"
+    gate = ", ".join(f"{k} {v}" for k, v in report["quality_gate"].items())
+    if default_entry is not None:
+        default_text = (f"The default operating point is the calibration table's entry **FMR <= "
+                        f"{default_entry['target_fmr']:g}, {default_entry['scope']}**: threshold "
+                        f"{default_entry['threshold']:.4f}, set by {default_entry['deciding_group'] or 'all pairs'}.")
+    else:
+        default_text = f"No calibrated operating point: the threshold in force is {default['threshold']:.4f}."
+    lines = [
+        f"# Model card: {models['embedder']['id']} with {models['detector']['id']}",
+        "",
+        f"Generated by `scripts/make_model_card.py` from `{report_path}` (sha256 `{report_sha256}`), an "
+        f"`edge eval` run of {report['created_at']} with edge {report['software']['edge']}. Do not edit by hand: "
+        "rerun the commands at the end.",
+        "",
+        "## The model",
+        "",
+        f"- Detector `{models['detector']['id']}` (sha256 `{models['detector']['sha256']}`), the project's "
+        "aligner, the quality gate, embedder "
+        f"`{models['embedder']['id']}` (sha256 `{models['embedder']['sha256']}`): a TFLite port of dlib's "
+        "face descriptor ResNet. Two faces are called the same person when the Euclidean distance between "
+        "their descriptors is at most the threshold.",
+        f"- Quality gate as evaluated: {gate}.",
+        f"- {default_text}",
+        "",
+        "## Intended use",
+        "",
+        INTENDED_USE,
+        "",
+        "## Not fit for",
+        "",
+        NOT_FIT_FOR,
+        "",
+        "## Data and its limits",
+        "",
+        f"- Evaluated on `{d['path']}` (sha256 `{d['sha256']}`), {d['description']}: {d['images']} images of "
+        f"{d['identities']} identities, {d['genuine_pairs']} genuine and {d['impostor_pairs']} impostor pairs.",
+        f"- {failures['images']} images gave no descriptor ({reasons}); every genuine pair they are in counts "
+        "as a false non-match.",
+        f"- Groups too small to measure ({report['rules']['sizeable']}): {', '.join(small) or 'none'}.",
+        DATA_LIMITS,
+        "",
+        "## Error rates",
+        "",
+        f"Rates are k/n with a {report['rules']['interval']}. FMR: impostor pairs called the same person; per "
+        "group, over impostor pairs with both images in the group. FNMR: genuine pairs not called the same "
+        f"person, failures included. {report['rules']['support'][0].upper()}{report['rules']['support'][1:]}.",
+        "",
+        *_point_rows(report, default, default_entry, overall, overall_entry),
+        "",
+        "Per group, at the default operating point and at the overall-FMR calibration with the same target:",
+        "",
+        *_group_rows(report, default, overall),
+        "",
+        f"Overall ROC AUC {report['overall']['roc_auc']} (failed pairs as errors), "
+        f"{report['overall']['roc_auc_compared']} over pairs both of whose images gave a descriptor.",
+        *_tar_rows(report),
+        "",
+        "## Expected false alerts per 1,000 strangers",
+        "",
+        "A stranger compared with N enrolled people raises a false alert with probability 1 - (1 - f)^N "
+        "at per-comparison FMR f, if comparisons fail independently (at the default operating point):",
+        "",
+        *_alert_rows(report, default, default_entry),
+        "",
+        "## Rerun it on your own data",
+        "",
+        "Write a CSV with columns `path,identity,group` (one face per image; add `source` if identity labels "
+        "come from different sources) or a pairs CSV with the columns of `../shared/data/pairs.csv`, then:",
+        "",
+        "```bash",
+        "edge eval --identities my.csv --root my-images/ --out my-eval/      # report.json, report.md, det.png, "
+        "groups.png",
+        "cp -r models/ my-models/",
+        "edge calibrate --identities my.csv --root my-images/ --models my-models/ --target-fmr 0.01 --worst-group "
+        "--operating-point",
+        "edge eval --identities my.csv --root my-images/ --models my-models/ --out my-eval/",
+        "python scripts/make_model_card.py --report my-eval/report.json --out my-models/MODEL_CARD.md",
+        "```",
+        "",
+        "This card's figures came from:",
+        "",
+        "```bash",
+        *_shipped_commands(report, report_path),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _shipped_commands(report: dict[str, Any], report_path: str) -> list[str]:
+    """The commands that made the report's calibration entries, the report and the card."""
+    d = report["dataset"]
+    data = f"--{d['kind']} {d['path']} --root {d['root']}"
+    if d["group_column"] != "group":
+        data += f" --group-column {d['group_column']}"
+    if d["kind"] == "identities" and d["within"] != "source":
+        data += f" --within {d['within'] or '-'}"
+    chosen = report["calibration"].get("operating_point") or {}
+    commands = []
+    for entry in report["calibration"].get("entries", []):
+        if entry["dataset_sha256"] != d["sha256"]:
+            commands.append(f"# FMR <= {entry['target_fmr']:g} {entry['scope']}: calibrated on {entry['dataset']} "
+                            f"(sha256 {entry['dataset_sha256']})")
+            continue
+        flags = " --worst-group" if entry["scope"] == "worst_group" else ""
+        if (entry["target_fmr"], entry["scope"]) == (chosen.get("target_fmr"), chosen.get("scope")):
+            flags += " --operating-point"
+        commands.append(f"edge calibrate {data} --target-fmr {entry['target_fmr']:g}{flags}")
+    out = report_path.rsplit("/", 1)[0] if "/" in report_path else "."
+    threshold = f" --threshold {report['threshold']['value']}" if report["threshold"]["source"] == "--threshold" else ""
+    commands.append(f"edge eval {data} --out {out}{threshold}")
+    commands.append(f"python scripts/make_model_card.py --report {report_path}")
+    return commands

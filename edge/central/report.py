@@ -1,0 +1,109 @@
+"""An evaluation report on disk: `report.json` (everything) and `report.md` (the tables a person reads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def percent(x: float) -> str:
+    """Two decimals from 1% up, two significant digits below (0.0050%), so small rates stay readable."""
+    if x == 0 or x >= 0.01:
+        return f"{100 * x:.2f}%"
+    return f"{100 * x:.2g}%"
+
+
+def pct(rate: dict[str, Any]) -> str:
+    """"1.23% (4/325, 0.48-3.12%)": a rate with its counts and 95% interval."""
+    lo, hi = rate["ci95"]
+    value = "n/a" if rate["rate"] is None else percent(rate["rate"])
+    return f"{value} ({rate['k']}/{rate['n']}, {percent(lo)}-{percent(hi)})"
+
+
+def _tar_cell(level: dict[str, Any]) -> str:
+    if not level["supported"]:
+        return f"not supported ({level['reason']})"
+    return f"{pct(level['tar'])} at {level['threshold']:.4f}"
+
+
+def _group_rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, g in report["groups"].items():
+        at = g["at_threshold"]
+        flag = "yes" if g["sizeable"] else f"no: {g['not_sizeable_because']}"
+        auc = "n/a" if g["roc_auc"] is None else f"{g['roc_auc']:.4f}"
+        rows.append(f"| {name} | {g['identities']} | {g['images']} ({g['images_failed']} failed) | {flag} | "
+                    f"{pct(at['fmr'])} | {pct(at['fnmr'])} | {auc} |")
+    return rows
+
+
+def _operating_rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for point in report["operating_points"]:
+        rows.append(f"| {point['name']} | {point['threshold']:.4f} | {pct(point['overall']['fmr'])} | "
+                    f"{pct(point['overall']['fnmr'])} |")
+    return rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    d, o, t = report["dataset"], report["overall"], report["threshold"]
+    models = report["models"]
+    failures = report["failures"]
+    lines = [
+        f"# Evaluation: {d['description']}",
+        "",
+        f"- dataset: `{d['path']}` (sha256 `{d['sha256']}`), images under `{d['root']}`: {d['images']} images, "
+        f"{d['identities']} identities, {d['pairs']} pairs ({d['genuine_pairs']} genuine, "
+        f"{d['impostor_pairs']} impostor)",
+        f"- models: detector `{models['detector']['id']}` (sha256 `{models['detector']['sha256'][:12]}`), "
+        f"embedder `{models['embedder']['id']}` (sha256 `{models['embedder']['sha256'][:12]}`); edge "
+        f"{report['software']['edge']}; run {report['created_at']}",
+        f"- threshold in force: **{t['value']:.4f}** ({t['source']}); {report['rules']['decision']}",
+        f"- rates: k/n and {report['rules']['interval']}; {report['rules']['failures']}",
+        f"- {report['rules']['sizeable']}; {report['rules']['support']}",
+        "",
+        "## Overall",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| ROC AUC (failed pairs as errors) | {o['roc_auc']} |",
+        f"| ROC AUC (pairs both of whose images gave a descriptor) | {o['roc_auc_compared']} |",
+        f"| FMR at {t['value']:.4f} | {pct(o['at_threshold']['fmr'])} |",
+        f"| FNMR at {t['value']:.4f} | {pct(o['at_threshold']['fnmr'])} |",
+        *[f"| TAR at FMR {lv['fmr']:g} | {_tar_cell(lv)} |" for lv in o["tar_at_fmr"]],
+        f"| genuine pairs failed (counted as false non-matches) | {o['genuine_pairs_failed']} of "
+        f"{o['genuine_pairs']} |",
+        f"| impostor pairs failed (not compared) | {o['impostor_pairs_failed']} |",
+        f"| images without a descriptor | {failures['images']} of {d['images']}: "
+        + (", ".join(f"{k} {v}" for k, v in failures["by_reason"].items()) or "none") + " |",
+        "",
+        f"## Per group at {t['value']:.4f}",
+        "",
+        "FMR over impostor pairs with both images in the group, FNMR over the group's genuine pairs.",
+        "",
+        "| group | identities | images | sizeable | FMR | FNMR | ROC AUC |",
+        "|---|---|---|---|---|---|---|",
+        *_group_rows(report),
+        "",
+        "## Operating points",
+        "",
+        "| operating point | threshold | FMR | FNMR |",
+        "|---|---|---|---|",
+        *_operating_rows(report),
+        "",
+        "![DET curve](det.png)",
+        "",
+        "![per-group FMR and FNMR](groups.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    """Write report.json and report.md into `out_dir` (created if needed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(render_markdown(report))
+    return json_path, md_path

@@ -1,0 +1,82 @@
+"""How sure a measured rate is, and how much data a claimed rate needs.
+
+A rate is always shown with its counts (k of n) and a 95% Wilson score interval: with the few
+hundred comparisons a demographic group has here, the interval is as wide as the differences
+between groups, and a bare percentage would hide that.
+
+Two rules decide what the data can speak for:
+- **Sizeable group**: at least `MIN_IDENTITIES` people and `MIN_PAIRS` genuine and impostor
+  comparisons. Smaller groups are still reported, flagged with the reason, never hidden.
+- **Support for a claim "FMR <= F"** (the rule of three): at least ceil(3 / F) impostor
+  comparisons. With zero false matches among n comparisons the 95% upper bound on the rate is
+  about 3 / n, so fewer comparisons cannot back the claim even when none of them matched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+MIN_IDENTITIES = 5
+MIN_PAIRS = 20
+SIZEABLE_RULE = (f"a group is sizeable with at least {MIN_IDENTITIES} identities and at least {MIN_PAIRS} "
+                 f"genuine and {MIN_PAIRS} impostor comparisons")
+SUPPORT_RULE = ("a claim FMR <= F needs at least ceil(3 / F) impostor comparisons (rule of three: with none "
+                "falsely matched, the 95% upper bound is then about F)")
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of the proportion k / n; (0, 1) when n is 0 (nothing known)."""
+    if n == 0:
+        return 0.0, 1.0
+    z2 = z * z
+    centre = (k + z2 / 2) / (n + z2)
+    half = z * math.sqrt(k * (n - k) / n + z2 / 4) / (n + z2)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k events out of n trials."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return wilson(self.k, self.n)
+
+    def to_json(self) -> dict:
+        lo, hi = self.ci95
+        value = self.value
+        return {"rate": None if value is None else round(value, 6), "k": self.k, "n": self.n,
+                "ci95": [round(lo, 6), round(hi, 6)]}
+
+
+def min_comparisons(target_fmr: float) -> int:
+    """Impostor comparisons needed to support "FMR <= target_fmr" (rule of three)."""
+    if not 0 < target_fmr < 1:
+        raise ValueError(f"a false match rate must lie between 0 and 1, got {target_fmr}")
+    return math.ceil(3 / target_fmr - 1e-9)
+
+
+def lowest_supported_fmr(impostor_pairs: int) -> float:
+    """The smallest FMR that `impostor_pairs` comparisons can support (inverse of `min_comparisons`)."""
+    return 3 / impostor_pairs if impostor_pairs else 1.0
+
+
+def sizeable(identities: int, genuine_pairs: int, impostor_pairs: int) -> tuple[bool, str | None]:
+    """(is the group sizeable, why not) under `SIZEABLE_RULE`."""
+    short = []
+    if identities < MIN_IDENTITIES:
+        short.append(f"{identities} {'identity' if identities == 1 else 'identities'} (< {MIN_IDENTITIES})")
+    if genuine_pairs < MIN_PAIRS:
+        short.append(f"{genuine_pairs} genuine pairs (< {MIN_PAIRS})")
+    if impostor_pairs < MIN_PAIRS:
+        short.append(f"{impostor_pairs} impostor pairs (< {MIN_PAIRS})")
+    return (not short), ("; ".join(short) or None)

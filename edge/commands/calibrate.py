@@ -1,0 +1,49 @@
+"""`edge calibrate (--pairs CSV | --identities CSV) --target-fmr F [--worst-group]`: a threshold for an FMR.
+
+Measures the device's still-image path on a labeled set, picks the largest threshold whose
+measured FMR is at most F (overall, or in every sizeable group that supports F), and records it
+in the embedder's `calibration_table` in the manifest. A target the data cannot support exits
+with status 1 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edge.central.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
+from edge.central.stats import SUPPORT_RULE
+from edge.commands.common import CommandError, print_json
+from edge.commands.eval import add_data_arguments, load_scores
+from edge.vision.runtime import MANIFEST_NAME, load_manifest
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.target_fmr < 1:
+        raise CommandError(f"--target-fmr must lie between 0 and 1, got {args.target_fmr}")
+    settings, vision, scores = load_scores(args)
+    scope = "worst_group" if args.worst_group else "overall"
+    try:
+        entry = calibrate(scores, args.target_fmr, scope, vision.detector.entry.model_id)
+    except CalibrationRefused as e:
+        raise CommandError(f"{e}; nothing written") from None
+    manifest_path = load_manifest(settings.models.models_dir).directory / MANIFEST_NAME
+    record_calibration(manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point)
+    print_json({"manifest": str(manifest_path), "embedder": vision.embedder.model_id,
+                "operating_point": args.operating_point, **{k: v for k, v in entry.items() if k != "groups"},
+                "groups": {g: {k: row[k] for k in ("fmr", "false_matches", "impostor_pairs", "fnmr", "genuine_pairs",
+                                                   "supports_target")}
+                           for g, row in entry["groups"].items()}})
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("calibrate", help="set a distance threshold for a target false match rate (manifest table)")
+    add_data_arguments(p)
+    p.add_argument("--target-fmr", type=float, required=True,
+                   help=f"false match rate to hold, e.g. 0.01; {SUPPORT_RULE}")
+    p.add_argument("--worst-group", action="store_true",
+                   help="hold the target in every sizeable group that supports it (the worst group decides), "
+                        "not only over all impostor pairs")
+    p.add_argument("--operating-point", action="store_true",
+                   help="also make this entry the embedder's operating point (the device's default threshold)")
+    p.set_defaults(func=run)

@@ -1,0 +1,92 @@
+"""`edge eval (--pairs CSV | --identities CSV) --root DIR --out DIR`: error rates, overall and per group.
+
+Runs the device's own still-image path (stills detector, configured quality gate, aligner,
+embedder) over a labeled set and writes report.json, report.md, det.png and groups.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edge.central.dataset import Dataset, DatasetError, read_identities, read_pairs
+from edge.central.evaluate import evaluate
+from edge.central.plots import write_plots
+from edge.central.report import write_report
+from edge.central.scores import Scores, score
+from edge.commands.common import CommandError, print_json, settings_from
+from edge.config import Settings
+from edge.device.app import build_vision, operating_point
+from edge.vision import Vision
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The labeled-set flags `edge eval` and `edge calibrate` share."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", type=Path, help="labeled pairs CSV (columns of ../shared/data/pairs.csv)")
+    source.add_argument("--identities", type=Path,
+                        help="labeled image CSV (columns of identities.csv), compared all against all")
+    p.add_argument("--root", type=Path, help="folder the CSV's image paths are relative to (default: the CSV's)")
+    p.add_argument("--group-column", default="group",
+                   help="demographic group column (pairs: <column>_a and <column>_b; default: group)")
+    p.add_argument("--within", default="source",
+                   help="--identities only: compare only images with the same value in this column, when the "
+                        "file has it (default: source, since one person may carry other labels in other "
+                        "sources); '-' compares everything")
+    p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
+
+
+def read_dataset(args: argparse.Namespace) -> Dataset:
+    csv_path = args.pairs or args.identities
+    root = args.root or csv_path.parent
+    try:
+        if args.pairs is not None:
+            return read_pairs(csv_path, root, args.group_column)
+        return read_identities(csv_path, root, args.group_column, None if args.within == "-" else args.within)
+    except DatasetError as e:
+        raise CommandError(str(e)) from None
+
+
+def load_scores(args: argparse.Namespace, **flags: Any) -> tuple[Settings, Vision, Scores]:
+    """Settings (with `flags`, dotted keys), the still-image pipeline as configured, and every pair's distance."""
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models, **flags})
+    dataset = read_dataset(args)
+    vision = build_vision(settings, settings.models.stills_detector)
+    return settings, vision, score(vision, dataset)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, vision, scores = load_scores(args, **{"match.threshold": args.threshold})
+    point = operating_point(settings, vision.embedder.entry)  # the device's own resolution
+    spec = vision.embedder.entry.spec
+    csv_path = args.pairs or args.identities
+    context = {
+        "dataset_path": str(csv_path),
+        "root": str(args.root or csv_path.parent),
+        "models": {
+            "detector": {"id": vision.detector.entry.model_id, "sha256": vision.detector.entry.sha256},
+            "embedder": {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256},
+        },
+        "quality_gate": settings.quality.model_dump(),
+        "calibration": {"operating_point": spec.get("operating_point"),
+                        "entries": spec.get("calibration_table", {}).get("entries", [])},
+    }
+    threshold = {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr}
+    report = evaluate(scores, threshold, context)
+    written = [*write_report(args.out, report), *write_plots(args.out, scores, report)]
+    at = report["overall"]["at_threshold"]
+    print_json({"out": str(args.out), "files": [p.name for p in written], "threshold": at["threshold"],
+                "fmr": at["fmr"], "fnmr": at["fnmr"], "roc_auc": report["overall"]["roc_auc"],
+                "images_failed": report["failures"]["images"]})
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="error rates of the device pipeline on a labeled set, overall and per group")
+    add_data_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and the PNGs")
+    p.add_argument("--threshold", type=float,
+                   help="distance threshold (default: the configured operating point, as the device resolves "
+                        "it: match.threshold, match.target_fmr, the manifest's operating point, the embedder's)")
+    p.set_defaults(func=run)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Write models/MODEL_CARD.md from an `edge eval` report.
+
+    python scripts/make_model_card.py --report models/eval/report.json
+    python scripts/make_model_card.py --report my-eval/report.json --out my-models/MODEL_CARD.md
+
+The card cites the report by path (relative to the repository when inside it) and sha256, and
+is a pure function of the report: the same report always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge.central.model_card import render  # noqa: E402
+from edge.vision.runtime import file_sha256  # noqa: E402
+
+
+def cited_path(path: Path) -> str:
+    """The report's path as the card states it: relative to the repository when inside it."""
+    resolved = path.resolve()
+    return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", type=Path, required=True, help="report.json written by `edge eval`")
+    parser.add_argument("--out", type=Path, default=REPO / "models" / "MODEL_CARD.md", help="card to write")
+    args = parser.parse_args(argv)
+    if not args.report.is_file():
+        raise SystemExit(f"report not found: {args.report}")
+    card = render(json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report))
+    args.out.write_text(card)
+    print(f"wrote {args.out} from {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""`edge calibrate` on a subset: entries written into a copy of the manifest, thresholds that keep
+their measured FMR, worst group at least as strict as overall, unsupported targets refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_eval import image_root, lfw_subset, write_csv
+
+from edge.cli import main
+from edge.modelbuild.manifest import CALIBRATION_KEYS, write_manifest
+from edge.vision import load_manifest
+from edge.vision.operating_point import resolve
+
+TARGET = 0.05  # needs 60 impostor comparisons per group; each group here has about 160
+EMBEDDER = "dlib_resnet_v1_int8"
+
+
+def without_calibration(manifest: dict) -> dict:
+    models = {m: {k: v for k, v in r.items() if k not in CALIBRATION_KEYS} for m, r in manifest["models"].items()}
+    return {**manifest, "models": models}
+
+
+@pytest.fixture(scope="module")
+def setup(data_dir: Path, models_dir: Path, tmp_path_factory) -> tuple[list[str], Path]:
+    """Data flags for 2 groups x 5 identities x 4 images, and a copy of models/ without calibration."""
+    tmp = tmp_path_factory.mktemp("calibrate")
+    rows = lfw_subset(data_dir, {"female_East_Asian": 5, "male_White": 5}, 4)
+    csv_path = write_csv(tmp / "identities.csv", rows)
+    models = tmp / "models"
+    shutil.copytree(models_dir, models)
+    manifest = models / "manifest.json"
+    manifest.write_text(json.dumps(without_calibration(json.loads(manifest.read_text())), indent=2) + "\n")
+    return ["--identities", str(csv_path), "--root", str(image_root(data_dir, tmp)), "--models", str(models)], models
+
+
+def calibrate(capsys, data: list[str], *flags: str) -> tuple[int, str]:
+    code = main(["calibrate", *data, *flags])
+    out = capsys.readouterr()
+    return code, out.err if code else out.out
+
+
+@pytest.fixture(scope="module")
+def entries(setup) -> dict[str, dict]:
+    data, models = setup
+    for flags in ([], ["--worst-group", "--operating-point"], []):  # the third run replaces the first
+        assert main(["calibrate", *data, "--target-fmr", str(TARGET), *flags]) == 0
+    record = json.loads((models / "manifest.json").read_text())["models"][EMBEDDER]
+    return {e["scope"]: e for e in record["calibration_table"]["entries"]} | {"record": record}
+
+
+def test_entries_written_into_the_copy_only(setup, entries, models_dir):
+    _, models = setup
+    table = entries["record"]["calibration_table"]
+    assert [(e["target_fmr"], e["scope"]) for e in table["entries"]] == [(TARGET, "overall"), (TARGET, "worst_group")]
+    assert entries["record"]["operating_point"] == {"target_fmr": TARGET, "scope": "worst_group"}
+    # the device resolves its default threshold, and a configured target, through the entries written
+    embedder = load_manifest(models).get(EMBEDDER)
+    assert resolve(embedder, None, None).threshold == entries["worst_group"]["threshold"]
+    assert resolve(embedder, None, TARGET, "overall").threshold == entries["overall"]["threshold"]
+    curve = table["fmr_curve"]
+    assert len(curve["thresholds"]) == len(curve["overall"]) == len(curve["worst_group"]) > 10
+    assert curve["dataset_sha256"] == entries["overall"]["dataset_sha256"]
+    # nothing else in the manifest changed, and the bundled manifest is untouched
+    copy = json.loads((models / "manifest.json").read_text())
+    original = json.loads((models_dir / "manifest.json").read_text())
+    assert without_calibration(copy) == without_calibration(original)
+
+
+def test_thresholds_keep_their_measured_fmr(entries):
+    overall, worst = entries["overall"], entries["worst_group"]
+    assert overall["deciding_group"] is None and overall["fmr"] <= TARGET
+    assert overall["impostor_pairs"] >= 60 and overall["fmr_ci95"][0] <= overall["fmr"] <= overall["fmr_ci95"][1]
+    assert worst["deciding_group"] in ("female_East_Asian", "male_White")
+    supporting = {g: row for g, row in worst["groups"].items() if row["supports_target"]}
+    assert set(supporting) == {"female_East_Asian", "male_White"}
+    for row in supporting.values():
+        assert row["false_matches"] / row["impostor_pairs"] <= TARGET and row["impostor_pairs"] >= 60
+        assert row["genuine_pairs"] == 30 and 0 <= row["fnmr"] <= 1 and len(row["fnmr_ci95"]) == 2
+    assert worst["fmr"] == max(row["fmr"] for row in supporting.values())
+    assert worst["threshold"] <= overall["threshold"]  # worst group is at least as strict
+    for entry in (overall, worst):
+        assert entry["detector"] == "blazeface_short_range" and len(entry["dataset_sha256"]) == 64
+        assert entry["dataset"] == "identities.csv (all against all within source)"
+
+
+def test_eval_measures_the_calibrated_threshold(setup, entries, tmp_path, capsys):
+    """An independent measurement: `edge eval` with the calibrated manifest runs at the worst-group threshold."""
+    data, _ = setup
+    assert main(["eval", *data, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "report.json").read_text())
+    worst = entries["worst_group"]
+    assert report["threshold"]["value"] == worst["threshold"] and "manifest default" in report["threshold"]["source"]
+    for group in ("female_East_Asian", "male_White"):
+        assert report["groups"][group]["at_threshold"]["fmr"]["rate"] <= TARGET
+    assert [p["threshold"] for p in report["operating_points"][1:]] == [entries["overall"]["threshold"],
+                                                                          worst["threshold"]]
+
+
+def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, capsys):
+    data, models = setup
+    before = (models / "manifest.json").read_bytes()
+    code, err = calibrate(capsys, data, "--target-fmr", "0.001", "--worst-group")
+    assert code == 1 and "needs at least 3000 impostor comparisons" in err and "nothing written" in err
+    assert "0 have that many" in err and "female_East_Asian" in err and "the lowest target 2 sizeable groups" in err
+    code, err = calibrate(capsys, data, "--target-fmr", "0.0001")
+    assert code == 1 and "needs at least 30000 impostor comparisons" in err and "lowest target it supports" in err
+    code, err = calibrate(capsys, data, "--target-fmr", "1.5")
+    assert code == 1 and "between 0 and 1" in err
+    assert (models / "manifest.json").read_bytes() == before
+
+
+def test_model_build_keeps_calibration_of_unchanged_embedders(tmp_path):
+    previous = tmp_path / "old.json"
+    table = {"entries": [], "fmr_curve": {}}
+    previous.write_text(json.dumps({"models": {
+        "same": {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}},
+        "rebuilt": {"sha256": "bb", "calibration_table": table},
+    }}))
+    written = write_manifest(tmp_path, {"same": {"sha256": "aa"}, "rebuilt": {"sha256": "cc"}}, previous=previous)
+    models = json.loads(written.read_text())["models"]
+    assert models["same"] == {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}}
+    assert models["rebuilt"] == {"sha256": "cc"}  # other weights: the old table would be a false claim
+
