@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from edge.cli import main
+from edge.vision.operating_point import resolve
 
 
 def verify(capsys, *args) -> tuple[int, dict | None, str]:
@@ -16,11 +17,13 @@ def verify(capsys, *args) -> tuple[int, dict | None, str]:
     return code, (json.loads(out.out) if code == 0 else None), out.err
 
 
-def test_same_person(data_dir, capsys):
+def test_same_person(data_dir, capsys, manifest):
     lfw = data_dir / "lfw" / "Colin_Powell"
     code, result, _ = verify(capsys, lfw / "Colin_Powell_0001.jpg", lfw / "Colin_Powell_0002.jpg")
-    assert code == 0 and result["same"] is True
-    assert result["distance"] <= result["threshold"] == 0.6 and result["metric"] == "euclidean"
+    in_force = resolve(manifest.get(manifest.default_embedder), None, None)
+    assert code == 0 and result["same"] is True and result["metric"] == "euclidean"
+    assert result["distance"] <= result["threshold"] == in_force.threshold
+    assert result["fmr_at_threshold"] == in_force.fmr and result["threshold_origin"] == in_force.origin
     assert result["model_id"] == "dlib_resnet_v1_int8" and len(result["a"]["box"]) == 4
 
 
@@ -28,7 +31,7 @@ def test_different_people_and_threshold_flag(data_dir, capsys):
     a = data_dir / "face_recognition/examples/obama.jpg"
     b = data_dir / "face_recognition/examples/biden.jpg"
     code, result, _ = verify(capsys, a, b)
-    assert code == 0 and result["same"] is False and result["distance"] > 0.6
+    assert code == 0 and result["same"] is False and result["distance"] > result["threshold"]
     code, loose, _ = verify(capsys, a, b, "--threshold", "1.5")
     assert loose["same"] is True and loose["threshold"] == 1.5 and loose["distance"] == result["distance"]
 

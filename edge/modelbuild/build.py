@@ -75,7 +75,8 @@ def build(options: BuildOptions) -> list[EmbedderReport]:
             dat, calibration, verification, options, stage
         )
         records.update(records_embedders)
-        manifest.write_manifest(stage, records)
+        # Calibrations of an embedder whose file is unchanged stay valid; others are dropped.
+        manifest.write_manifest(stage, records, previous=options.models_dir / "manifest.json")
         _install(stage, options.models_dir, records)
     return reports
 
