@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.central.metrics import accuracy_at, best_accuracy, roc_auc  # noqa: E402
+from edge.central.reference import DlibReference, ReferenceUnavailable, rect_box  # noqa: E402
 from edge.vision import Vision, load_image, load_manifest  # noqa: E402
 from edge.vision.align import align  # noqa: E402
 from edge.vision.pipeline import central_face  # noqa: E402
@@ -74,38 +75,22 @@ def edge_describer(threads: int, detector: str) -> tuple[str, Callable, Timings]
     return name, describe, timings
 
 
-def dlib_model_dir() -> Path:
-    """dlib's models from the installed face_recognition_models package or the build cache."""
-    try:
-        import face_recognition_models
-
-        return Path(face_recognition_models.__file__).parent / "models"
-    except ImportError:
-        cached = sorted((REPO / ".cache" / "model-sources").glob("**/face_recognition_models/models"))
-        if cached:
-            return cached[0]
-    raise SystemExit("dlib models not found: pip install face-recognition-models, or run scripts/build_models.py")
-
-
 def dlib_describer() -> tuple[str, Callable, Timings]:
-    import dlib
-
-    models = dlib_model_dir()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-    encoder = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+    try:
+        reference = DlibReference()
+    except ReferenceUnavailable as e:
+        raise SystemExit(str(e)) from None
     timings = Timings()
 
     def describe(image: np.ndarray) -> np.ndarray | None:
-        rects = timed(timings, "detect", detector, image, 1)
+        rects = timed(timings, "detect", reference.detect, image)
         if not rects:
             return None
-        faces = [Face(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), NO_KEYPOINTS, 1.0)
-                 for r in rects]
+        faces = [Face(rect_box(r), NO_KEYPOINTS, 1.0) for r in rects]
         chosen = central_face(faces, image.shape)
         rect = next(r for r, f in zip(rects, faces, strict=True) if f is chosen)
-        shape = timed(timings, "align", predictor, image, rect)
-        return np.array(timed(timings, "embed", encoder.compute_face_descriptor, image, shape), np.float32)
+        shape = timed(timings, "align", reference.landmarks, image, rect)
+        return timed(timings, "embed", reference.descriptor, image, shape)
 
     return "dlib reference (HOG x1, 5-point, ResNet)", describe, timings
 

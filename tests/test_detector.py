@@ -109,3 +109,62 @@ def test_nms_plain_and_weighted_keep_one_face_per_person(manifest, data_dir):
     for weighted in (True, False):
         det = Detector(manifest, manifest.get("blazeface_full_range"), weighted_nms=weighted)
         assert len(det.detect(image)) == 2
+
+
+def test_tiles_cover_the_frame_with_overlap():
+    from edge.vision.tiling import tile_boxes
+
+    assert tile_boxes(1080, 1920, 1080) == [(0, 0, 1080), (840, 0, 1080)]
+    assert tile_boxes(360, 640, 1080) == [(0, 0, 640)]  # fits: one pass, letterboxed
+    assert tile_boxes(1080, 1920, 0) == [(0, 0, 1920)]  # tiling off
+    tiles = tile_boxes(2160, 3840, 1080)
+    covered = np.zeros((2160, 3840), bool)
+    for x, y, side in tiles:
+        assert side == 1080 and x + side <= 3840 and y + side <= 2160
+        covered[y : y + side, x : x + side] = True
+    assert covered.all()
+    xs = sorted({x for x, _, _ in tiles})
+    assert np.diff(xs).max() <= 1080 - 216  # neighbours overlap by 20% or more
+
+
+@pytest.fixture(scope="module")
+def crowd(data_dir, short_range):
+    """Eight LFW photos (faces about 110 px) pasted into a grey 1920x1080 frame, one of them in
+    the overlap of the two tiles, with each face's keypoints as short range finds them in its photo."""
+    rows = [r for r in csv.DictReader(open(data_dir / "identities.csv")) if r["source"] == "lfw"]
+    photos = list(dict.fromkeys(r["path"] for r in rows))[:40:5]
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    truth = []
+    for i, (path, x) in enumerate(zip(photos, [60, 420, 900, 1300, 1650, 200, 700, 1100], strict=True)):
+        image, y = load_image(data_dir / path), 150 if i < 5 else 650
+        frame[y : y + 250, x : x + 250] = image
+        truth.append(short_range.detect(image)[0].keypoints[:4] + [x, y])
+    return frame, truth
+
+
+def test_tiling_finds_small_faces_a_whole_frame_pass_misses_and_each_once(crowd, full_range):
+    from edge.vision.tiling import TiledDetector
+
+    frame, truth = crowd
+    whole, tiled = full_range.detect(frame), TiledDetector(full_range, 1080).detect(frame)
+    assert len(whole) <= 2 and len(tiled) >= 6, (len(whole), len(tiled))
+    nearest = [min(range(len(truth)), key=lambda i: np.abs(truth[i].mean(0) - _centre(f.box)).max()) for f in tiled]
+    assert len(set(nearest)) == len(nearest), "a face found twice"
+    assert any(840 < _centre(f.box)[0] < 1080 for f in tiled), "the face in the overlap was lost"
+    assert [f.score for f in tiled] == sorted((f.score for f in tiled), reverse=True)
+
+
+def test_refine_sharpens_keypoints_of_faces_small_in_the_input(crowd, full_range, data_dir):
+    from edge.vision.tiling import TiledDetector
+
+    frame, truth = crowd
+    tiled = TiledDetector(full_range, 1080)
+    coarse_error, refined_error = [], []
+    for face in tiled.detect(frame):
+        kp = truth[min(range(len(truth)), key=lambda i: np.abs(truth[i].mean(0) - _centre(face.box)).max())]
+        coarse_error.append(np.abs(face.keypoints[:4] - kp).max())
+        refined_error.append(np.abs(tiled.refine(frame, face).keypoints[:4] - kp).max())
+    assert np.median(refined_error) < 0.6 * np.median(coarse_error), (coarse_error, refined_error)
+    portrait = load_image(data_dir / "face_recognition/examples/obama.jpg")  # a face of 300 px
+    face = full_range.detect(portrait)[0]
+    assert full_range.refine(portrait, face) is face  # big enough in the input already

@@ -8,8 +8,15 @@ enrolled identity raises the track's one match event (open set: a face not close
 anyone is unknown, never the nearest name). Descriptors are compared and dropped at once;
 nothing of a face outlives the frame except the track's box and counters.
 
+Before a face is embedded, a face that was small in the detector's input is found again on a
+crop around it, where it is large (`LoopOptions.refine`): a face a few pixels across in the
+input gets imprecise keypoints, and alignment matters more to the descriptor than anything
+after it (see `Detector.refine`).
+
 The loop publishes through a `publish(topic_suffix, payload)` callable (the MQTT link's,
 which writes to the durable outbox and returns), so no network call happens here.
+
+`edge bench` passes a `StageTimer`; without one the loop makes no timing call at all.
 """
 
 from __future__ import annotations
@@ -20,14 +27,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from edge.device.counters import Counters
 from edge.device.sources import Frame, LatestFrameGrabber
 from edge.gallery import Matcher
 from edge.link.payloads import MatchEvent, Payload, StatsPayload
-from edge.vision import Vision
+from edge.vision import Vision, align
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tracker import Track, Tracker
+
+if TYPE_CHECKING:
+    from edge.bench.timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,7 @@ class LoopOptions:
     threshold: float
     embed_attempts: int = 3
     improve_ratio: float = 1.25  # a new chip must rank this much better to be embedded again
+    refine: bool = True  # find a face again on a crop around it before embedding it
 
 
 def utc(ts: float) -> datetime:
@@ -67,6 +79,7 @@ class Loop:
         counters: Counters,
         publish: Publish,
         options: LoopOptions,
+        timer: StageTimer | None = None,
     ) -> None:
         self.vision = vision
         self.matcher = matcher
@@ -75,6 +88,7 @@ class Loop:
         self.counters = counters
         self.publish = publish
         self.options = options
+        self.timer = timer
         self._states: dict[int, TrackState] = {}
         self._pending_matcher: Matcher | None = None
         self._dropped_seen = 0
@@ -85,33 +99,56 @@ class Loop:
 
     def process(self, frame: Frame) -> None:
         """Everything the loop does with one frame."""
+        timer, image = self.timer, frame.image
+        if timer is not None:
+            timer.begin(frame)
         if self._pending_matcher is not None:
             self.matcher, self._pending_matcher = self._pending_matcher, None
         self.counters.add("frames")
-        if self.scene.is_cut(frame.image):
+        if self.scene.is_cut(image):
             self._end(self.tracker.reset())
-        faces = self.vision.detect(frame.image)
+        if timer is not None:
+            timer.lap("scene")
+        faces = self.vision.detect(image)
         self.counters.add("detections", len(faces))
+        if timer is not None:
+            timer.lap("detect")
         pairs, ended = self.tracker.update(faces, frame.index)
         self._end(ended)
+        if timer is not None:
+            timer.lap("track")
         for track, face in pairs:
             state = self._states.setdefault(track.track_id, TrackState())
             if state.decided or state.embeds >= self.options.embed_attempts:
                 continue
-            quality, rejected = self.vision.assess(frame.image, face)
+            quality, rejected = self.vision.assess(image, face)
+            if timer is not None:
+                timer.lap("align")
             if rejected is not None or quality.rank() < state.best_rank * self.options.improve_ratio:
                 continue
+            if self.options.refine:
+                refined = self.vision.detector.refine(image, face)
+                if refined is not face:
+                    align(image, refined, out=self.vision.chip)
+                if timer is not None:
+                    timer.lap("refine")
             descriptor = self.vision.embedder.embed(self.vision.chip)[0]
+            if timer is not None:
+                timer.lap("embed")
             state.embeds += 1
             state.best_rank = quality.rank()
             if not state.scanned:
                 state.scanned = True
                 self.counters.add("scans")
             match = self.matcher.match(descriptor, self.options.threshold)
+            if timer is not None:
+                timer.lap("match")
             if match is not None:
                 state.decided = True
                 self.counters.add("matches")
                 self._raise_event(track, match.identity_id, match.distance, frame)
+                if timer is not None:
+                    timer.lap("outbox")
         self.counters.latency((time.monotonic() - frame.captured_at) * 1000.0)
 
     def _raise_event(self, track: Track, identity_id: str, distance: float, frame: Frame) -> None:

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Gallery search at scale, and enrollment speed of a folder of photos.
+
+    python scripts/bench_gallery.py                        # 100 to 50,000 identities x 5; ../shared/data/lfw
+    python scripts/bench_gallery.py --sizes 1000 --folder DIR --limit 50
+
+Search: `edge.gallery.Matcher.match` (the call the device makes once per embedded face)
+against galleries of synthetic identities (random directions scaled like real descriptors,
+`edge.bench.gallery.synthetic_templates`), one probe at a time, median and p95 ms per query.
+Enrollment: every photo of FOLDER/<person>/ goes through the path `edge enroll` takes (load,
+detect with the stills detector, gate, align, embed), then each person is added to a gallery
+file; a progress bar shows the time per photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge.bench.gallery import synthetic_templates  # noqa: E402
+from edge.bench.timer import summarise  # noqa: E402
+from edge.commands.enroll import identity_id_for  # noqa: E402
+from edge.config import load_settings  # noqa: E402
+from edge.device.app import build_vision  # noqa: E402
+from edge.device.sources.images import IMAGE_SUFFIXES  # noqa: E402
+from edge.gallery import GalleryStore, Matcher  # noqa: E402
+from edge.vision import FaceCountError, ImageError, load_image  # noqa: E402
+
+TEMPLATES_PER_IDENTITY = 5
+THRESHOLD = 0.6
+
+
+def search(sizes: list[int], queries: int) -> list[dict]:
+    probes, _ = synthetic_templates(queries, 1, seed=1)
+    rows = []
+    for size in sizes:
+        templates, ids = synthetic_templates(size, TEMPLATES_PER_IDENTITY)
+        started = time.perf_counter()
+        matcher = Matcher(templates, ids)
+        build_ms = (time.perf_counter() - started) * 1000.0
+        del templates
+        for probe in probes[:10]:  # warm caches and the BLAS threads
+            matcher.match(probe, THRESHOLD)
+        times = []
+        for probe in probes:
+            started = time.perf_counter()
+            matcher.match(probe, THRESHOLD)
+            times.append((time.perf_counter() - started) * 1000.0)
+        rows.append({"identities": size, "templates": matcher.template_count, "build_ms": build_ms,
+                     "mb": matcher.template_count * 128 * 4 / 2**20, **summarise(times)})
+    return rows
+
+
+def enroll_folder(folder: Path, limit: int | None) -> dict:
+    from tqdm import tqdm
+
+    people = sorted(p for p in folder.iterdir() if p.is_dir())
+    photos = [(person, photo) for person in people for photo in sorted(person.iterdir())
+              if photo.suffix.lower() in IMAGE_SUFFIXES][:limit]
+    settings = load_settings(None, None)
+    vision = build_vision(settings, settings.models.stills_detector)
+    per_photo, accepted, rejected = [], {}, 0
+    bar = tqdm(photos, unit="photo", desc="enroll")
+    for person, photo in bar:
+        started = time.perf_counter()
+        try:
+            result = vision.describe_single(load_image(photo), str(photo))
+        except (ImageError, FaceCountError):
+            result = None
+        per_photo.append((time.perf_counter() - started) * 1000.0)
+        bar.set_postfix_str(f"{per_photo[-1]:.1f} ms", refresh=False)
+        if result is None or result.rejected is not None:
+            rejected += 1
+            continue
+        accepted.setdefault(person, []).append((photo, result))
+    with tempfile.TemporaryDirectory() as work:
+        embedder = vision.embedder
+        started = time.perf_counter()
+        with GalleryStore.create(Path(work) / "gallery.sqlite", embedder.model_id, embedder.sha256) as store:
+            for person, results in accepted.items():
+                store.add(identity_id_for(person.name), person.name, np.stack([r.embedding for _, r in results]),
+                          [r.quality.rank() for _, r in results], [p.name for p, _ in results])
+        store_ms = (time.perf_counter() - started) * 1000.0
+    return {"photos": len(photos), "rejected": rejected, "people": len(accepted), "store_ms": store_ms,
+            **summarise(per_photo)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 50_000])
+    parser.add_argument("--queries", type=int, default=500, help="probes per gallery size")
+    parser.add_argument("--folder", type=Path, default=REPO.parent / "shared" / "data" / "lfw",
+                        help="photos to enroll, one subfolder per person")
+    parser.add_argument("--limit", type=int, help="enroll only the first N photos")
+    args = parser.parse_args()
+
+    print(f"\nSearch: one probe against N identities x {TEMPLATES_PER_IDENTITY} templates "
+          f"(Matcher.match, {args.queries} probes)\n")
+    print("| identities | templates | templates MB | build ms | median ms per query | p95 ms per query |")
+    print("|---|---|---|---|---|---|")
+    for r in search(args.sizes, args.queries):
+        print(f"| {r['identities']:,} | {r['templates']:,} | {r['mb']:.1f} | {r['build_ms']:.0f} "
+              f"| {r['median_ms']:.3f} | {r['p95_ms']:.3f} |")
+    if args.folder.is_dir():
+        e = enroll_folder(args.folder, args.limit)
+        print(f"\nEnrollment of {args.folder}: {e['photos']} photos of {e['people']} people accepted "
+              f"({e['rejected']} refused by the gate), per photo median {e['median_ms']:.1f} ms, "
+              f"p95 {e['p95_ms']:.1f} ms; writing the gallery {e['store_ms']:.0f} ms")
+    else:
+        print(f"\nEnrollment skipped: no folder {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The loop's decisions: one event per track, embed only on a better chip, timing hooks.
+
+The decision rules are checked with a scripted vision pipeline (exact qualities, no models);
+the whole loop once more with the real models on the first four photos of the LFW slideshow.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edge.bench.timer import StageTimer
+from edge.device.counters import Counters
+from edge.device.loop import Loop, LoopOptions
+from edge.device.sources import Frame
+from edge.gallery import Matcher
+from edge.link.payloads import MatchEvent
+from edge.vision import CHIP_SIZE, Face, Quality
+from edge.vision.scene import SceneCutDetector
+from edge.vision.tracker import Tracker
+
+PERSON = np.full(128, 0.1, np.float32)
+STRANGER = np.full(128, -0.1, np.float32)
+
+
+class ScriptedVision:
+    """One face per frame, always at the same place; frame i's chip has sharpness[i] (so its
+    quality rank is 100 px * sqrt(sharpness)) and describes `descriptor`."""
+
+    def __init__(self, sharpness: list[float], descriptor: np.ndarray) -> None:
+        self.sharpness = sharpness
+        self.chip = np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+        self.embedder = SimpleNamespace(embed=self._embed, metric="euclidean", model_id="scripted")
+        self.detector = SimpleNamespace(refine=lambda image, face: face)
+        self.embedded_ranks: list[float] = []
+        self._descriptor = descriptor
+        self._quality: Quality | None = None
+        self._frame = -1
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        self._frame += 1
+        return [Face(np.array([100, 100, 200, 200], np.float32), np.zeros((6, 2), np.float32), 0.9)]
+
+    def assess(self, image: np.ndarray, face: Face) -> tuple[Quality, str | None]:
+        self._quality = Quality(100.0, 0.9, self.sharpness[self._frame], 0.0, 0.0)
+        return self._quality, None
+
+    def _embed(self, chip: np.ndarray) -> np.ndarray:
+        self.embedded_ranks.append(self._quality.rank())
+        return self._descriptor[None]
+
+
+def run(vision, frames: list[np.ndarray], matcher: Matcher, timer: StageTimer | None = None,
+        threshold: float = 0.5) -> tuple[list, Counters]:
+    events: list = []
+    counters = Counters(None, window_s=1e9)
+    loop = Loop(vision, matcher, Tracker(), SceneCutDetector(25.0), counters,
+                lambda suffix, payload: events.append(payload) or "id",
+                LoopOptions("dev-0", "lab", threshold), timer=timer)
+    for i, image in enumerate(frames):
+        loop.process(Frame(image, i, time.monotonic(), time.time()))
+    loop.finish()
+    return [e for e in events if isinstance(e, MatchEvent)], counters
+
+
+def blank_frames(n: int) -> list[np.ndarray]:
+    return [np.zeros((360, 640, 3), np.uint8) for _ in range(n)]
+
+
+def test_a_track_is_embedded_only_when_its_chip_is_clearly_better():
+    # ranks 1000, 1100, 1300, 1240, 2000, 3000: a chip must rank 1.25 times the best embedded
+    vision = ScriptedVision([100, 121, 169, 154, 400, 900], STRANGER)
+    events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
+    assert vision.embedded_ranks == [1000, 1300, 2000]  # then embed_attempts (3) is reached
+    assert events == [] and counters.window.scans == 1
+
+
+def test_one_event_per_track_at_the_first_match():
+    vision = ScriptedVision([100, 200, 300, 400, 500, 600], PERSON)
+    events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
+    assert [e.identity_id for e in events] == ["p"] and events[0].track_id == 1
+    assert len(vision.embedded_ranks) == 1  # a decided track is never embedded again
+    assert counters.window.matches == 1
+
+
+def test_the_timer_sees_every_stage_and_nothing_when_absent():
+    timer = StageTimer()
+    vision = ScriptedVision([100, 200, 300, 400], PERSON)
+    run(vision, blank_frames(4), Matcher(PERSON[None], ["p"], "v1"), timer)
+    calls = {stage: len(v) for stage, v in timer.samples.items()}
+    assert calls == {"wait": 4, "scene": 4, "detect": 4, "track": 4, "align": 1, "refine": 1, "embed": 1,
+                     "match": 1, "outbox": 1}
+    assert all(ms >= 0 for v in timer.samples.values() for ms in v)
+    events, _ = run(ScriptedVision([100, 200], PERSON), blank_frames(2), Matcher(PERSON[None], ["p"], "v1"), None)
+    assert len(events) == 1  # and no timer to call
+
+
+@pytest.fixture(scope="module")
+def slideshow(data_dir):
+    """The first four photos of the slideshow (Marco Antonio Barrera twice, Patti Labelle twice)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(data_dir / "videos" / "lfw_slideshow.mp4"))
+    frames = []
+    while len(frames) < 100:
+        ok, bgr = capture.read()
+        assert ok
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def test_real_models_one_event_per_appearance_of_the_enrolled_person(data_dir, manifest, slideshow):
+    from edge.bench.clips import slideshow_people
+    from edge.vision import Vision, load_image
+
+    marco = next(p for p in slideshow_people(data_dir) if p.name == "marco_antonio_barrera")
+    stills = Vision(manifest, "blazeface_short_range")
+    templates = np.stack([stills.describe_single(load_image(p), str(p), gated=False).embedding
+                          for p in marco.photos])
+    vision = Vision(manifest, "blazeface_full_range", threads=2)
+    timer = StageTimer()
+    events, counters = run(vision, slideshow, Matcher(templates, ["marco"] * len(templates), "v1"), timer)
+    w = counters.window
+    assert w.frames == 100 and w.detections == 100  # one face in every frame
+    assert [e.identity_id for e in events] == ["marco", "marco"]  # his two photos, not Patti's
+    assert len({e.track_id for e in events}) == 2
+    assert len(timer.samples["embed"]) <= 3 * 4  # at most embed_attempts per photo's track
+    assert len(timer.samples["outbox"]) == 2
