@@ -21,7 +21,7 @@ def markdown(results: dict[str, Any]) -> str:
         + (f", {m['dlib']}" if m.get("dlib") else "") + f"; edge {m['edge']}; "
         f"load average at start {m['load_average_1m']}.",
         "",
-        f"Gallery: {len(g['enrolled'])} people enrolled from photos and {g['synthetic_identities']:,} synthetic "
+        f"Gallery: {len(g['enrolled'])} enrolled from photos and {g['synthetic_identities']:,} synthetic "
         f"identities of 5 templates ({g['templates']:,} templates); threshold {g['threshold']:.4g}. "
         f"Default configuration: {_detector(d['detector'])}, {d['threads']} threads, tiles of at most "
         f"{d['tile_px']} px, refinement {'on' if d['refine'] else 'off'}.",

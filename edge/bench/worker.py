@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from edge.bench.timer import peak_rss_mb
 
 
 def measure(spec: dict) -> dict:
+    load = os.getloadavg()[0]  # other work on the machine skews every figure: keep the evidence
     if spec["kind"] == "loop":
         from edge.bench.loop_run import LoopSpec, run_loop
         from edge.cli import build_parser
@@ -32,6 +34,7 @@ def measure(spec: dict) -> dict:
         from edge.bench.reference_run import run_reference
 
         result = run_reference(**spec["reference"])
+    result["load_average_1m"] = round(load, 2)
     result.setdefault("peak_rss_mb", peak_rss_mb())
     result["process_peak_rss_mb"] = peak_rss_mb()
     return result
