@@ -76,6 +76,10 @@ def _label(run: dict[str, Any], default: dict[str, Any]) -> str:
     if run["pipeline"] == "reference":
         return REFERENCE
     label = f"edge {_detector(run['detector'])}, {run['threads']} thr"
+    if run["tile_px"] != default["tile_px"]:
+        label += f", tiles {run['tile_px'] or 'off'}"
+    if run["refine"] != default["refine"]:
+        label += f", refine {'on' if run['refine'] else 'off'}"
     is_default = all(run[k] == default[k] for k in ("detector", "threads", "tile_px", "refine"))
     return f"**{label} (default)**" if is_default else label
 

@@ -21,8 +21,10 @@ from edge.bench.machine import machine_info
 from edge.bench.report import markdown
 from edge.config import load_settings
 from edge.device.app import build_vision, operating_point
+from edge.device.loop import LoopOptions
 from edge.device.sources import open_source
 from edge.vision import load_manifest
+from edge.vision.tiling import DEFAULT_TILE_PX
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def run_bench(plan: BenchPlan, out_dir: Path) -> tuple[dict[str, Any], Path]:
         "machine": machine,
         "gallery": {**gallery, "threshold": threshold},
         "default": {"detector": default_detector, "threads": settings.models.threads,
-                    "tile_px": plan.tile_px, "refine": plan.refine},
+                    "tile_px": DEFAULT_TILE_PX, "refine": LoopOptions.refine},
         "clips": [_clip_info(clip) for clip in plan.clips],
         "runs": [],
         "reference_note": None,
