@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edge.vision.tiling import DEFAULT_TILE_PX
+
 DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
 
 
@@ -58,6 +60,10 @@ class ModelsConfig(Section):
     embedder: str | None = Field(None, description="embedder model id (default: the manifest's)")
     threads: int = Field(2, ge=1, le=16, description="TFLite inference threads")
     score_threshold: float = Field(0.5, gt=0, lt=1, description="detector confidence cut (higher is stricter)")
+    tile_px: int = Field(DEFAULT_TILE_PX, ge=0, description="camera frames whose long side exceeds this are split "
+                         "into overlapping squares of at most this side, one detector pass each (0: never)")
+    refine: bool = Field(True, description="before embedding a face small in the detector input, find it again "
+                         "on a crop around it for precise keypoints")
 
 
 class QualityConfig(Section):

@@ -28,17 +28,13 @@ import numpy as np
 
 from edge.bench.timer import StageTimer, cpu_seconds, peak_rss_mb, summarise
 from edge.config import Settings
-from edge.device.app import build_vision, load_matcher, operating_point
+from edge.device.app import build_camera_vision, build_loop, load_matcher, operating_point
 from edge.device.counters import Counters
-from edge.device.loop import Loop, LoopOptions
 from edge.device.sources import Frame, FrameSource, LatestFrameGrabber, SourceInfo, open_source
 from edge.gallery import Matcher
 from edge.link import Outbox
 from edge.link.payloads import MatchEvent, Payload, StatsPayload, Topics, new_event_id
 from edge.vision import Vision
-from edge.vision.scene import SceneCutDetector
-from edge.vision.tiling import TiledDetector
-from edge.vision.tracker import Tracker
 
 _DEFAULT_FPS = 25.0  # for a file that does not say its rate
 
@@ -128,15 +124,12 @@ class OutboxPublisher:
 
 def run_loop(settings: Settings, spec: LoopSpec) -> dict[str, Any]:
     """Both passes over the clip; the figures `report` prints, and more."""
-    vision = build_vision(settings, spec.detector)
-    vision.detector = TiledDetector(vision.detector, spec.tile_px)
+    vision = build_camera_vision(settings, spec.detector, spec.tile_px)
     threshold = operating_point(settings, vision.embedder.entry).threshold
     matcher = load_matcher(settings, vision)
-    options = LoopOptions(settings.device.device_id, settings.device.site, threshold,
-                          settings.tracker.embed_attempts, refine=spec.refine)
-    throughput = _run_pass(settings, vision, matcher, options, spec, paced=False)
+    throughput = _run_pass(settings, vision, matcher, threshold, spec, paced=False)
     one_run_peak = peak_rss_mb()  # what a device run of the clip needs; the second pass adds a little
-    camera = _run_pass(settings, vision, matcher, options, spec, paced=True)
+    camera = _run_pass(settings, vision, matcher, threshold, spec, paced=True)
     return {
         **throughput,
         "peak_rss_mb": one_run_peak,
@@ -147,18 +140,13 @@ def run_loop(settings: Settings, spec: LoopSpec) -> dict[str, Any]:
     }
 
 
-def _run_pass(settings: Settings, vision: Vision, matcher: Matcher, options: LoopOptions, spec: LoopSpec,
+def _run_pass(settings: Settings, vision: Vision, matcher: Matcher, threshold: float, spec: LoopSpec,
               paced: bool) -> dict[str, Any]:
     outbox = Outbox(Path(settings.device.state_dir) / f"outbox-{'camera' if paced else 'throughput'}.sqlite")
-    publisher = OutboxPublisher(outbox, Topics(options.site, options.device_id))
+    publisher = OutboxPublisher(outbox, Topics(settings.device.site, settings.device.device_id))
     counters = Counters(None, window_s=1e9)  # one window: the whole clip
     timer = StageTimer()
-    loop = Loop(
-        vision, matcher,
-        Tracker(settings.tracker.min_iou, settings.tracker.max_missed_frames),
-        SceneCutDetector(settings.tracker.scene_cut_threshold),
-        counters, publisher.publish, options, timer=timer,
-    )
+    loop = build_loop(settings, vision, matcher, threshold, counters, publisher.publish, spec.refine, timer)
     source = ClipSource(open_source(f"file:{spec.video}"), paced)
     grabber = LatestFrameGrabber(source, live=False)
     started, cpu_started = time.perf_counter(), cpu_seconds()

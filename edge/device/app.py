@@ -12,18 +12,23 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.config import ConfigError, Settings
 from edge.device.counters import Counters
-from edge.device.loop import Loop, LoopOptions
+from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.sources import LatestFrameGrabber, open_source
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
 from edge.vision import ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
 from edge.vision.scene import SceneCutDetector
+from edge.vision.tiling import TiledDetector
 from edge.vision.tracker import Tracker
+
+if TYPE_CHECKING:
+    from edge.bench.timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,23 @@ def build_vision(settings: Settings, detector_id: str | None = None) -> Vision:
         score_threshold=m.score_threshold,
         gate=QualityGate(**settings.quality.model_dump()),
     )
+
+
+def build_camera_vision(settings: Settings, detector_id: str | None = None, tile_px: int | None = None) -> Vision:
+    """The pipeline the loop runs: the camera detector over tiles of large frames."""
+    vision = build_vision(settings, detector_id)
+    vision.detector = TiledDetector(vision.detector, settings.models.tile_px if tile_px is None else tile_px)
+    return vision
+
+
+def build_loop(settings: Settings, vision: Vision, matcher: Matcher, threshold: float, counters: Counters,
+               publish: Publish, refine: bool | None = None, timer: StageTimer | None = None) -> Loop:
+    """The loop as configured; `edge run` and `edge bench` both build it here."""
+    t = settings.tracker
+    options = LoopOptions(settings.device.device_id, settings.device.site, threshold, t.embed_attempts,
+                          refine=settings.models.refine if refine is None else refine)
+    return Loop(vision, matcher, Tracker(t.min_iou, t.max_missed_frames), SceneCutDetector(t.scene_cut_threshold),
+                counters, publish, options, timer=timer)
 
 
 def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:
@@ -108,7 +130,7 @@ def mqtt_options(settings: Settings) -> MqttOptions:
 def run_device(settings: Settings, stop: threading.Event, max_frames: int | None = None) -> RunSummary:
     """Run until `stop` is set, the source ends, or `max_frames` frames were processed."""
     device, site = settings.device.device_id, settings.device.site
-    vision = build_vision(settings)
+    vision = build_camera_vision(settings)
     point = operating_point(settings, vision.embedder.entry)
     threshold = point.threshold
     matcher = load_matcher(settings, vision)
@@ -146,13 +168,7 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
                  "expected_false_alerts_per_1000_scans": false_alerts},
     )
     link = MqttLink(options, topics, outbox, status)
-    loop = Loop(
-        vision, matcher,
-        Tracker(settings.tracker.min_iou, settings.tracker.max_missed_frames),
-        SceneCutDetector(settings.tracker.scene_cut_threshold),
-        counters, link.publish,
-        LoopOptions(device, site, threshold, settings.tracker.embed_attempts),
-    )
+    loop = build_loop(settings, vision, matcher, threshold, counters, link.publish)
     link.publish("config/reported", ConfigReported(
         version=0, ts=datetime.now(timezone.utc), device_id=device, site=site,
         config=effective_config(settings, point),

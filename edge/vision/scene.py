@@ -24,9 +24,27 @@ class SceneCutDetector:
         self._small = np.zeros(_THUMB[::-1] + (3,), np.uint8)
         self._grey = np.zeros(_THUMB[::-1], np.uint8)
         self._primed = False
+        self._frame_shape: tuple[int, ...] = ()
+        self._factor = 1
+        self._shrunk = self._small
+
+    def _pre_shrunk(self, frame: np.ndarray) -> np.ndarray:
+        """The frame shrunk by a whole factor first: OpenCV's area resize is fast for whole
+        factors and slow otherwise (1080p to 32x32: 6.7 ms in one step, 1.6 ms in two)."""
+        if frame.shape != self._frame_shape:
+            h, w = frame.shape[:2]
+            self._factor = max(1, min(w // _THUMB[0], h // _THUMB[1]) // 2)
+            self._shrunk = np.empty((h // self._factor, w // self._factor, 3), np.uint8)
+            self._frame_shape = frame.shape
+        k = self._factor
+        if k == 1:
+            return frame
+        h, w = self._shrunk.shape[:2]
+        cv2.resize(frame[: h * k, : w * k], (w, h), dst=self._shrunk, interpolation=cv2.INTER_AREA)
+        return self._shrunk
 
     def is_cut(self, frame: np.ndarray) -> bool:
-        cv2.resize(frame, _THUMB, dst=self._small, interpolation=cv2.INTER_AREA)
+        cv2.resize(self._pre_shrunk(frame), _THUMB, dst=self._small, interpolation=cv2.INTER_AREA)
         cv2.cvtColor(self._small, cv2.COLOR_RGB2GRAY, dst=self._grey)
         self._current[:] = self._grey
         change = float(cv2.absdiff(self._current, self._previous).mean())
