@@ -71,7 +71,10 @@ def plot_groups(path: Path, report: dict[str, Any]) -> None:
             ax.errorbar(value, i, xerr=[[value - lo], [hi - value]], fmt="none", ecolor="black", capsize=3)
             ax.text(hi, i, f" {rate['k']}/{rate['n']}", va="center", fontsize=7)
         ax.set_xlabel(label)
-        ax.set_xlim(0, 1.05)
+        # Zoom to the widest interval so small rates (FMRs of a few percent) stay visible.
+        widest = max((g["at_threshold"][key]["ci95"][1] for g in report["groups"].values()
+                      if g["at_threshold"][key]["n"]), default=1.0)
+        ax.set_xlim(0, min(1.05, 1.25 * widest + 0.01))
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks(y, [n if report["groups"][n]["sizeable"] else f"{n} (small)" for n in names], fontsize=8)
     axes[0].invert_yaxis()
