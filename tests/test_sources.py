@@ -419,33 +419,23 @@ def test_failing_reads_reconnect_with_backoff_and_come_back(
 
 
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
-def test_unreachable_stream_is_retried_until_stopped(
-    scheme: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unreachable_stream_at_start_is_an_error(scheme: str) -> None:
+    """At start an unopenable stream fails at once (a typo must not become a silent retry loop);
+    a stream lost later is retried (see the test above)."""
     port = closed_port()
     uri = f"{scheme}://viewer:s3cret@127.0.0.1:{port}/stream"
-    stop = threading.Event()
-    grabber = LatestFrameGrabber(
-        open_source(uri, timeout_s=2),
-        stop_event=stop,
-        reconnect_initial_s=0.01,
-        reconnect_max_s=0.04,
-    )
+    grabber = LatestFrameGrabber(open_source(uri, timeout_s=2), reconnect_initial_s=0.01)
     assert grabber.live
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        grabber.start()  # a live source is opened on the thread: no exception here
-        assert wait_until(lambda: grabber.reconnects >= 4)
-        assert grabber.latest(timeout=0.05) is None and not grabber.ended
-        stop.set()  # the loop's stop event, set from outside
-        assert wait_until(lambda: not grabber.running)
-    assert grabber.ended and grabber.frames_read == 0
-    messages = [r.getMessage() for r in caplog.records]
-    masked = f"{scheme}://viewer:***@127.0.0.1:{port}/stream"
-    assert messages[0].startswith(f"camera lost: cannot open {masked}: ")
-    assert messages[0].endswith("; retrying in 0.01 s")
-    assert any(m.endswith("retrying in 0.02 s") for m in messages)
-    assert any(m.endswith("retrying in 0.04 s") for m in messages)
-    assert "s3cret" not in caplog.text
+    with pytest.raises(SourceError) as error:
+        grabber.start()
+    assert f"cannot open {scheme}://viewer:***@127.0.0.1:{port}/stream" in str(error.value)
+    assert "s3cret" not in str(error.value)
+    assert not grabber.running
+
+
+def test_missing_camera_at_start_is_an_error() -> None:
+    with pytest.raises(SourceError, match="cannot open v4l2:/dev/video97"):
+        LatestFrameGrabber(open_source("v4l2:/dev/video97")).start()
 
 
 # --- picamera2 --------------------------------------------------------------------------------

@@ -74,10 +74,10 @@ class LatestFrameGrabber:
     # The loop's side -----------------------------------------------------------------------
 
     def start(self) -> LatestFrameGrabber:
-        """Start capturing. A finite source is opened here, so a bad path raises `SourceError`
-        at once; a live one is opened on the thread and retried while it is unavailable."""
-        if not self.live:
-            self.source.open()
+        """Start capturing. The source is opened here, so a bad path, a missing camera or an
+        unreachable stream raises `SourceError` at once (a typo must not become a silent retry
+        loop); once running, a live source that fails is reopened on the thread with backoff."""
+        self.source.open()
         self._thread.start()
         return self
 
@@ -164,7 +164,7 @@ class LatestFrameGrabber:
     def _capture_live(self) -> None:
         """Read until stopped; on any failure close, wait (doubling), reopen, and say so."""
         delay = self.reconnect_initial_s
-        is_open = lost = False
+        is_open, lost = True, False  # opened by start()
         while not self.stop_event.is_set():
             try:
                 if not is_open:
