@@ -6,7 +6,6 @@ import itertools
 import logging
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
