@@ -14,13 +14,14 @@ import edge.commands
 from edge import __version__
 from edge.commands.common import CommandError
 from edge.config import ConfigError
+from edge.device.counters import CountersError
 from edge.device.sources import SourceError
 from edge.gallery import GalleryError
 from edge.link import LinkError
 from edge.vision import FaceCountError, ImageError, ModelError
 
 # Errors that mean "this cannot work as asked": shown as one line, exit status 1.
-OPERATOR_ERRORS = (CommandError, ConfigError, FaceCountError, GalleryError, ImageError, LinkError,
+OPERATOR_ERRORS = (CommandError, ConfigError, CountersError, FaceCountError, GalleryError, ImageError, LinkError,
                    ModelError, SourceError)
 
 

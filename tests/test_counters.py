@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.device.counters import COUNTS, Counters
+from edge.device.counters import COUNTS, Counters, CountersError
 
 
 class Clock:
@@ -54,7 +54,10 @@ def test_window_ids_unique_across_restarts(tmp_path):
 def test_corrupt_totals_file_is_a_clear_error(tmp_path):
     path = tmp_path / "c.json"
     path.write_text("{not json")
-    with pytest.raises(ValueError, match=str(path)):
+    with pytest.raises(CountersError, match=str(path)):
+        Counters(path, window_s=1)
+    path.write_text("[1, 2]")
+    with pytest.raises(CountersError, match="move it aside"):
         Counters(path, window_s=1)
 
 

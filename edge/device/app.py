@@ -152,8 +152,8 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
 
     state = settings.device.state_dir
     state.mkdir(parents=True, exist_ok=True)
+    counters = Counters(state / "counters.json", settings.stats.window_s)  # reads only: first
     outbox = Outbox(state / "outbox.sqlite")
-    counters = Counters(state / "counters.json", settings.stats.window_s)
     status = StatusPayload(
         state="online", device_id=device, site=site,
         ts=datetime.now(timezone.utc), started_at=datetime.now(timezone.utc),

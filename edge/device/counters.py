@@ -25,6 +25,11 @@ from typing import Any
 
 import numpy as np
 
+
+class CountersError(ValueError):
+    """The persisted totals cannot be read; the message names the file."""
+
+
 COUNTS = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches")
 _LATENCY_SAMPLES = 4096  # per window; enough for p95 at 30 fps over two minutes
 
@@ -67,9 +72,15 @@ class Counters:
         if self.totals_path is not None and self.totals_path.is_file():
             try:
                 saved = json.loads(self.totals_path.read_text())
-                totals.update({k: int(saved[k]) for k in COUNTS if k in saved})
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"counters file {self.totals_path} is corrupt: {e}") from e
+                if not isinstance(saved, dict) or any(
+                    not isinstance(saved.get(k), int) or saved[k] < 0 for k in COUNTS
+                ):
+                    raise ValueError(f"expected a non-negative integer for each of {', '.join(COUNTS)}")
+                totals.update({k: saved[k] for k in COUNTS})
+            except ValueError as e:
+                raise CountersError(
+                    f"counters file {self.totals_path} is corrupt ({e}); move it aside to start counting from zero"
+                ) from e
         return totals
 
     def add(self, name: str, n: int = 1) -> None:
