@@ -50,6 +50,9 @@ class CameraConfig(Section):
     height: int | None = Field(None, gt=0, description="requested capture height (cameras only)")
     fps: float | None = Field(None, gt=0, description="requested capture rate (cameras only)")
     reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnect attempts")
+    decode_threads: int = Field(1, ge=0, le=16, description="FFmpeg decoder threads for streams and files "
+                                "(0: one per core); inference already uses the cores, and each thread "
+                                "holds frames of its own")
 
 
 class ModelsConfig(Section):

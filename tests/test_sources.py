@@ -24,6 +24,7 @@ from edge.device.sources import (
     open_source,
     parse_uri,
 )
+from edge.device.sources.convert import bgr_to_rgb_in_place
 from edge.device.sources.images import ImageFolderSource
 from edge.device.sources.opencv import Kind, OpenCVSource
 
@@ -192,6 +193,32 @@ def test_bare_path_reads_into_the_given_buffer(video: Path) -> None:
     assert other is not None and other.image is not wrong and other.image.shape == buffer.shape
 
 
+@pytest.mark.parametrize("shape", [(1080, 1920, 3), (7, 5, 3), (361, 641, 3)])
+def test_channel_swap_in_place_matches_numpy(shape: tuple[int, int, int]) -> None:
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    expected = image[..., ::-1].copy()
+    assert bgr_to_rgb_in_place(image) is image
+    np.testing.assert_array_equal(image, expected)
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_decoder_threads_give_the_same_frames(video: Path, threads: int) -> None:
+    def frames(**options: int) -> list[np.ndarray]:
+        with open_source(f"file:{video}", **options) as source:
+            return [frame.image for frame in iter(source.read, None)]
+
+    one, several = frames(decode_threads=1), frames(decode_threads=threads)
+    assert len(one) == len(several) == 40
+    for a, b in zip(one, several, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_decoder_threads_apply_to_streams_and_files_only() -> None:
+    assert open_source("file:a.mp4", decode_threads=3)._decode_threads == 3
+    assert open_source("rtsp://cam/1", decode_threads=0)._decode_threads == 0
+    assert open_source("v4l2:0", decode_threads=3)._open_params() == []  # a camera decodes nothing
+
+
 def test_missing_file_names_the_uri(tmp_path: Path) -> None:
     uri = f"file:{tmp_path / 'nope.mp4'}"
     with pytest.raises(SourceError, match=f"cannot open {uri}: no such file"):
@@ -300,6 +327,20 @@ def test_finite_grabber_loses_nothing_on_a_generated_video(video: Path) -> None:
     assert grabber.frames_read == grabber.frames_taken == 40
     assert grabber.frames_dropped == 0 and grabber.reconnects == 0 and grabber.error is None
     assert not grabber.running
+
+
+def test_finite_grabber_needs_two_buffers_and_never_touches_the_held_one(video: Path) -> None:
+    images: list[np.ndarray] = []  # kept alive, so distinct objects are distinct buffers
+    with LatestFrameGrabber(open_source(f"file:{video}")) as grabber:
+        while (frame := grabber.latest(timeout=5.0)) is not None:
+            before = frame.image.copy()
+            time.sleep(0.01)  # the capture thread reads the next frame meanwhile
+            np.testing.assert_array_equal(frame.image, before)
+            assert frame_number(frame) == frame.index
+            if not any(frame.image is seen for seen in images):
+                images.append(frame.image)
+    assert grabber.frames_taken == 40
+    assert len(images) == 2  # the held frame and the next one: a finite source never needs a third
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,7 @@ def _run_pass(settings: Settings, vision: Vision, matcher: Matcher, threshold: f
     counters = Counters(None, window_s=1e9)  # one window: the whole clip
     timer = StageTimer()
     loop = build_loop(settings, vision, matcher, threshold, counters, publisher.publish, spec.refine, timer)
-    source = ClipSource(open_source(f"file:{spec.video}"), paced)
+    source = ClipSource(open_source(f"file:{spec.video}", decode_threads=settings.camera.decode_threads), paced)
     grabber = LatestFrameGrabber(source, live=False)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     grabber.start()

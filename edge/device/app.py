@@ -136,7 +136,8 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     matcher = load_matcher(settings, vision)
     false_alerts = expected_false_alerts(settings, point, len(matcher.identity_ids))
     camera = settings.camera
-    source = open_source(camera.source, width=camera.width, height=camera.height, fps=camera.fps)
+    source = open_source(camera.source, width=camera.width, height=camera.height, fps=camera.fps,
+                         decode_threads=camera.decode_threads)
     grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
     options = mqtt_options(settings)
     topics = Topics(site, device)

@@ -16,6 +16,11 @@ URIs (parsed by `edge.device.sources.open_source`):
 - `rtsp://`, `rtsps://`, `http://`, `https://`: network streams through FFmpeg, with open
   and read timeouts so a dead camera raises instead of hanging the capture thread.
 - `file:<path>` or a bare path: a video file, read once to the end.
+
+Streams and files are decoded by FFmpeg with `decode_threads` threads (default 1): inference
+already keeps every core busy, and each extra decoder thread holds its own reference frames
+(about 8 MB more at 1080p) and adds a frame of delay, for no gain in loop speed (measured with
+`edge bench`, README "Performance").
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import cv2
 import numpy as np
 
 from .base import Frame, FrameSource, SourceError, SourceInfo, mask_uri
-from .convert import bgr_to_rgb
+from .convert import bgr_to_rgb_in_place
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ class OpenCVSource(FrameSource):
     width, height, fps: requested from cameras (`Kind.V4L2`, `Kind.CAMERA`) only; a camera
         may pick the nearest mode it supports, and `info` reports what it gave.
     timeout_s: open and read timeout for network streams.
+    decode_threads: FFmpeg decoder threads for streams and files; 0 lets FFmpeg pick (one per
+        core). Ignored by OpenCV older than 4.6, which cannot set it.
     """
 
     def __init__(
@@ -72,6 +79,7 @@ class OpenCVSource(FrameSource):
         height: int | None = None,
         fps: float | None = None,
         timeout_s: float = 10.0,
+        decode_threads: int = 1,
     ) -> None:
         self._uri = mask_uri(uri)
         self._target = target
@@ -79,8 +87,8 @@ class OpenCVSource(FrameSource):
         self._backend = _BACKENDS[kind]
         self._request = (width, height, fps)
         self._timeout_ms = int(timeout_s * 1000)
+        self._decode_threads = decode_threads
         self._cap: cv2.VideoCapture | None = None
-        self._bgr: np.ndarray | None = None  # decode buffer, reused by every read
         self._next_index = 0
         self._info = SourceInfo(uri=self._uri, live=kind is not Kind.FILE)
 
@@ -91,15 +99,7 @@ class OpenCVSource(FrameSource):
     def open(self) -> None:
         self.close()
         self._check_before_open()
-        params: list[int] = []
-        if self._kind is Kind.STREAM:
-            params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                self._timeout_ms,
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                self._timeout_ms,
-            ]
-        cap = cv2.VideoCapture(self._target, self._backend, params)
+        cap = cv2.VideoCapture(self._target, self._backend, self._open_params())
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self._uri}: {self._why_not_opened()}")
@@ -118,12 +118,13 @@ class OpenCVSource(FrameSource):
     def read(self, out: np.ndarray | None = None) -> Frame | None:
         if self._cap is None:
             raise SourceError(f"{self._uri} is not open")
-        ok, bgr = self._cap.read(self._bgr)
-        if not ok or bgr is None:
+        # OpenCV writes the BGR image into `out` when its shape fits (else into a new array),
+        # and it is turned into RGB where it lies: no second full-frame buffer.
+        ok, image = self._cap.read(out)
+        if not ok or image is None:
             return None
         captured_at, wall_time = time.monotonic(), time.time()
-        self._bgr = bgr
-        frame = Frame(bgr_to_rgb(bgr, out), self._next_index, captured_at, wall_time)
+        frame = Frame(bgr_to_rgb_in_place(image), self._next_index, captured_at, wall_time)
         self._next_index += 1
         return frame
 
@@ -135,6 +136,15 @@ class OpenCVSource(FrameSource):
     @property
     def _is_camera(self) -> bool:
         return self._kind in (Kind.V4L2, Kind.CAMERA)
+
+    def _open_params(self) -> list[int]:
+        """VideoCapture open parameters: timeouts for streams, decoder threads for FFmpeg."""
+        params: list[int] = []
+        if self._kind is Kind.STREAM:
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
+        if self._kind in (Kind.STREAM, Kind.FILE) and hasattr(cv2, "CAP_PROP_N_THREADS"):
+            params += [cv2.CAP_PROP_N_THREADS, self._decode_threads]
+        return params
 
     def _check_before_open(self) -> None:
         """Catch the common mistakes with a precise message before OpenCV's vague failure."""

@@ -27,12 +27,13 @@ from .base import FrameSource, SourceError, mask_uri
 
 log = logging.getLogger(__name__)
 
-OPTIONS = frozenset({"width", "height", "fps", "timeout_s"})
+OPTIONS = frozenset({"width", "height", "fps", "timeout_s", "decode_threads"})
 """Options `open_source` knows. Each kind uses some and ignores the others, so one camera config
 can carry them whatever the URI says; a name outside this set is a typo, and an error."""
 
 _CAMERA_OPTIONS = frozenset({"width", "height", "fps"})
-_STREAM_OPTIONS = frozenset({"timeout_s"})
+_STREAM_OPTIONS = frozenset({"timeout_s", "decode_threads"})
+_FILE_OPTIONS = frozenset({"decode_threads"})
 _URL_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(?://)?(.*)$", re.DOTALL)
 INDEX = "index"  # the scheme `parse_uri` gives a bare camera number such as `0`
@@ -77,8 +78,8 @@ _KINDS: dict[str, _Kind] = {
     "rtsps": _Kind(_opencv("STREAM"), True, _STREAM_OPTIONS),
     "http": _Kind(_opencv("STREAM"), True, _STREAM_OPTIONS),
     "https": _Kind(_opencv("STREAM"), True, _STREAM_OPTIONS),
-    "picam": _Kind(_picam, True, _CAMERA_OPTIONS | _STREAM_OPTIONS),
-    "file": _Kind(_opencv("FILE"), False, frozenset()),
+    "picam": _Kind(_picam, True, _CAMERA_OPTIONS | {"timeout_s"}),
+    "file": _Kind(_opencv("FILE"), False, _FILE_OPTIONS),
     "dir": _Kind(_images, False, frozenset()),
 }
 SCHEMES = tuple(_KINDS)
@@ -123,7 +124,8 @@ def open_source(uri: str, **options: Any) -> FrameSource:
     or hand it to `LatestFrameGrabber`.
 
     options: `width`, `height`, `fps` (cameras), `timeout_s` (network streams and picam: how
-    long a read may block); None means the default.
+    long a read may block), `decode_threads` (FFmpeg, for streams and files); None means the
+    default.
     Raises `SourceError` for an unknown scheme or option, a camera that is not a number, or a
     missing optional package (picamera2), before anything is opened.
     """
