@@ -141,7 +141,8 @@ class OpenCVSource(FrameSource):
         """VideoCapture open parameters: timeouts for streams, decoder threads for FFmpeg."""
         params: list[int] = []
         if self._kind is Kind.STREAM:
-            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
+            timeout = self._timeout_ms
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout]
         if self._kind in (Kind.STREAM, Kind.FILE) and hasattr(cv2, "CAP_PROP_N_THREADS"):
             params += [cv2.CAP_PROP_N_THREADS, self._decode_threads]
         return params
