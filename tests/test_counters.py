@@ -42,6 +42,21 @@ def test_window_figures_and_totals_persist(tmp_path):
     assert Counters(path, window_s=10, clock=clock).totals["frames"] == 55
 
 
+def test_totals_are_saved_through_the_given_writer(tmp_path):
+    path = tmp_path / "counters.json"
+    jobs = []
+    c = Counters(path, window_s=1, write=jobs.append)
+    c.add("frames", 3)
+    c.close_window()
+    c.add("frames", 4)
+    c.close_window()
+    assert not path.exists() and len(jobs) == 2  # nothing written on the loop's thread
+    jobs[0]()
+    assert Counters(path, window_s=1).totals["frames"] == 3  # each job holds its window's totals
+    jobs[1]()
+    assert Counters(path, window_s=1).totals["frames"] == 7
+
+
 def test_window_ids_unique_across_restarts(tmp_path):
     ids = set()
     for _ in range(3):

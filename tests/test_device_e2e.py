@@ -25,6 +25,7 @@ import pytest
 from edge.cli import main
 from edge.config import load_settings
 from edge.device.app import run_device
+from edge.link import Outbox
 
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
 THRESHOLD = 0.5
@@ -105,11 +106,23 @@ def assert_metadata_only(payload: bytes) -> None:
     walk(json.loads(payload))
 
 
-def test_one_event_per_appearance_of_each_enrolled_person(broker, subscriber_factory, slideshow, gallery, tmp_path):
+def test_one_event_per_appearance_of_each_enrolled_person(
+    broker, subscriber_factory, slideshow, gallery, tmp_path, monkeypatch
+):
     video, rows = slideshow
     sub = subscriber_factory(broker.port, ["edge/#"])
+    writes: list[tuple[str, str]] = []  # (topic, thread) of every outbox commit
+    put = Outbox.put
+
+    def recorded_put(self, topic, *args, **kwargs):
+        writes.append((topic, threading.current_thread().name))
+        return put(self, topic, *args, **kwargs)
+
+    monkeypatch.setattr(Outbox, "put", recorded_put)
     summary = run_device(settings_for(broker, gallery, video, tmp_path / "state"), threading.Event())
     assert summary.frames == 600 and summary.outbox_pending == 0
+    loop_writes = [(topic, thread) for topic, thread in writes if topic.endswith(("/match", "/stats"))]
+    assert loop_writes and all(thread == "disk" for _, thread in loop_writes), "the loop's thread wrote to disk"
     assert sub.wait_for(lambda ms: any(m.topic.endswith("/stats") for m in ms), timeout=10)
     events = unique_events(sub)
     assert [e["identity_id"] for e in events] == expected_events(rows)

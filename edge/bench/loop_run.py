@@ -2,9 +2,9 @@
 
 Everything but the network is the device's: the frame source in file mode (live=False) on its
 capture thread, the configured vision pipeline (tiled detector, refinement), tracker,
-scene-cut detector, gallery matcher, counters, and the SQLite outbox each event is written to
-before the loop goes on. Only the MQTT sender thread is missing: events stay in the outbox,
-which is where the latency target ends.
+scene-cut detector, gallery matcher, counters, and the disk thread that commits each event to
+the SQLite outbox. Only the MQTT sender thread is missing: events stay in the outbox, and an
+event's latency ends when its row is committed there.
 
 Two passes over the clip, with the same models:
 - throughput: frames as fast as the source decodes them, none dropped, so every configuration
@@ -31,6 +31,7 @@ from edge.config import Settings
 from edge.device.app import build_camera_vision, build_loop, load_matcher, operating_point
 from edge.device.counters import Counters
 from edge.device.sources import Frame, FrameSource, LatestFrameGrabber, SourceInfo, open_source
+from edge.device.writer import DiskWriter
 from edge.gallery import Matcher
 from edge.link import Outbox
 from edge.link.payloads import MatchEvent, Payload, StatsPayload, Topics, new_event_id
@@ -103,8 +104,8 @@ class ClipSource(FrameSource):
 
 
 class OutboxPublisher:
-    """What `MqttLink.publish` does on the loop's thread (serialise, write to the outbox), and
-    the time from each event's frame capture to its row being committed."""
+    """What `MqttLink.publish` does on the device's disk thread (serialise, commit to the
+    outbox), and the time from each event's frame capture to its row being committed."""
 
     def __init__(self, outbox: Outbox, topics: Topics) -> None:
         self.outbox = outbox
@@ -146,15 +147,19 @@ def _run_pass(settings: Settings, vision: Vision, matcher: Matcher, threshold: f
     publisher = OutboxPublisher(outbox, Topics(settings.device.site, settings.device.device_id))
     counters = Counters(None, window_s=1e9)  # one window: the whole clip
     timer = StageTimer()
-    loop = build_loop(settings, vision, matcher, threshold, counters, publisher.publish, spec.refine, timer)
+    writer = DiskWriter()
+    loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(publisher.publish), spec.refine,
+                      timer)
     source = ClipSource(open_source(f"file:{spec.video}", decode_threads=settings.camera.decode_threads), paced)
     grabber = LatestFrameGrabber(source, live=False)
     started, cpu_started = time.perf_counter(), cpu_seconds()
+    writer.start()
     grabber.start()
     try:
         frames = loop.run(grabber, threading.Event(), spec.max_frames)
     finally:
         grabber.stop()
+        writer.stop()
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     outbox.close()
     stats = publisher.stats

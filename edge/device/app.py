@@ -19,6 +19,7 @@ from edge.config import ConfigError, Settings
 from edge.device.counters import Counters
 from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.sources import LatestFrameGrabber, open_source
+from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
 from edge.vision import ModelEntry, QualityGate, Vision, load_manifest
@@ -153,7 +154,8 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
 
     state = settings.device.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    counters = Counters(state / "counters.json", settings.stats.window_s)  # reads only: first
+    writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
+    counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
     outbox = Outbox(state / "outbox.sqlite")
     status = StatusPayload(
         state="online", device_id=device, site=site,
@@ -169,17 +171,19 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
                  "expected_false_alerts_per_1000_scans": false_alerts},
     )
     link = MqttLink(options, topics, outbox, status)
-    loop = build_loop(settings, vision, matcher, threshold, counters, link.publish)
+    loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(link.publish))
     link.publish("config/reported", ConfigReported(
         version=0, ts=datetime.now(timezone.utc), device_id=device, site=site,
         config=effective_config(settings, point),
     ), retain=True)
     link.start()
+    writer.start()
     try:
         link.require_connected(settings.mqtt.connect_timeout_s)
         frames = loop.run(grabber, stop, max_frames)
     finally:
         grabber.stop()
+        writer.stop()  # every event and the last window into the outbox before the link flushes
         if not link.flush(settings.mqtt.connect_timeout_s):
             log.warning("broker did not acknowledge everything in time; the outbox keeps the rest")
         link.stop()

@@ -10,15 +10,18 @@
 
 Windows carry an id unique across restarts (`<boot id>-<sequence>`), so the central report
 can sum them idempotently. Totals since installation persist in a small JSON file written
-atomically when a window closes; a power cut loses at most the open window.
+atomically when a window closes (through `write`, e.g. the device's `DiskWriter`, so the fsync
+happens off the loop's thread); a power cut loses at most the open window.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +54,15 @@ class Window:
 
 
 class Counters:
-    """Counts for the current window plus persisted totals. Used from the loop thread only."""
+    """Counts for the current window plus persisted totals. Used from the loop thread only.
 
-    def __init__(self, totals_path: Path | None, window_s: float, clock=time.time) -> None:
+    write: runs the job that saves the totals; by default at once, on the caller's thread.
+    """
+
+    def __init__(self, totals_path: Path | None, window_s: float, clock=time.time,
+                 write: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.totals_path = totals_path
+        self._write = write or (lambda job: job())
         self.window_s = window_s
         self._clock = clock
         self._rng = np.random.default_rng()
@@ -105,7 +113,8 @@ class Counters:
         counts = {k: getattr(w, k) for k in COUNTS}
         for k, v in counts.items():
             self.totals[k] += v
-        self._save_totals()
+        if self.totals_path is not None:
+            self._write(functools.partial(_save_totals, self.totals_path, dict(self.totals)))
         samples = w.latency_ms[: min(w.latency_count, _LATENCY_SAMPLES)]
         p50, p95 = (np.percentile(samples, [50, 95]).tolist() if samples.size else (0.0, 0.0))
         duration = max(now - w.started_at, 1e-9)
@@ -120,13 +129,12 @@ class Counters:
             "latency_ms_p95": float(p95),
         }
 
-    def _save_totals(self) -> None:
-        if self.totals_path is None:
-            return
-        tmp = self.totals_path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.totals, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.totals_path)
 
+def _save_totals(path: Path, totals: dict[str, int]) -> None:
+    """Write `totals` to `path` atomically: a power cut leaves the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(totals, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -13,8 +13,9 @@ crop around it, where it is large (`LoopOptions.refine`): a face a few pixels ac
 input gets imprecise keypoints, and alignment matters more to the descriptor than anything
 after it (see `Detector.refine`).
 
-The loop publishes through a `publish(topic_suffix, payload)` callable (the MQTT link's,
-which writes to the durable outbox and returns), so no network call happens here.
+The loop publishes through a `publish(topic_suffix, payload)` callable that returns at once:
+on the device, the MQTT link's publish queued on the `DiskWriter`, which commits the message to
+the durable outbox on its own thread. No network call and no disk write happen here.
 
 `edge bench` passes a `StageTimer`; without one the loop makes no timing call at all.
 """
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, Payload], str]
+Publish = Callable[[str, Payload], object]  # what it returns is not used
 
 
 @dataclass(slots=True)
