@@ -20,19 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.bench.gallery import synthetic_templates  # noqa: E402
 from edge.bench.timer import summarise  # noqa: E402
-from edge.commands.enroll import identity_id_for  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import build_vision  # noqa: E402
-from edge.device.sources.images import IMAGE_SUFFIXES  # noqa: E402
+from edge.enrollment import Person, add_to_gallery, describe_people, people_in_folder  # noqa: E402
 from edge.gallery import GalleryStore, Matcher  # noqa: E402
-from edge.vision import FaceCountError, ImageError, load_image  # noqa: E402
 
 TEMPLATES_PER_IDENTITY = 5
 THRESHOLD = 0.6
@@ -60,37 +56,40 @@ def search(sizes: list[int], queries: int) -> list[dict]:
 
 
 def enroll_folder(folder: Path, limit: int | None) -> dict:
+    """`edge enroll --folder`'s path over FOLDER (the first `limit` photos), timed per photo."""
     from tqdm import tqdm
 
-    people = sorted(p for p in folder.iterdir() if p.is_dir())
-    photos = [(person, photo) for person in people for photo in sorted(person.iterdir())
-              if photo.suffix.lower() in IMAGE_SUFFIXES][:limit]
+    people = people_in_folder(folder)
+    if limit is not None:
+        kept, room = [], limit
+        for person in people:
+            if room > 0:
+                kept.append(Person(person.name, person.photos[:room]))
+                room -= len(kept[-1].photos)
+        people = kept
     settings = load_settings(None, None)
     vision = build_vision(settings, settings.models.stills_detector)
-    per_photo, accepted, rejected = [], {}, 0
-    bar = tqdm(photos, unit="photo", desc="enroll")
-    for person, photo in bar:
-        started = time.perf_counter()
-        try:
-            result = vision.describe_single(load_image(photo), str(photo))
-        except (ImageError, FaceCountError):
-            result = None
-        per_photo.append((time.perf_counter() - started) * 1000.0)
-        bar.set_postfix_str(f"{per_photo[-1]:.1f} ms", refresh=False)
-        if result is None or result.rejected is not None:
-            rejected += 1
-            continue
-        accepted.setdefault(person, []).append((photo, result))
+    per_photo: list[float] = []
+    last = time.perf_counter()
+    with tqdm(total=sum(len(p.photos) for p in people), unit="photo", desc="enroll") as bar:
+
+        def photo_done() -> None:
+            nonlocal last
+            now = time.perf_counter()
+            per_photo.append((now - last) * 1000.0)
+            last = now
+            bar.set_postfix_str(f"{per_photo[-1]:.1f} ms", refresh=False)
+            bar.update()
+
+        outcomes = describe_people(vision, people, on_photo=photo_done)
     with tempfile.TemporaryDirectory() as work:
         embedder = vision.embedder
         started = time.perf_counter()
         with GalleryStore.create(Path(work) / "gallery.sqlite", embedder.model_id, embedder.sha256) as store:
-            for person, results in accepted.items():
-                store.add(identity_id_for(person.name), person.name, np.stack([r.embedding for _, r in results]),
-                          [r.quality.rank() for _, r in results], [p.name for p, _ in results])
+            add_to_gallery(store, outcomes)
         store_ms = (time.perf_counter() - started) * 1000.0
-    return {"photos": len(photos), "rejected": rejected, "people": len(accepted), "store_ms": store_ms,
-            **summarise(per_photo)}
+    return {"photos": len(per_photo), "rejected": sum(len(o.rejected) for o in outcomes),
+            "people": sum(1 for o in outcomes if o.accepted), "store_ms": store_ms, **summarise(per_photo)}
 
 
 def main() -> int:

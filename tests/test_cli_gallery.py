@@ -75,3 +75,56 @@ def test_gallery_of_another_embedder_is_refused(data_dir, tmp_path, capsys, monk
     monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
     code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
     assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
+
+
+@pytest.fixture
+def people_folder(data_dir, tmp_path, blank):
+    """people/<Name>/photos, linked from ../shared/data (nothing copied)."""
+    folder = tmp_path / "people"
+    lfw = data_dir / "lfw"
+    layout = {
+        "Colin Powell": [lfw / "Colin_Powell/Colin_Powell_0001.jpg", lfw / "Colin_Powell/Colin_Powell_0002.jpg"],
+        "Li Peng": [lfw / "Li_Peng/Li_Peng_0001.jpg", lfw / "Li_Peng/Li_Peng_0003.jpg"],  # 0003: two faces
+        "Nobody": [blank],
+    }
+    for name, photos in layout.items():
+        (folder / name).mkdir(parents=True)
+        for photo in photos:
+            (folder / name / photo.name).symlink_to(photo)
+    (folder / "notes.txt").write_text("not a person")
+    (folder / "Empty").mkdir()
+    return folder
+
+
+def test_enroll_a_folder_of_people(people_folder, tmp_path, capsys):
+    gallery = tmp_path / "g.sqlite"
+    code, summary, _ = run(capsys, "enroll", "--gallery", gallery, "--folder", people_folder)
+    assert code == 0
+    assert (summary["people_enrolled"], summary["photos"], summary["photos_rejected"]) == (2, 5, 2)
+    people = {p["name"]: p for p in summary["people"]}
+    assert list(people) == ["Colin Powell", "Li Peng", "Nobody"]  # "Empty" has no photo
+    assert people["Colin Powell"]["identity_id"] == "colin_powell" and people["Colin Powell"]["templates"] == 2
+    assert people["Li Peng"]["templates"] == 1
+    assert "2 faces found" in people["Li Peng"]["rejected"][0]["reason"]
+    assert "templates" not in people["Nobody"] and "no face found" in people["Nobody"]["rejected"][0]["reason"]
+    code, listing, _ = run(capsys, "gallery", "list", "--gallery", gallery)
+    assert listing["version"] == summary["gallery_version"]
+    assert [(p["identity_id"], p["templates"]) for p in listing["people"]] == [("colin_powell", 2), ("li_peng", 1)]
+
+
+def test_enroll_folder_errors_change_nothing(people_folder, tmp_path, capsys):
+    gallery = tmp_path / "g.sqlite"
+    code, _, err = run(capsys, "enroll", "--gallery", gallery, "--folder", people_folder, "--name", "x")
+    assert code == 1 and "--folder takes no --name" in err
+    code, _, err = run(capsys, "enroll", "--gallery", gallery, "--folder", people_folder / "Empty")
+    assert code == 1 and "no subfolder with photos" in err
+    assert not gallery.exists()
+    only_nobody = tmp_path / "only"
+    (only_nobody / "Nobody").mkdir(parents=True)
+    (only_nobody / "Nobody" / "blank.png").symlink_to(people_folder / "Nobody" / "blank.png")
+    other = tmp_path / "other.sqlite"
+    code, summary, _ = run(capsys, "enroll", "--gallery", other, "--folder", only_nobody)
+    assert code == 1 and summary["people_enrolled"] == 0 and "gallery was not changed" in summary["error"]
+    assert not other.exists()
+    code, _, err = run(capsys, "enroll", "--gallery", other, "--name", "x")
+    assert code == 1 and "give --name and photos" in err

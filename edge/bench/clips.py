@@ -11,17 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.enrollment import Person
+
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO.parent / "shared" / "data"
 STREET = "videos/facenet_pytorch_street.mp4"  # 1920x1080, a street crowd, no identities
 HAMILTON = "face_recognition/examples/short_hamilton_clip.mp4"  # 640x360, two people on stage
 SLIDESHOW = "videos/lfw_slideshow.mp4"  # 640x640, 24 LFW photos of 12 people, 1 s each
-
-
-@dataclass(frozen=True)
-class Person:
-    name: str
-    photos: tuple[Path, ...]
 
 
 @dataclass(frozen=True)

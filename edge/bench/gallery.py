@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bench.clips import Person
+from edge.enrollment import Person, add_to_gallery, describe_people
 from edge.gallery import EMBEDDING_DIM, GalleryStore
-from edge.vision import FaceCountError, ImageError, Vision, load_image
+from edge.vision import Vision
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +34,13 @@ def synthetic_templates(identities: int, per_identity: int, seed: int = 0) -> tu
 
 def build_gallery(path: Path, vision: Vision, people: list[Person], synthetic: int,
                   per_identity: int = 5) -> dict[str, object]:
-    """A gallery file with `people` enrolled as `edge enroll` would (each photo gated) and
-    `synthetic` made-up identities of `per_identity` templates; returns what went in."""
+    """A gallery file with `people` enrolled as `edge enroll` enrolls them (each photo gated)
+    and `synthetic` made-up identities of `per_identity` templates; returns what went in."""
     embedder = vision.embedder
-    enrolled, rejected = [], []
+    outcomes = describe_people(vision, people)
+    rejected = [f"{photo.name}: {reason}" for o in outcomes for photo, reason in o.rejected]
     with GalleryStore.create(path, embedder.model_id, embedder.sha256) as store:
-        for person in people:
-            results = []
-            for photo in person.photos:
-                try:
-                    result = vision.describe_single(load_image(photo), str(photo))
-                except (ImageError, FaceCountError) as e:
-                    rejected.append(f"{photo.name}: {e}")
-                    continue
-                if result.rejected is not None:
-                    rejected.append(f"{photo.name}: {result.rejected}")
-                    continue
-                results.append((photo, result))
-            if results:
-                store.add(person.name.lower().replace(" ", "_"), person.name,
-                          np.stack([r.embedding for _, r in results]),
-                          [r.quality.rank() for _, r in results], [p.name for p, _ in results])
-                enrolled.append(person.name)
+        add_to_gallery(store, outcomes)
         vectors, ids = synthetic_templates(synthetic, per_identity)
         for i in range(synthetic):
             rows = slice(i * per_identity, (i + 1) * per_identity)
@@ -63,5 +48,5 @@ def build_gallery(path: Path, vision: Vision, people: list[Person], synthetic: i
         templates = store.matcher().template_count
     if rejected:
         log.info("bench gallery: %d photos not enrolled: %s", len(rejected), "; ".join(rejected))
-    return {"enrolled": enrolled, "synthetic_identities": synthetic, "templates": templates,
-            "photos_rejected": len(rejected)}
+    return {"enrolled": [o.person.name for o in outcomes if o.accepted], "synthetic_identities": synthetic,
+            "templates": templates, "photos_rejected": len(rejected)}

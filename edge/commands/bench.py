@@ -7,9 +7,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from edge.bench.clips import DATA_DIR, Clip, Person, sample_clip, shared_clips
+from edge.bench.clips import DATA_DIR, Clip, sample_clip, shared_clips
 from edge.bench.runner import BenchPlan, run_bench
 from edge.commands.common import CommandError, config_file
+from edge.enrollment import Person
 from edge.vision.tiling import DEFAULT_TILE_PX
 
 DETECTORS = ["blazeface_short_range", "blazeface_full_range"]
