@@ -66,6 +66,10 @@ def people_in_folder(folder: Path) -> list[Person]:
             people.append(Person(sub.name, photos))
     if not people:
         raise InvalidInput(f"{folder} has no subfolder with photos: make one folder per person, named by the person")
+    by_id: dict[str, str] = {}
+    for person in people:
+        if (other := by_id.setdefault(person.id, person.name)) != person.name:
+            raise InvalidInput(f"{folder}: folders {other!r} and {person.name!r} both make the id {person.id!r}")
     return people
 
 
@@ -94,7 +98,16 @@ def describe_people(vision: Vision, people: Sequence[Person],
 
 def add_to_gallery(store: GalleryStore, outcomes: Sequence[Outcome]) -> None:
     """Add each person with an accepted photo, one transaction per person; the templates carry
-    each photo's quality rank and file name (never the image)."""
+    each photo's quality rank and file name (never the image).
+
+    An id already enrolled under another name is refused for all before anything is added
+    (raises `InvalidInput`), so a bad folder never leaves half its people in the gallery.
+    """
+    enrolled = {i.identity_id: i.name for i in store.identities()}
+    clashes = [f"{o.person.id!r} is enrolled as {enrolled[o.person.id]!r}, not {o.person.name!r}"
+               for o in outcomes if o.accepted and enrolled.get(o.person.id, o.person.name) != o.person.name]
+    if clashes:
+        raise InvalidInput(f"nothing added: {'; '.join(clashes)} (remove the identity to rename it)")
     for o in outcomes:
         if o.accepted:
             store.add(o.person.id, o.person.name, np.stack([r.embedding for _, r in o.accepted]),

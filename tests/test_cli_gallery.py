@@ -128,3 +128,18 @@ def test_enroll_folder_errors_change_nothing(people_folder, tmp_path, capsys):
     assert not other.exists()
     code, _, err = run(capsys, "enroll", "--gallery", other, "--name", "x")
     assert code == 1 and "give --name and photos" in err
+
+
+def test_enroll_folder_refuses_name_clashes_before_adding_anyone(people_folder, tmp_path, capsys):
+    gallery = tmp_path / "g.sqlite"
+    lfw = people_folder / "Colin Powell"
+    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Someone Else", "--id", "li_peng",
+               lfw / "Colin_Powell_0001.jpg")[0] == 0
+    before = run(capsys, "gallery", "list", "--gallery", gallery)[1]
+    code, _, err = run(capsys, "enroll", "--gallery", gallery, "--folder", people_folder)
+    assert code == 1 and "'li_peng' is enrolled as 'Someone Else', not 'Li Peng'" in err and "nothing added" in err
+    assert run(capsys, "gallery", "list", "--gallery", gallery)[1] == before  # Colin Powell not added either
+    (people_folder / "li peng").mkdir()
+    (people_folder / "li peng" / "x.jpg").symlink_to(lfw / "Colin_Powell_0001.jpg")
+    code, _, err = run(capsys, "enroll", "--gallery", tmp_path / "other.sqlite", "--folder", people_folder)
+    assert code == 1 and "both make the id 'li_peng'" in err
