@@ -183,6 +183,19 @@ def test_video_file_read_to_the_end_in_rgb(video: Path) -> None:
     assert all(a.captured_at <= b.captured_at for a, b in itertools.pairwise(frames))
 
 
+def test_grab_then_retrieve_gives_each_frame_once(video: Path) -> None:
+    with open_source(f"file:{video}") as source:
+        assert source.grab()
+        before_copy = time.monotonic()
+        frame = source.retrieve()
+        assert frame.captured_at <= before_copy  # captured when grabbed, not when copied
+        assert (frame.index, frame_number(frame)) == (0, 0)
+        with pytest.raises(SourceError, match="no grabbed frame"):
+            source.retrieve()
+        assert source.grab() and source.grab()  # a frame grabbed and never retrieved is skipped
+        assert (frame := source.retrieve()).index == 1 and frame_number(frame) == 2
+
+
 def test_bare_path_reads_into_the_given_buffer(video: Path) -> None:
     buffer = np.empty((HEIGHT, WIDTH, 3), np.uint8)
     wrong = np.empty((10, 10, 3), np.uint8)
@@ -393,9 +406,33 @@ def test_live_grabber_on_a_real_video(data_dir: Path) -> None:
     assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped
 
 
-def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path) -> None:
+class ReadOnlySource(FrameSource):
+    """A source with `read` only (no grab/retrieve split), over another source."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.source.info
+
+    def open(self) -> None:
+        self.source.open()
+
+    def read(self, out: np.ndarray | None = None) -> Frame | None:
+        return self.source.read(out)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@pytest.mark.parametrize(("read_only", "buffers"), [(False, 2), (True, 3)])
+def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path, read_only: bool, buffers: int) -> None:
+    """A live source that grabs apart from retrieving needs two buffers; one that can only read, three."""
     video = write_video(tmp_path / "long.avi", 300)
-    grabber = LatestFrameGrabber(open_source(str(video)), live=True, reconnect_initial_s=0.01)
+    source = open_source(str(video))
+    grabber = LatestFrameGrabber(ReadOnlySource(source) if read_only else source, live=True,
+                                 reconnect_initial_s=0.01)
     with grabber:
         held = grabber.latest(timeout=5.0)
         assert held is not None
@@ -408,7 +445,10 @@ def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path) ->
             frame = grabber.latest(timeout=5.0)
             assert frame is not None
             images.add(id(frame.image))
-    assert len(images) <= 3  # one pool of three buffers: held, mailbox, being filled
+            time.sleep(0.002)  # the capture thread fills the mailbox meanwhile
+    assert len(images) == buffers
+    grabber.latest(timeout=0)  # the frame still waiting, if any, is taken
+    assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped
 
 
 class FlakySource(FrameSource):
@@ -485,3 +525,118 @@ def test_picam_without_picamera2_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "picamera2", None)  # absent, even on a Pi
     with pytest.raises(SourceError, match=r"picam:0 needs picamera2: install edge\[picamera\]"):
         open_source("picam:0", width=640, height=480)
+
+
+class FakeRequest:
+    """A completed request of the fake camera: frame `number`, to be released exactly once."""
+
+    def __init__(self, camera: FakePicamera2, number: int) -> None:
+        self.camera, self.number = camera, number
+
+    def release(self) -> None:
+        self.camera.outstanding.remove(self)  # a second release would raise here
+
+
+class FakeMappedArray:
+    """picamera2's `MappedArray(request, stream)`: the stream's buffer as a (H, W, 3) array, in
+    "RGB888" memory order [B, G, R]. Blue carries the frame number, red is 200."""
+
+    def __init__(self, request: FakeRequest, stream: str) -> None:
+        assert stream == "main"
+        self.request = request
+
+    def __enter__(self) -> FakeMappedArray:
+        width, height = self.request.camera.camera_config["main"]["size"]
+        self.array = np.zeros((height, width, 3), np.uint8)
+        self.array[..., 0] = self.request.number % 256
+        self.array[..., 2] = 200
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.array
+
+
+class FakePicamera2:
+    """The part of `picamera2.Picamera2` the source uses, for a machine without a Pi camera.
+    `fail_at`: capture numbers, counted over every instance, whose `capture_request` raises, as
+    a stalled camera does."""
+
+    fail_at: set[int] = set()
+    all_captures = 0
+
+    def __init__(self, camera_num: int = 0) -> None:
+        self.camera_num = camera_num
+        self.captures = 0
+        self.outstanding: list[FakeRequest] = []
+        self.camera_config: dict = {}
+        self.started = False
+
+    def create_video_configuration(self, main: dict, controls: dict | None = None) -> dict:
+        return {"main": {**main, "size": tuple(main["size"])}, "controls": controls or {}}
+
+    def configure(self, config: dict) -> None:
+        self.camera_config = config
+
+    def start(self) -> None:
+        self.started = True
+
+    def capture_request(self, wait: float | None = None) -> FakeRequest:
+        assert self.started and wait is not None
+        self.captures += 1
+        FakePicamera2.all_captures += 1
+        if FakePicamera2.all_captures in self.fail_at:
+            raise TimeoutError("frame wait timed out")
+        time.sleep(0.002)
+        request = FakeRequest(self, self.captures)
+        self.outstanding.append(request)
+        return request
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        assert not self.outstanding, "closed with camera buffers still held"
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
+    module = type(sys)("picamera2")
+    module.Picamera2, module.MappedArray = FakePicamera2, FakeMappedArray
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setattr(FakePicamera2, "fail_at", set())
+    monkeypatch.setattr(FakePicamera2, "all_captures", 0)
+    return FakePicamera2
+
+
+def test_picam_frames_are_rgb_and_every_request_goes_back(fake_picamera2: type[FakePicamera2]) -> None:
+    source = open_source("picam:0", width=64, height=48, fps=30)
+    with source:
+        camera = source._cam
+        frames = [source.read() for _ in range(3)]
+        assert camera.outstanding == []  # each request released once its copy was made
+        assert source.grab() and len(camera.outstanding) == 1  # grabbed, not retrieved
+    assert camera.outstanding == [] and not camera.started  # close gave it back, then stopped
+    assert (source.info.width, source.info.height, source.info.fps) == (64, 48, 30)
+    assert [f.index for f in frames] == [0, 1, 2]
+    image = frames[1].image
+    assert image.shape == (48, 64, 3)
+    assert (image[..., 0].min(), image[..., 2].max()) == (200, 2)  # [B, G, R] memory turned RGB
+
+
+def test_picam_with_the_live_grabber_uses_two_buffers_and_recovers(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    fake_picamera2.fail_at = {20}
+    grabber = LatestFrameGrabber(open_source("picam:0", width=64, height=48), reconnect_initial_s=0.01)
+    images, indices = set(), []
+    with grabber:
+        assert grabber.live
+        while len(indices) < 40:
+            frame = grabber.latest(timeout=5.0)
+            assert frame is not None
+            images.add(id(frame.image))
+            indices.append(frame.index)
+            time.sleep(0.005)  # slower than the camera: frames are dropped
+    assert len(images) == 2
+    assert grabber.reconnects == 1 and grabber.frames_dropped > 0
+    assert indices == sorted(set(indices))  # always a newer frame

@@ -14,7 +14,7 @@ See `registry` for the URI schemes.
 
 from __future__ import annotations
 
-from .base import Frame, FrameSource, SourceError, SourceInfo, mask_uri
+from .base import Frame, FrameSource, GrabbingSource, SourceError, SourceInfo, mask_uri
 from .grabber import LatestFrameGrabber
 from .registry import OPTIONS, SCHEMES, is_live, open_source, parse_uri
 
@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMES",
     "Frame",
     "FrameSource",
+    "GrabbingSource",
     "LatestFrameGrabber",
     "SourceError",
     "SourceInfo",

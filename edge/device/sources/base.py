@@ -90,6 +90,33 @@ class FrameSource(Protocol):
         self.close()
 
 
+@runtime_checkable
+class GrabbingSource(FrameSource, Protocol):
+    """A source that takes the next frame (`grab`) apart from copying it out (`retrieve`).
+
+    Waiting for a camera's next frame and decoding it is the long part; the copy into an image
+    buffer is short. Split, the capture thread waits without holding a buffer and claims one
+    only for the copy, so a live source needs two buffers instead of three
+    (`LatestFrameGrabber`). `read` is `grab` then `retrieve`.
+    """
+
+    def grab(self) -> bool:
+        """Wait for the next frame and keep it inside the source (decoded, not copied).
+
+        False when the source has ended; raises `SourceError` when it fails.
+        """
+        ...
+
+    def retrieve(self, out: np.ndarray | None = None) -> Frame:
+        """The frame of the last `grab` in RGB, into `out` when it fits, as `read` does; once."""
+        ...
+
+    def read(self, out: np.ndarray | None = None) -> Frame | None:
+        if not self.grab():
+            return None
+        return self.retrieve(out)
+
+
 _PASSWORD = re.compile(r"(://[^:/@]+):[^@/]*@")
 
 

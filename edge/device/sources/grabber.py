@@ -5,14 +5,18 @@ one-slot mailbox holds the last frame read, and a frame replaced before the loop
 counted in `frames_dropped`, apart from the frames the loop processed (DESIGN.md section 7).
 
 Buffers: images are written into a pool of arrays, reused frame after frame instead of
-allocating one per frame. A live source uses three: one held by the loop (the frame `latest()`
-returned last), one waiting in the mailbox, one being filled by the capture thread, which must
-never stop draining the camera. A finite source uses two: its capture thread reads the next frame
-only once the loop has taken the previous one, which still overlaps decoding with processing and
-saves a full frame (6 MB at 1080p). An array goes back to the pool only when the loop calls
-`latest()` again or a newer frame replaces it in the mailbox. So a frame's image stays valid
-until the next `latest()` call, and no longer: copy what must outlive it (chips cut out of the
-frame are new arrays anyway).
+allocating one per frame; each is a full frame (6 MB at 1080p). Two are enough: one held by the
+loop (the frame `latest()` returned last) and one waiting in the mailbox or being filled.
+- A finite source's capture thread reads the next frame only once the loop has taken the
+  previous one, which still overlaps decoding with processing.
+- A live source's capture thread must never stop draining the camera. With a `GrabbingSource`
+  (OpenCV, Picamera2) it waits for the next frame without a buffer (`grab`), then copies it
+  (`retrieve`) into a free buffer or, when there is none, into the buffer of the frame waiting in
+  the mailbox, which is stale by then and counted as dropped; the loop finds the mailbox empty
+  only for that copy. A source that can only `read` needs a third buffer to read into.
+An array goes back to the pool only when the loop calls `latest()` again or a newer frame
+replaces it in the mailbox. So a frame's image stays valid until the next `latest()` call, and no
+longer: copy what must outlive it (chips cut out of the frame are new arrays anyway).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from types import TracebackType
 
 import numpy as np
 
-from .base import Frame, FrameSource
+from .base import Frame, FrameSource, GrabbingSource
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class LatestFrameGrabber:
         reconnect_max_s: float = 30.0,
     ) -> None:
         self.source = source
+        self._grabbing = source if isinstance(source, GrabbingSource) else None
         self.live = source.info.live if live is None else live
         self.stop_event = stop_event or threading.Event()
         self.reconnect_initial_s = reconnect_initial_s
@@ -173,7 +178,7 @@ class LatestFrameGrabber:
                 if not is_open:
                     self.source.open()
                     is_open = True
-                frame = self._read()
+                frame = self._read_newest()
                 why = "the stream ended"
             # Drivers raise all sorts (RuntimeError from picamera2, cv2.error, OSError): a
             # camera must come back from any of them, so every failure is a reason to retry.
@@ -202,6 +207,21 @@ class LatestFrameGrabber:
             with self._cond:
                 self._free.append(out)
         return frame
+
+    def _read_newest(self) -> Frame | None:
+        """Live: wait for the next frame holding no buffer, then copy it into a free one or
+        into the one of the frame still waiting in the mailbox (replaced anyway: dropped)."""
+        if self._grabbing is None:
+            return self._read()
+        if not self._grabbing.grab():
+            return None
+        with self._cond:
+            if not self._free and self._slot is not None:
+                self._free.append(self._slot.image)
+                self._slot = None
+                self.frames_dropped += 1
+            out = self._free.pop() if self._free else None
+        return self._grabbing.retrieve(out)
 
     def _wait_for_empty_mailbox(self) -> bool:
         """Finite sources: wait until the loop took the last frame; False once stopped."""

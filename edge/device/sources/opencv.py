@@ -33,7 +33,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from .base import Frame, FrameSource, SourceError, SourceInfo, mask_uri
+from .base import Frame, GrabbingSource, SourceError, SourceInfo, mask_uri
 from .convert import bgr_to_rgb_in_place
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ _BACKENDS = {
 }
 
 
-class OpenCVSource(FrameSource):
+class OpenCVSource(GrabbingSource):
     """One `cv2.VideoCapture`, converted to RGB frames.
 
     target: a device path, camera index, pipeline, URL or file path, as OpenCV takes it.
@@ -90,6 +90,7 @@ class OpenCVSource(FrameSource):
         self._decode_threads = decode_threads
         self._cap: cv2.VideoCapture | None = None
         self._next_index = 0
+        self._grabbed_at: tuple[float, float] | None = None  # monotonic and wall time of the last grab
         self._info = SourceInfo(uri=self._uri, live=kind is not Kind.FILE)
 
     @property
@@ -115,15 +116,21 @@ class OpenCVSource(FrameSource):
             self._info.fps or "unknown",
         )
 
-    def read(self, out: np.ndarray | None = None) -> Frame | None:
-        if self._cap is None:
-            raise SourceError(f"{self._uri} is not open")
+    def grab(self) -> bool:
+        cap = self._opened()
+        if not cap.grab():
+            return False
+        self._grabbed_at = (time.monotonic(), time.time())
+        return True
+
+    def retrieve(self, out: np.ndarray | None = None) -> Frame:
+        cap = self._opened()
         # OpenCV writes the BGR image into `out` when its shape fits (else into a new array),
         # and it is turned into RGB where it lies: no second full-frame buffer.
-        ok, image = self._cap.read(out)
-        if not ok or image is None:
-            return None
-        captured_at, wall_time = time.monotonic(), time.time()
+        ok, image = cap.retrieve(out)
+        if not ok or image is None or self._grabbed_at is None:
+            raise SourceError(f"{self._uri}: no grabbed frame to retrieve")
+        (captured_at, wall_time), self._grabbed_at = self._grabbed_at, None
         frame = Frame(bgr_to_rgb_in_place(image), self._next_index, captured_at, wall_time)
         self._next_index += 1
         return frame
@@ -132,6 +139,12 @@ class OpenCVSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        self._grabbed_at = None
+
+    def _opened(self) -> cv2.VideoCapture:
+        if self._cap is None:
+            raise SourceError(f"{self._uri} is not open")
+        return self._cap
 
     @property
     def _is_camera(self) -> bool:

@@ -9,7 +9,9 @@ Picamera2 manual's list of formats says so, and picamera2's own `Helpers.make_im
 (picamera2/request.py) hands RGB888 to PIL as raw mode "BGR". We ask for "RGB888", the packed
 24-bit format documented for the main stream, and turn BGR into RGB with one `cv2.cvtColor`
 read straight from the mapped camera buffer: that pass is also the copy that lets the request
-go back to the camera at once, so no extra copy and no held buffers.
+go back to the camera at once, so no extra copy. `grab` takes the completed request and
+`retrieve` makes that copy and releases it, so the capture thread holds a camera buffer only
+from one to the other.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Frame, FrameSource, SourceError, SourceInfo
+from .base import Frame, GrabbingSource, SourceError, SourceInfo
 from .convert import bgr_to_rgb
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def _import_picamera2(uri: str) -> tuple[Any, Any]:
     return Picamera2, MappedArray
 
 
-class PiCamera2Source(FrameSource):
+class PiCamera2Source(GrabbingSource):
     """Camera `camera_num` with one "main" stream sized for the detector.
 
     width, height: size of the main stream; ask for what the loop needs (the detector's input
@@ -68,6 +70,8 @@ class PiCamera2Source(FrameSource):
         self._timeout_s = timeout_s
         self._cam: Any = None
         self._next_index = 0
+        self._request: Any = None  # the grabbed, not yet retrieved, completed request
+        self._grabbed_at = (0.0, 0.0)  # monotonic and wall time of the last grab
         self._info = SourceInfo(uri=uri, live=True)
 
     @property
@@ -95,16 +99,29 @@ class PiCamera2Source(FrameSource):
         self._info = SourceInfo(uri=self._uri, live=True, width=width, height=height, fps=self._fps)
         log.info("opened %s: %sx%s", self._uri, width, height)
 
-    def read(self, out: np.ndarray | None = None) -> Frame | None:
+    def grab(self) -> bool:
         if self._cam is None:
             raise SourceError(f"{self._uri} is not open")
+        self._release_request()  # a frame grabbed and never retrieved goes back to the camera
         try:
-            with self._cam.captured_request(wait=self._timeout_s) as request:
-                captured_at, wall_time = time.monotonic(), time.time()
-                with self._mapped_array(request, "main") as mapped:
-                    image = bgr_to_rgb(mapped.array, out)
+            self._request = self._cam.capture_request(wait=self._timeout_s)
         except Exception as exc:
             raise SourceError(f"{self._uri} capture failed: {exc}") from exc
+        self._grabbed_at = (time.monotonic(), time.time())
+        return True
+
+    def retrieve(self, out: np.ndarray | None = None) -> Frame:
+        request, self._request = self._request, None
+        if request is None:
+            raise SourceError(f"{self._uri}: no grabbed frame to retrieve")
+        try:
+            with self._mapped_array(request, "main") as mapped:
+                image = bgr_to_rgb(mapped.array, out)
+        except Exception as exc:
+            raise SourceError(f"{self._uri} capture failed: {exc}") from exc
+        finally:
+            request.release()  # the copy is made: the camera may refill its buffer
+        captured_at, wall_time = self._grabbed_at
         frame = Frame(image, self._next_index, captured_at, wall_time)
         self._next_index += 1
         return frame
@@ -112,8 +129,14 @@ class PiCamera2Source(FrameSource):
     def close(self) -> None:
         if self._cam is None:
             return
+        self._release_request()
         cam, self._cam = self._cam, None
         try:
             cam.stop()
         finally:
             cam.close()
+
+    def _release_request(self) -> None:
+        request, self._request = self._request, None
+        if request is not None:
+            request.release()
