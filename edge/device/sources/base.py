@@ -21,7 +21,8 @@ class Frame:
     image: (H, W, 3) uint8, RGB order.
     index: frame number from the source, counted from 0 by the source object (it keeps
         counting across reconnects, so it never goes backwards for one source).
-    captured_at: `time.monotonic()` when the frame was read; latency is measured from here.
+    captured_at: `time.monotonic()` when the source got the frame (read, or grab of a
+        `GrabbingSource`), before any copy; latency is measured from here.
     wall_time: `time.time()` at the same moment, for timestamps in events.
     """
 
