@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 import socket
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -29,6 +31,7 @@ from edge.device.sources.images import ImageFolderSource
 from edge.device.sources.opencv import Kind, OpenCVSource
 
 LOGGER = "edge.device.sources"
+REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 64, 48
 
 
@@ -406,24 +409,12 @@ def test_live_grabber_on_a_real_video(data_dir: Path) -> None:
     assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped
 
 
-class ReadOnlySource(FrameSource):
-    """A source with `read` only (no grab/retrieve split), over another source."""
-
-    def __init__(self, source: FrameSource) -> None:
-        self.source = source
-
-    @property
-    def info(self) -> SourceInfo:
-        return self.source.info
-
-    def open(self) -> None:
-        self.source.open()
-
-    def read(self, out: np.ndarray | None = None) -> Frame | None:
-        return self.source.read(out)
-
-    def close(self) -> None:
-        self.source.close()
+def load_bench_capture() -> ModuleType:
+    """scripts/bench_capture.py, whose `ReadOnly` wrapper shows a source without grab/retrieve."""
+    spec = importlib.util.spec_from_file_location("bench_capture", REPO / "scripts" / "bench_capture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize(("read_only", "buffers"), [(False, 2), (True, 3)])
@@ -431,7 +422,7 @@ def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path, re
     """A live source that grabs apart from retrieving needs two buffers; one that can only read, three."""
     video = write_video(tmp_path / "long.avi", 300)
     source = open_source(str(video))
-    grabber = LatestFrameGrabber(ReadOnlySource(source) if read_only else source, live=True,
+    grabber = LatestFrameGrabber(load_bench_capture().ReadOnly(source) if read_only else source, live=True,
                                  reconnect_initial_s=0.01)
     with grabber:
         held = grabber.latest(timeout=5.0)
@@ -449,6 +440,16 @@ def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path, re
     assert len(images) == buffers
     grabber.latest(timeout=0)  # the frame still waiting, if any, is taken
     assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped
+
+
+def test_bench_capture_counts_the_buffers_of_both_ways_to_read(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "long.avi", 300)
+    bench_capture = load_bench_capture()
+    with_split = bench_capture.measure(video, read_only=False, frames=15, loop_ms=5)
+    read_only = bench_capture.measure(video, read_only=True, frames=15, loop_ms=5)
+    assert (with_split["buffers"], read_only["buffers"]) == (2, 3)
+    assert with_split["shape"] == [HEIGHT, WIDTH, 3] and with_split["dropped"] > 0
+    assert read_only["peak_rss_mb"] > 0
 
 
 class FlakySource(FrameSource):
