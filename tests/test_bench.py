@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,15 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
     work = tmp_path_factory.mktemp("bench")
     clip = sample_clip(work, frames_per_appearance=20)
     portrait = clip.people[0].photos[0]
-    code = main(["bench", "--video", str(clip.path), "--enroll", str(portrait), "--no-reference",
-                 "--threads", "1", "--detectors", "blazeface_full_range", "--gallery-size", "20",
-                 "--out", str(work / "out")])
+    temp = work / "temp"
+    temp.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(temp))  # where the bench's work folder goes
+        code = main(["bench", "--video", str(clip.path), "--enroll", str(portrait), "--no-reference",
+                     "--threads", "1", "--detectors", "blazeface_full_range", "--gallery-size", "20",
+                     "--out", str(work / "out")])
     assert code == 0
+    assert list(temp.iterdir()) == [], "the bench left its gallery of enrolled faces behind"
     (json_path,) = (work / "out").glob("edge-bench-*.json")
     return json.loads(json_path.read_text()), json_path.with_suffix(".md").read_text()
 

@@ -46,8 +46,21 @@ class BenchPlan:
 
 
 def run_bench(plan: BenchPlan, out_dir: Path) -> tuple[dict[str, Any], Path]:
-    """Run everything; returns the results and the path of the JSON file written."""
-    work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    """Run everything; returns the results and the path of the JSON file written.
+
+    The gallery (templates of the people enrolled from photos), the outboxes and the specs live
+    in a temporary folder removed at the end: a benchmark keeps only its figures."""
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as work:
+        results = _measure(plan, Path(work))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = out_dir / f"edge-bench-{stamp}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    json_path.with_suffix(".md").write_text(markdown(results))
+    return results, json_path
+
+
+def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
     flags: dict[str, Any] = {"match": {"gallery": str(work / "gallery.sqlite")},
                              "device": {"state_dir": str(work)}}
     if plan.models_dir is not None:
@@ -92,12 +105,7 @@ def run_bench(plan: BenchPlan, out_dir: Path) -> tuple[dict[str, Any], Path]:
             run.update(clip=clip.name, pipeline="reference")
             results["runs"].append(run)
             _progress(n, total, run)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path = out_dir / f"edge-bench-{stamp}.json"
-    json_path.write_text(json.dumps(results, indent=2, default=str))
-    json_path.with_suffix(".md").write_text(markdown(results))
-    return results, json_path
+    return results
 
 
 def _clip_info(clip: Clip) -> dict[str, Any]:
