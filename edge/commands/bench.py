@@ -17,28 +17,33 @@ DETECTORS = ["blazeface_short_range", "blazeface_full_range"]
 
 
 def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="edge-bench-clip-") as scratch:  # a generated clip, if one is needed
+        plan = BenchPlan(
+            clips=_clips(args, Path(scratch)), detectors=args.detectors, threads=args.threads, tile_px=args.tile_px,
+            refine=not args.no_refine, reference=not args.no_reference, synthetic_identities=args.gallery_size,
+            max_frames=args.max_frames, config_file=config_file(args), models_dir=args.models,
+        )
+        results, path = run_bench(plan, args.out)
+    print(path.with_suffix(".md").read_text())
+    print(f"results: {path} and {path.with_suffix('.md')}")
+    return 1 if any("error" in r for r in results["runs"]) else 0
+
+
+def _clips(args: argparse.Namespace, scratch: Path) -> list[Clip]:
+    """The clips named with --video, else the shared data's, else one generated in `scratch`."""
     if args.video:
         missing = [str(v) for v in args.video if not v.is_file()]
         if missing:
             raise CommandError(f"no such video: {', '.join(missing)}")
         people = tuple(Person(photo.stem, (photo.resolve(),)) for photo in args.enroll)
-        clips = [Clip(v.resolve(), people) for v in args.video]
-    else:
-        clips = shared_clips(args.data)
-        if not clips:
-            try:
-                clips = [sample_clip(Path(tempfile.mkdtemp(prefix="edge-bench-clip-")))]
-            except FileNotFoundError as e:
-                raise CommandError(str(e)) from None
-    plan = BenchPlan(
-        clips=clips, detectors=args.detectors, threads=args.threads, tile_px=args.tile_px,
-        refine=not args.no_refine, reference=not args.no_reference, synthetic_identities=args.gallery_size,
-        max_frames=args.max_frames, config_file=config_file(args), models_dir=args.models,
-    )
-    results, path = run_bench(plan, args.out)
-    print(path.with_suffix(".md").read_text())
-    print(f"results: {path} and {path.with_suffix('.md')}")
-    return 1 if any("error" in r for r in results["runs"]) else 0
+        return [Clip(v.resolve(), people) for v in args.video]
+    clips = shared_clips(args.data)
+    if clips:
+        return clips
+    try:
+        return [sample_clip(scratch)]
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
 
 
 def add_parser(sub) -> None:
