@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from support_camera import MjpegCamera
+from support_wait import wait_until
 
 from edge.cli import main
 from edge.config import load_settings
@@ -262,3 +264,73 @@ def test_state_files_made_by_a_good_run(broker, run_args, tmp_path, capsys):
     code, _ = _run_cli(run_args, capsys)
     assert code == 0
     assert {p.name for p in (tmp_path / "state").iterdir()} >= {"outbox.sqlite", "counters.json"}
+
+
+@pytest.fixture(scope="module")
+def slideshow_jpegs(slideshow) -> list[bytes]:
+    """Every third frame of the slideshow as JPEG: each photo shown for about a third of a second
+    at 25 fps, the whole show in 8 s."""
+    import cv2
+
+    video, _ = slideshow
+    capture = cv2.VideoCapture(str(video))
+    jpegs, index = [], 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index % 3 == 0:
+            jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+        index += 1
+    capture.release()
+    return jpegs
+
+
+def test_live_camera_lost_mid_run_is_counted_and_recovers(
+    broker, subscriber_factory, slideshow, slideshow_jpegs, gallery, tmp_path, caplog
+):
+    """`run_device` on a network camera (HTTP MJPEG on loopback) that loses power for a while:
+    the loop goes on, says so, counts windows without frames as such, and matches again when the
+    camera is back; every window's counts add up to the run's."""
+    video, rows = slideshow
+    camera = MjpegCamera(lambda n: slideshow_jpegs[n % len(slideshow_jpegs)], fps=25).start()
+    sub = subscriber_factory(broker.port, ["edge/#"])
+    settings = load_settings(
+        device={"device_id": "cam-1", "site": "test", "state_dir": tmp_path / "state"},
+        camera={"source": camera.url, "reconnect_max_s": 1},
+        models={"detector": "blazeface_short_range"},
+        match={"gallery": gallery, "threshold": THRESHOLD},
+        mqtt={"url": broker.url, "connect_timeout_s": 15},
+        stats={"window_s": 1},
+    )
+    stop, result = threading.Event(), {}
+    runner = threading.Thread(target=lambda: result.update(summary=run_device(settings, stop)))
+    try:
+        with caplog.at_level("INFO", logger="edge"):
+            runner.start()
+            assert sub.wait_for(lambda ms: sum(m.topic.endswith("/match") for m in ms) >= 2, timeout=60)
+            camera.stop()
+            assert wait_until(lambda: "camera lost" in caplog.text)
+            time.sleep(2.5)  # dark for a while: the device retries and keeps counting windows
+            camera.start()
+            assert wait_until(lambda: "camera back" in caplog.text)
+            sent = camera.frames_sent
+            assert wait_until(lambda: camera.frames_sent >= sent + len(slideshow_jpegs), timeout=30)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+        camera.stop()
+    assert not runner.is_alive()
+    summary = result["summary"]
+    assert summary.frames > 0 and summary.outbox_pending == 0
+    assert sub.wait_for(lambda ms: any(b'"offline"' in m.payload for m in ms), timeout=10)
+    events = unique_events(sub)
+    enrolled_shown = set(expected_events(rows))
+    assert len(events) >= 4 and {e["identity_id"] for e in events} <= enrolled_shown  # nobody else
+    windows = {}
+    for m in sub.messages("edge/test/cam-1/stats"):
+        stats = json.loads(m.payload)
+        windows[stats["window_id"]] = stats
+    assert any(w["frames"] == 0 for w in windows.values()), "no window showed the camera dark"
+    assert summed_stats(sub) == summary.totals
+    assert summary.totals["frames"] == summary.frames and summary.totals["matches"] == len(events)

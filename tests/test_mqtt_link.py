@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support_wait import wait_until
 
 import edge
 from edge.link import (
@@ -351,14 +352,6 @@ def test_subscriptions_survive_a_broker_restart_and_a_failing_handler(
     while not got.empty():
         got.get()
     assert deliver(b'{"version": 2}') == b'{"version": 2}'
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # -- options and URLs (no broker) ------------------------------------------------------------

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import itertools
 import logging
-import socket
-import socketserver
 import sys
-import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +13,8 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
+from support_camera import MjpegCamera, closed_port
+from support_wait import wait_until
 
 from edge.device.sources import (
     SCHEMES,
@@ -56,21 +54,6 @@ def write_video(path: Path, frames: int) -> Path:
 def frame_number(frame: Frame) -> int:
     """The number written by `write_video`, read back from the green channel."""
     return int(round(float(frame.image[..., 1].mean()) / 6))
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture
@@ -502,64 +485,17 @@ def test_failing_reads_reconnect_with_backoff_and_come_back(
     assert not grabber.running
 
 
-class MjpegCamera:
-    """An IP camera on loopback: an HTTP MJPEG stream (multipart/x-mixed-replace, as many network
-    cameras serve it) of red frames numbered as `write_video` numbers them, at `fps`.
-    `stop()` drops every viewer and closes the port, as a camera that loses power; `start()`
-    brings it back on the same port."""
-
-    def __init__(self, fps: float = 50.0) -> None:
-        self.port = closed_port()
-        self.period = 1.0 / fps
-        self.frames_sent = 0
-        self._server: socketserver.ThreadingTCPServer | None = None
-        self._on = threading.Event()
-
-    def start(self) -> MjpegCamera:
-        camera = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                try:
-                    while camera._on.is_set():
-                        camera.send(self.wfile)
-                        time.sleep(camera.period)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the viewer went away
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._on.set()
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def send(self, out) -> None:
-        image = np.full((HEIGHT, WIDTH, 3), (0, green_level(self.frames_sent % 40), 255), np.uint8)  # BGR
-        jpeg = cv2.imencode(".jpg", image)[1].tobytes()
-        out.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg))
-        self.frames_sent += 1
-
-    def stop(self) -> None:
-        self._on.clear()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+def red_jpeg(n: int) -> bytes:
+    """Frame n of `write_video`'s numbering, as the JPEG a camera sends."""
+    return cv2.imencode(".jpg", np.full((HEIGHT, WIDTH, 3), (0, green_level(n % 40), 255), np.uint8))[1].tobytes()
 
 
 def test_live_http_stream_is_lost_and_comes_back(caplog: pytest.LogCaptureFixture) -> None:
     """A real network stream through OpenCV's FFmpeg: newest frames only, two buffers; when the
     camera goes away the grabber says so and retries; when it is back, frames flow again."""
-    camera = MjpegCamera().start()
-    uri = f"http://127.0.0.1:{camera.port}/stream.mjpg"
-    grabber = LatestFrameGrabber(open_source(uri, timeout_s=2), reconnect_initial_s=0.05, reconnect_max_s=0.2)
+    camera = MjpegCamera(red_jpeg, fps=50).start()
+    grabber = LatestFrameGrabber(open_source(camera.url, timeout_s=2), reconnect_initial_s=0.05,
+                                 reconnect_max_s=0.2)
     images: set[int] = set()
     try:
         with caplog.at_level(logging.INFO, logger=LOGGER), grabber:
