@@ -2,6 +2,7 @@
 """Write models/MODEL_CARD.md from an `edge eval` report.
 
     python scripts/make_model_card.py --report models/eval/report.json
+    python scripts/make_model_card.py --report models/eval-fp16/report.json --out models/MODEL_CARD_fp16.md
     python scripts/make_model_card.py --report my-eval/report.json --out my-models/MODEL_CARD.md
 
 The card cites the report by path (relative to the repository when inside it) and sha256, and
@@ -23,7 +24,7 @@ from edge.vision.runtime import file_sha256  # noqa: E402
 
 
 def cited_path(path: Path) -> str:
-    """The report's path as the card states it: relative to the repository when inside it."""
+    """A path as the card states it: relative to the repository when inside it."""
     resolved = path.resolve()
     return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(path)
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.report.is_file():
         raise SystemExit(f"report not found: {args.report}")
-    card = render(json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report))
+    card = render(json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report),
+                  cited_path(args.out))
     args.out.write_text(card)
     print(f"wrote {args.out} from {args.report}")
     return 0

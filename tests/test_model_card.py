@@ -1,4 +1,4 @@
-"""models/MODEL_CARD.md is exactly what scripts/make_model_card.py makes from the report it cites,
+"""Each shipped model card (int8, fp16) is exactly what scripts/make_model_card.py makes from the report it cites,
 and that report was made with the shipped manifest's model and calibration."""
 
 from __future__ import annotations
@@ -15,22 +15,33 @@ from edge.vision.operating_point import resolve
 from edge.vision.runtime import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
-CARD = REPO / "models" / "MODEL_CARD.md"
-REPORT = REPO / "models" / "eval" / "report.json"
+# Each shipped card and the report it is made from (paths as the card cites them).
+CARDS = {"int8": ("models/MODEL_CARD.md", "models/eval/report.json"),
+         "fp16": ("models/MODEL_CARD_fp16.md", "models/eval-fp16/report.json")}
 
 
-@pytest.fixture(scope="module")
-def report() -> dict:
-    assert REPORT.is_file() and CARD.is_file(), "run the commands at the end of models/MODEL_CARD.md"
-    return json.loads(REPORT.read_text())
+@pytest.fixture(scope="module", params=sorted(CARDS))
+def shipped(request) -> tuple[Path, Path, dict]:
+    card, report = (REPO / p for p in CARDS[request.param])
+    assert report.is_file() and card.is_file(), f"run the commands at the end of {card}"
+    return card, report, json.loads(report.read_text())
 
 
-def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, report):
-    out = tmp_path / "MODEL_CARD.md"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(REPORT),
+@pytest.fixture
+def report(shipped) -> dict:
+    return shipped[2]
+
+
+def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, shipped):
+    card, report, _ = shipped
+    out = tmp_path / card.name
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(report),
                     "--out", str(out)], check=True, capture_output=True)
-    assert out.read_bytes() == CARD.read_bytes(), "MODEL_CARD.md is stale: regenerate it (see its last section)"
-    assert f"`models/eval/report.json` (sha256 `{file_sha256(REPORT)}`)" in out.read_text()
+    cited_card = card.relative_to(REPO).as_posix()
+    regenerated = out.read_text().replace(f"--out {out}", f"--out {cited_card}")  # where this test wrote it
+    assert regenerated == card.read_text(), f"{cited_card} is stale: regenerate it (see its last section)"
+    assert f"`{report.relative_to(REPO).as_posix()}` (sha256 `{file_sha256(report)}`)" in regenerated
+    assert f"make_model_card.py --report {report.relative_to(REPO).as_posix()} --out {cited_card}" in regenerated
 
 
 def test_report_was_made_with_the_shipped_model_and_calibration(report):
@@ -44,10 +55,11 @@ def test_report_was_made_with_the_shipped_model_and_calibration(report):
     assert report["threshold"]["value"] == point.threshold  # the device's default
 
 
-def test_card_states_its_limits_and_every_group(report):
-    card = CARD.read_text()
+def test_card_states_its_limits_and_every_group(shipped, report):
+    card = shipped[0].read_text()
     for phrase in ("## Intended use", "## Not fit for", "never a verdict", "Minors", "not self-reported",
-                   "grayscale", "## Rerun it on your own data", "edge calibrate", "--operating-point"):
+                   "grayscale", "## Rerun it on your own data", "edge calibrate", "--operating-point",
+                   f"EDGE_MODELS__EMBEDDER={report['models']['embedder']['id']} edge eval"):
         assert phrase in card, phrase
     for name, group in report["groups"].items():
         assert f"| {name} | {group['identities']} |" in card

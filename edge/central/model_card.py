@@ -138,8 +138,9 @@ def _tar_rows(report: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render(report: dict[str, Any], report_path: str, report_sha256: str) -> str:
-    """The model card for `report` (read from `report_path`, whose bytes have `report_sha256`)."""
+def render(report: dict[str, Any], report_path: str, report_sha256: str, card_path: str) -> str:
+    """The model card for `report` (read from `report_path`, whose bytes have `report_sha256`),
+    to be written at `card_path` (both as the commands at its end name them)."""
     d, models, failures = report["dataset"], report["models"], report["failures"]
     default, default_entry, overall, overall_entry = _points(report)
     small = [f"{n} ({g['not_sizeable_because']})" for n, g in report["groups"].items() if not g["sizeable"]]
@@ -226,16 +227,18 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str) -> str:
         "This card's figures came from:",
         "",
         "```bash",
-        *_shipped_commands(report, report_path),
+        *_shipped_commands(report, report_path, card_path),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def _shipped_commands(report: dict[str, Any], report_path: str) -> list[str]:
-    """The commands that made the report's calibration entries, the report and the card."""
+def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) -> list[str]:
+    """The commands that made the report's calibration entries, the report and the card, each
+    with the report's embedder chosen (`models.embedder` through the environment)."""
     d = report["dataset"]
+    embedder = f"EDGE_MODELS__EMBEDDER={report['models']['embedder']['id']} "
     data = f"--{d['kind']} {d['path']} --root {d['root']}"
     if d["group_column"] != "group":
         data += f" --group-column {d['group_column']}"
@@ -251,9 +254,9 @@ def _shipped_commands(report: dict[str, Any], report_path: str) -> list[str]:
         flags = " --worst-group" if entry["scope"] == "worst_group" else ""
         if (entry["target_fmr"], entry["scope"]) == (chosen.get("target_fmr"), chosen.get("scope")):
             flags += " --operating-point"
-        commands.append(f"edge calibrate {data} --target-fmr {entry['target_fmr']:g}{flags}")
+        commands.append(f"{embedder}edge calibrate {data} --target-fmr {entry['target_fmr']:g}{flags}")
     out = report_path.rsplit("/", 1)[0] if "/" in report_path else "."
     threshold = f" --threshold {report['threshold']['value']}" if report["threshold"]["source"] == "--threshold" else ""
-    commands.append(f"edge eval {data} --out {out}{threshold}")
-    commands.append(f"python scripts/make_model_card.py --report {report_path}")
+    commands.append(f"{embedder}edge eval {data} --out {out}{threshold}")
+    commands.append(f"python scripts/make_model_card.py --report {report_path} --out {card_path}")
     return commands
