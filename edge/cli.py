@@ -21,8 +21,17 @@ from edge.link import LinkError
 from edge.vision import FaceCountError, ImageError, ModelError
 
 # Errors that mean "this cannot work as asked": shown as one line, exit status 1.
-OPERATOR_ERRORS = (CommandError, ConfigError, CountersError, FaceCountError, GalleryError, ImageError, LinkError,
-                   ModelError, SourceError)
+OPERATOR_ERRORS = (
+    CommandError,
+    ConfigError,
+    CountersError,
+    FaceCountError,
+    GalleryError,
+    ImageError,
+    LinkError,
+    ModelError,
+    SourceError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,38 +35,57 @@ class Section(BaseModel):
 
 
 class DeviceConfig(Section):
-    device_id: str = Field("dev-0", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
-                           description="unique device name; part of every MQTT topic")
-    site: str = Field("lab", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="site name; part of every MQTT topic")
-    state_dir: Path = Field(Path("/var/lib/edge"),
-                            description="outbox, counters and the remote config overlay live here")
+    device_id: str = Field(
+        "dev-0", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="unique device name; part of every MQTT topic"
+    )
+    site: str = Field(
+        "lab", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="site name; part of every MQTT topic"
+    )
+    state_dir: Path = Field(
+        Path("/var/lib/edge"), description="outbox, counters and the remote config overlay live here"
+    )
 
 
 class CameraConfig(Section):
-    source: str = Field("v4l2:0", description="frame source URI: picam:N, v4l2:/dev/videoN, gst:..., "
-                        "rtsp://..., http(s)://..., file:PATH, dir:PATH")
+    source: str = Field(
+        "v4l2:0",
+        description="frame source URI: picam:N, v4l2:/dev/videoN, gst:..., "
+        "rtsp://..., http(s)://..., file:PATH, dir:PATH",
+    )
     width: int | None = Field(None, gt=0, description="requested capture width (cameras only)")
     height: int | None = Field(None, gt=0, description="requested capture height (cameras only)")
     fps: float | None = Field(None, gt=0, description="requested capture rate (cameras only)")
     reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnect attempts")
-    decode_threads: int = Field(1, ge=0, le=16, description="FFmpeg decoder threads for streams and files "
-                                "(0: one per core); inference already uses the cores, and each thread "
-                                "holds frames of its own")
+    decode_threads: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="FFmpeg decoder threads for streams and files "
+        "(0: one per core); inference already uses the cores, and each thread "
+        "holds frames of its own",
+    )
 
 
 class ModelsConfig(Section):
     models_dir: Path | None = Field(None, description="folder with manifest.json (default: bundled models/)")
     detector: str | None = Field(None, description="detector model id for the camera (default: the manifest's)")
-    stills_detector: str = Field("blazeface_short_range",
-                                 description="detector for still images (enroll, verify, eval): portraits are close-up")
+    stills_detector: str = Field(
+        "blazeface_short_range", description="detector for still images (enroll, verify, eval): portraits are close-up"
+    )
     embedder: str | None = Field(None, description="embedder model id (default: the manifest's)")
     threads: int = Field(2, ge=1, le=16, description="TFLite inference threads")
     score_threshold: float = Field(0.5, gt=0, lt=1, description="detector confidence cut (higher is stricter)")
-    tile_px: int = Field(DEFAULT_TILE_PX, ge=0, description="camera frames whose long side exceeds this are split "
-                         "into overlapping squares of at most this side, one detector pass each (0: never)")
-    refine: bool = Field(True, description="before embedding a face small in the detector input, find it again "
-                         "on a crop around it for precise keypoints")
+    tile_px: int = Field(
+        DEFAULT_TILE_PX,
+        ge=0,
+        description="camera frames whose long side exceeds this are split "
+        "into overlapping squares of at most this side, one detector pass each (0: never)",
+    )
+    refine: bool = Field(
+        True,
+        description="before embedding a face small in the detector input, find it again "
+        "on a crop around it for precise keypoints",
+    )
 
 
 class QualityConfig(Section):
@@ -79,17 +98,29 @@ class QualityConfig(Section):
 
 class MatchConfig(Section):
     gallery: Path | None = Field(None, description="gallery SQLite file")
-    threshold: float | None = Field(None, gt=0, le=2,
-                                    description="Euclidean distance threshold; lower is stricter "
-                                    "(default: the manifest's calibrated operating point)")
-    target_fmr: float | None = Field(None, gt=0, lt=1,
-                                     description="false match rate to hold, resolved through the embedder's "
-                                     "calibration table (alternative to threshold)")
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        le=2,
+        description="Euclidean distance threshold; lower is stricter "
+        "(default: the manifest's calibrated operating point)",
+    )
+    target_fmr: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="false match rate to hold, resolved through the embedder's "
+        "calibration table (alternative to threshold)",
+    )
     fmr_scope: Literal["worst_group", "overall"] = Field(
-        "worst_group", description="whose FMR target_fmr bounds: every sizeable group, or all pairs together")
+        "worst_group", description="whose FMR target_fmr bounds: every sizeable group, or all pairs together"
+    )
     max_false_alerts_per_1000_scans: float | None = Field(
-        None, ge=0, description="refuse to start when the gallery's size and the FMR expect more false alerts "
-        "per 1,000 scans of strangers than this")
+        None,
+        ge=0,
+        description="refuse to start when the gallery's size and the FMR expect more false alerts "
+        "per 1,000 scans of strangers than this",
+    )
 
     @model_validator(mode="after")
     def _one_threshold(self) -> MatchConfig:
@@ -102,8 +133,9 @@ class TrackerConfig(Section):
     max_missed_frames: int = Field(8, ge=0, description="frames a track survives without a detection")
     min_iou: float = Field(0.2, gt=0, lt=1, description="box overlap that continues a track")
     embed_attempts: int = Field(3, ge=1, le=20, description="descriptors computed per track at most")
-    scene_cut_threshold: float = Field(25.0, ge=0, le=255,
-                                       description="grey-level change that ends every track (0: never)")
+    scene_cut_threshold: float = Field(
+        25.0, ge=0, le=255, description="grey-level change that ends every track (0: never)"
+    )
 
 
 class MqttConfig(Section):
@@ -113,8 +145,11 @@ class MqttConfig(Section):
     ca_file: Path | None = Field(None, description="CA certificate for TLS")
     cert_file: Path | None = Field(None, description="client certificate for TLS")
     key_file: Path | None = Field(None, description="client key for TLS")
-    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version; 3.1.1 for brokers without MQTT 5 "
-                                             "(then refused messages cannot be told apart from delivered ones)")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version; 3.1.1 for brokers without MQTT 5 "
+        "(then refused messages cannot be told apart from delivered ones)",
+    )
     keepalive_s: int = Field(30, ge=5, le=3600)
     connect_timeout_s: float = Field(10.0, gt=0, description="how long `edge run` waits for the broker at start")
 
@@ -134,9 +169,7 @@ class StatsConfig(Section):
 class Settings(BaseSettings):
     """Everything the device reads at start. Build with `load_settings`, which adds the files."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     camera: CameraConfig = Field(default_factory=CameraConfig)
@@ -200,9 +233,7 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings(
-    config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any
-) -> Settings:
+def load_settings(config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any) -> Settings:
     """Settings from flags (keyword arguments, nested dicts), environment, overlay and file.
 
     A named config file that is missing is an error (pydantic-settings would skip it); a
@@ -223,9 +254,7 @@ def load_settings(
         raise ConfigError(f"cannot read configuration: {e}") from None
 
 
-def provenance(
-    config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any
-) -> dict[str, str]:
+def provenance(config_file: Path | None = None, overlay_file: Path | None = None, **flags: Any) -> dict[str, str]:
     """For each key set by some source, the name of the highest source that set it."""
     config, overlay = _checked_paths(config_file, overlay_file)
     sources = _named_sources(

@@ -73,8 +73,9 @@ def people_in_folder(folder: Path) -> list[Person]:
     return people
 
 
-def describe_people(vision: Vision, people: Sequence[Person],
-                    on_photo: Callable[[], object] | None = None) -> list[Outcome]:
+def describe_people(
+    vision: Vision, people: Sequence[Person], on_photo: Callable[[], object] | None = None
+) -> list[Outcome]:
     """Gate and describe every photo of every person; `on_photo()` is called after each one
     (a progress bar's update). Writes nothing."""
     outcomes = []
@@ -104,11 +105,19 @@ def add_to_gallery(store: GalleryStore, outcomes: Sequence[Outcome]) -> None:
     (raises `InvalidInput`), so a bad folder never leaves half its people in the gallery.
     """
     enrolled = {i.identity_id: i.name for i in store.identities()}
-    clashes = [f"{o.person.id!r} is enrolled as {enrolled[o.person.id]!r}, not {o.person.name!r}"
-               for o in outcomes if o.accepted and enrolled.get(o.person.id, o.person.name) != o.person.name]
+    clashes = [
+        f"{o.person.id!r} is enrolled as {enrolled[o.person.id]!r}, not {o.person.name!r}"
+        for o in outcomes
+        if o.accepted and enrolled.get(o.person.id, o.person.name) != o.person.name
+    ]
     if clashes:
         raise InvalidInput(f"nothing added: {'; '.join(clashes)} (remove the identity to rename it)")
     for o in outcomes:
         if o.accepted:
-            store.add(o.person.id, o.person.name, np.stack([r.embedding for _, r in o.accepted]),
-                      [r.quality.rank() for _, r in o.accepted], [p.name for p, _ in o.accepted])
+            store.add(
+                o.person.id,
+                o.person.name,
+                np.stack([r.embedding for _, r in o.accepted]),
+                [r.quality.rank() for _, r in o.accepted],
+                [p.name for p, _ in o.accepted],
+            )

@@ -61,8 +61,9 @@ class ReadOnly(FrameSource):
 def measure(video: Path, read_only: bool, frames: int, loop_ms: float) -> dict:
     source = open_source(f"file:{video}")
     # At its end the file is opened again at once, as a stream that came back.
-    grabber = LatestFrameGrabber(ReadOnly(source) if read_only else source, live=True,
-                                 reconnect_initial_s=0.01, reconnect_max_s=0.01)
+    grabber = LatestFrameGrabber(
+        ReadOnly(source) if read_only else source, live=True, reconnect_initial_s=0.01, reconnect_max_s=0.01
+    )
     images: list[np.ndarray] = []  # kept alive, so distinct objects are distinct buffers
     with grabber:
         for _ in range(frames):
@@ -72,8 +73,13 @@ def measure(video: Path, read_only: bool, frames: int, loop_ms: float) -> dict:
             if not any(frame.image is seen for seen in images):
                 images.append(frame.image)
             time.sleep(loop_ms / 1000.0)
-    return {"buffers": len(images), "read": grabber.frames_read, "dropped": grabber.frames_dropped,
-            "peak_rss_mb": peak_rss_mb(), "shape": list(images[0].shape) if images else None}
+    return {
+        "buffers": len(images),
+        "read": grabber.frames_read,
+        "dropped": grabber.frames_dropped,
+        "peak_rss_mb": peak_rss_mb(),
+        "shape": list(images[0].shape) if images else None,
+    }
 
 
 def main() -> int:
@@ -90,14 +96,29 @@ def main() -> int:
     if not args.video.is_file():
         print(f"no clip at {args.video}: pass --video", file=sys.stderr)
         return 1
-    print(f"{args.video.name} read as a live source; the consumer takes {args.frames} frames, "
-          f"{args.loop_ms:g} ms each\n")
+    print(
+        f"{args.video.name} read as a live source; the consumer takes {args.frames} frames, {args.loop_ms:g} ms each\n"
+    )
     print("| capture | buffers | frames read / dropped | peak RSS MB |\n|---|---|---|---|")
     rows = {}
     for name in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--worker", name, "--video", str(args.video),
-                              "--frames", str(args.frames), "--loop-ms", str(args.loop_ms)],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                name,
+                "--video",
+                str(args.video),
+                "--frames",
+                str(args.frames),
+                "--loop-ms",
+                str(args.loop_ms),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         rows[name] = row = json.loads(out.strip().splitlines()[-1])
         print(f"| {name} | {row['buffers']} | {row['read']} / {row['dropped']} | {row['peak_rss_mb']:.1f} |")
     saved = rows["read only (baseline)"]["peak_rss_mb"] - rows["grab/retrieve"]["peak_rss_mb"]

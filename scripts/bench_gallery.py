@@ -50,8 +50,15 @@ def search(sizes: list[int], queries: int) -> list[dict]:
             started = time.perf_counter()
             matcher.match(probe, THRESHOLD)
             times.append((time.perf_counter() - started) * 1000.0)
-        rows.append({"identities": size, "templates": matcher.template_count, "build_ms": build_ms,
-                     "mb": matcher.template_count * 128 * 4 / 2**20, **summarise(times)})
+        rows.append(
+            {
+                "identities": size,
+                "templates": matcher.template_count,
+                "build_ms": build_ms,
+                "mb": matcher.template_count * 128 * 4 / 2**20,
+                **summarise(times),
+            }
+        )
     return rows
 
 
@@ -88,31 +95,46 @@ def enroll_folder(folder: Path, limit: int | None) -> dict:
         with GalleryStore.create(Path(work) / "gallery.sqlite", embedder.model_id, embedder.sha256) as store:
             add_to_gallery(store, outcomes)
         store_ms = (time.perf_counter() - started) * 1000.0
-    return {"photos": len(per_photo), "rejected": sum(len(o.rejected) for o in outcomes),
-            "people": sum(1 for o in outcomes if o.accepted), "store_ms": store_ms, **summarise(per_photo)}
+    return {
+        "photos": len(per_photo),
+        "rejected": sum(len(o.rejected) for o in outcomes),
+        "people": sum(1 for o in outcomes if o.accepted),
+        "store_ms": store_ms,
+        **summarise(per_photo),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 50_000])
     parser.add_argument("--queries", type=int, default=500, help="probes per gallery size")
-    parser.add_argument("--folder", type=Path, default=REPO.parent / "shared" / "data" / "lfw",
-                        help="photos to enroll, one subfolder per person")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "lfw",
+        help="photos to enroll, one subfolder per person",
+    )
     parser.add_argument("--limit", type=int, help="enroll only the first N photos")
     args = parser.parse_args()
 
-    print(f"\nSearch: one probe against N identities x {TEMPLATES_PER_IDENTITY} templates "
-          f"(Matcher.match, {args.queries} probes)\n")
+    print(
+        f"\nSearch: one probe against N identities x {TEMPLATES_PER_IDENTITY} templates "
+        f"(Matcher.match, {args.queries} probes)\n"
+    )
     print("| identities | templates | templates MB | build ms | median ms per query | p95 ms per query |")
     print("|---|---|---|---|---|---|")
     for r in search(args.sizes, args.queries):
-        print(f"| {r['identities']:,} | {r['templates']:,} | {r['mb']:.1f} | {r['build_ms']:.0f} "
-              f"| {r['median_ms']:.3f} | {r['p95_ms']:.3f} |")
+        print(
+            f"| {r['identities']:,} | {r['templates']:,} | {r['mb']:.1f} | {r['build_ms']:.0f} "
+            f"| {r['median_ms']:.3f} | {r['p95_ms']:.3f} |"
+        )
     if args.folder.is_dir():
         e = enroll_folder(args.folder, args.limit)
-        print(f"\nEnrollment of {args.folder}: {e['photos']} photos of {e['people']} people accepted "
-              f"({e['rejected']} refused by the gate), per photo median {e['median_ms']:.1f} ms, "
-              f"p95 {e['p95_ms']:.1f} ms; writing the gallery {e['store_ms']:.0f} ms")
+        print(
+            f"\nEnrollment of {args.folder}: {e['photos']} photos of {e['people']} people accepted "
+            f"({e['rejected']} refused by the gate), per photo median {e['median_ms']:.1f} ms, "
+            f"p95 {e['p95_ms']:.1f} ms; writing the gallery {e['store_ms']:.0f} ms"
+        )
     else:
         print(f"\nEnrollment skipped: no folder {args.folder}")
     return 0

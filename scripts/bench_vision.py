@@ -136,21 +136,37 @@ def evaluate(name: str, describe: Callable, timings: Timings, pairs, root: Path,
 
 
 def print_table(results: list[dict], threshold: float) -> None:
-    print(f"\nPairs: {results[0]['pairs']}; accuracy counts a pair with a missing face as wrong; "
-          f"threshold {threshold} (Euclidean, lower = same)\n")
-    head = ("pipeline", "acc@thr", "best acc (thr)", "ROC AUC", "no-face imgs", "failed pairs",
-            "detect ms", "align ms", "embed ms", "per face ms")
+    print(
+        f"\nPairs: {results[0]['pairs']}; accuracy counts a pair with a missing face as wrong; "
+        f"threshold {threshold} (Euclidean, lower = same)\n"
+    )
+    head = (
+        "pipeline",
+        "acc@thr",
+        "best acc (thr)",
+        "ROC AUC",
+        "no-face imgs",
+        "failed pairs",
+        "detect ms",
+        "align ms",
+        "embed ms",
+        "per face ms",
+    )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
-        print(f"| {r['pipeline']} | {r['acc_default']:.4f} | {r['acc_best']:.4f} ({r['best_threshold']:.3f}) "
-              f"| {r['auc']:.4f} | {r['no_face_images']} | {r['pairs_failed']} | {r['detect_ms']:.1f} "
-              f"| {r['align_ms']:.2f} | {r['embed_ms']:.1f} | {r['per_face_ms']:.1f} |")
+        print(
+            f"| {r['pipeline']} | {r['acc_default']:.4f} | {r['acc_best']:.4f} ({r['best_threshold']:.3f}) "
+            f"| {r['auc']:.4f} | {r['no_face_images']} | {r['pairs_failed']} | {r['detect_ms']:.1f} "
+            f"| {r['align_ms']:.2f} | {r['embed_ms']:.1f} | {r['per_face_ms']:.1f} |"
+        )
     if len(results) > 1:
         base, ref = results[0], results[-1]
         speedup = ref["per_face_ms"] / base["per_face_ms"]
-        print(f"\nedge vs reference: accuracy {100 * (base['acc_default'] - ref['acc_default']):+.2f} pp, "
-              f"AUC {100 * (base['auc'] - ref['auc']):+.2f} pp, per-face time x{speedup:.1f} faster")
+        print(
+            f"\nedge vs reference: accuracy {100 * (base['acc_default'] - ref['acc_default']):+.2f} pp, "
+            f"AUC {100 * (base['auc'] - ref['auc']):+.2f} pp, per-face time x{speedup:.1f} faster"
+        )
 
 
 def main() -> int:

@@ -47,10 +47,7 @@ def parse_args() -> argparse.Namespace:
 
 def print_table(reports) -> None:
     """Agreement with dlib's descriptor on the held-out chips, and speed under ai-edge-litert."""
-    print(
-        "\nembedder              size MB  chips  cos min    cos mean   "
-        "eucl max  eucl mean  ms/chip*"
-    )
+    print("\nembedder              size MB  chips  cos min    cos mean   eucl max  eucl mean  ms/chip*")
     for r in reports:
         f = r.figures
         print(

@@ -54,8 +54,9 @@ def shared_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
     """The slideshow and, per enrolled person, their photos that the slideshow does not show."""
     shown = {r["source_path"] for r in csv.DictReader(open(SHARED / "videos" / "lfw_slideshow.csv"))}
     rows = list(csv.DictReader(open(SHARED / "identities.csv")))
-    people = [(who, [SHARED / r["path"] for r in rows if r["identity"] == who and r["path"] not in shown])
-              for who in ENROLLED]
+    people = [
+        (who, [SHARED / r["path"] for r in rows if r["identity"] == who and r["path"] not in shown]) for who in ENROLLED
+    ]
     return SHARED / "videos" / "lfw_slideshow.mp4", people
 
 
@@ -77,7 +78,7 @@ def sample_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
             small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             x, y = 40 + 4 * t, 40
             h, w = small.shape[:2]
-            frame[y:y + h, x:x + w] = small[: 480 - y, : 640 - x]
+            frame[y : y + h, x : x + w] = small[: 480 - y, : 640 - x]
             writer.write(frame)
         for _ in range(15):  # 0.6 s of nobody
             writer.write(np.full((480, 640, 3), 40, np.uint8))
@@ -92,13 +93,16 @@ class EmbeddedBroker:
         try:
             from amqtt.broker import Broker as AmqttBroker
         except ImportError:
-            raise SystemExit("no Mosquitto and no amqtt: apt-get install mosquitto, "
-                             "or pip install 'edge[demo]'") from None
+            raise SystemExit(
+                "no Mosquitto and no amqtt: apt-get install mosquitto, or pip install 'edge[demo]'"
+            ) from None
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
-        config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
         self._broker = AmqttBroker(config, loop=self._loop)
         started = threading.Event()
 
@@ -166,11 +170,14 @@ def main() -> int:
     for identity, photos in people:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = edge_cli(["enroll", "--gallery", str(gallery), "--name", identity, "--id", identity,
-                             *map(str, photos)])
+            code = edge_cli(
+                ["enroll", "--gallery", str(gallery), "--name", identity, "--id", identity, *map(str, photos)]
+            )
         result = json.loads(out.getvalue())
-        print(f"   {identity}: {len(result['enrolled'])} photo(s) enrolled, "
-              f"{len(result['rejected'])} rejected {[r['reason'] for r in result['rejected']]}")
+        print(
+            f"   {identity}: {len(result['enrolled'])} photo(s) enrolled, "
+            f"{len(result['rejected'])} rejected {[r['reason'] for r in result['rejected']]}"
+        )
         if code != 0:
             return 1
 
@@ -191,8 +198,10 @@ def main() -> int:
         time.sleep(0.5)  # let the subscriber print the last messages
         watcher.loop_stop()
         broker.stop()
-    print(f"== done: {summary.frames} frames; totals {json.dumps(summary.totals)}; "
-          f"{summary.outbox_pending} message(s) left in the outbox")
+    print(
+        f"== done: {summary.frames} frames; totals {json.dumps(summary.totals)}; "
+        f"{summary.outbox_pending} message(s) left in the outbox"
+    )
     return 0
 
 

@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.report.is_file():
         raise SystemExit(f"report not found: {args.report}")
-    card = render(json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report),
-                  cited_path(args.out))
+    card = render(
+        json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report), cited_path(args.out)
+    )
     args.out.write_text(card)
     print(f"wrote {args.out} from {args.report}")
     return 0

@@ -38,14 +38,14 @@ class Subscriber:
     restarts.
     """
 
-    def __init__(self, port: int, topics: list[str], *, client_id: str = "",
-                 persistent: bool = False) -> None:
+    def __init__(self, port: int, topics: list[str], *, client_id: str = "", persistent: bool = False) -> None:
         self._topics = topics
         self._cond = threading.Condition()
         self._messages: list[Received] = []
         self._subscribed = threading.Event()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=paho.MQTTv311, clean_session=not persistent)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=not persistent
+        )
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
@@ -65,8 +65,7 @@ class Subscriber:
 
     def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         with self._cond:
-            self._messages.append(Received(message.topic, message.payload, bool(message.retain),
-                                           bool(message.dup)))
+            self._messages.append(Received(message.topic, message.payload, bool(message.retain), bool(message.dup)))
             self._cond.notify_all()
 
     def messages(self, topic: str | None = None) -> list[Received]:
@@ -101,12 +100,10 @@ def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     _require_mosquitto()
     brokers: list[Broker] = []
 
-    def make(*, persistence: bool = False, users: dict[str, str] | None = None,
-             acl: str | None = None) -> Broker:
+    def make(*, persistence: bool = False, users: dict[str, str] | None = None, acl: str | None = None) -> Broker:
         if users and not os.access(MOSQUITTO_PASSWD, os.X_OK):
             pytest.skip(f"mosquitto_passwd not installed at {MOSQUITTO_PASSWD}")
-        b = Broker(tmp_path_factory.mktemp("mosquitto"), persistence=persistence, users=users,
-                   acl=acl)
+        b = Broker(tmp_path_factory.mktemp("mosquitto"), persistence=persistence, users=users, acl=acl)
         brokers.append(b)
         b.start()
         return b
@@ -127,8 +124,7 @@ def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
     """`make(port, topics, client_id="", persistent=False) -> Subscriber`; stopped at teardown."""
     subscribers: list[Subscriber] = []
 
-    def make(port: int, topics: list[str], *, client_id: str = "",
-             persistent: bool = False) -> Subscriber:
+    def make(port: int, topics: list[str], *, client_id: str = "", persistent: bool = False) -> Subscriber:
         s = Subscriber(port, topics, client_id=client_id, persistent=persistent)
         subscribers.append(s)
         return s

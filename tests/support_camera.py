@@ -1,10 +1,10 @@
 """An IP camera on loopback for tests: an HTTP MJPEG stream, as many network cameras serve it.
 
-    camera = MjpegCamera(lambda n: jpeg_bytes_of_frame(n), fps=25).start()
-    source = f"http://127.0.0.1:{camera.port}/stream.mjpg"
-    ...
-    camera.stop()   # drops every viewer and closes the port, as a camera losing power
-    camera.start()  # back on the same port; the frame count goes on where it stopped
+camera = MjpegCamera(lambda n: jpeg_bytes_of_frame(n), fps=25).start()
+source = f"http://127.0.0.1:{camera.port}/stream.mjpg"
+...
+camera.stop()   # drops every viewer and closes the port, as a camera losing power
+camera.start()  # back on the same port; the frame count goes on where it stopped
 """
 
 from __future__ import annotations

@@ -27,8 +27,12 @@ def test_coincident_points_are_an_error():
 
 def test_eyes_land_on_the_template(data_dir, stills_vision):
     """On real faces the eye keypoints map to within a few pixels of the template's eyes."""
-    for path in ["face_recognition/examples/obama.jpg", "lfw/Colin_Powell/Colin_Powell_0001.jpg",
-                 "deepface/img1.jpg", "face_recognition/examples/biden.jpg"]:
+    for path in [
+        "face_recognition/examples/obama.jpg",
+        "lfw/Colin_Powell/Colin_Powell_0001.jpg",
+        "deepface/img1.jpg",
+        "face_recognition/examples/biden.jpg",
+    ]:
         frame = cv2.cvtColor(cv2.imread(str(data_dir / path)), cv2.COLOR_BGR2RGB)
         face = stills_vision.detect(frame)[0]
         m = chip_transform(face)

@@ -29,9 +29,24 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
     temp.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tempfile, "tempdir", str(temp))  # where the bench's work folder goes
-        code = main(["bench", "--video", str(clip.path), "--enroll", str(portrait), "--no-reference",
-                     "--threads", "1", "--detectors", "blazeface_full_range", "--gallery-size", "20",
-                     "--out", str(work / "out")])
+        code = main(
+            [
+                "bench",
+                "--video",
+                str(clip.path),
+                "--enroll",
+                str(portrait),
+                "--no-reference",
+                "--threads",
+                "1",
+                "--detectors",
+                "blazeface_full_range",
+                "--gallery-size",
+                "20",
+                "--out",
+                str(work / "out"),
+            ]
+        )
     assert code == 0
     assert list(temp.iterdir()) == [], "the bench left its gallery of enrolled faces behind"
     (json_path,) = (work / "out").glob("edge-bench-*.json")

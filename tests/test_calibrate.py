@@ -97,8 +97,10 @@ def test_eval_measures_the_calibrated_threshold(setup, entries, tmp_path, capsys
     assert report["threshold"]["value"] == worst["threshold"] and "manifest default" in report["threshold"]["source"]
     for group in ("female_East_Asian", "male_White"):
         assert report["groups"][group]["at_threshold"]["fmr"]["rate"] <= TARGET
-    assert [p["threshold"] for p in report["operating_points"][1:]] == [entries["overall"]["threshold"],
-                                                                          worst["threshold"]]
+    assert [p["threshold"] for p in report["operating_points"][1:]] == [
+        entries["overall"]["threshold"],
+        worst["threshold"],
+    ]
 
 
 def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, capsys):
@@ -117,12 +119,17 @@ def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, cap
 def test_model_build_keeps_calibration_of_unchanged_embedders(tmp_path):
     previous = tmp_path / "old.json"
     table = {"entries": [], "fmr_curve": {}}
-    previous.write_text(json.dumps({"models": {
-        "same": {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}},
-        "rebuilt": {"sha256": "bb", "calibration_table": table},
-    }}))
+    previous.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "same": {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}},
+                    "rebuilt": {"sha256": "bb", "calibration_table": table},
+                }
+            }
+        )
+    )
     written = write_manifest(tmp_path, {"same": {"sha256": "aa"}, "rebuilt": {"sha256": "cc"}}, previous=previous)
     models = json.loads(written.read_text())["models"]
     assert models["same"] == {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}}
     assert models["rebuilt"] == {"sha256": "cc"}  # other weights: the old table would be a false claim
-

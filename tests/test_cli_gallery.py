@@ -27,8 +27,18 @@ def blank(tmp_path):
 def test_enroll_gates_each_photo(data_dir, tmp_path, blank, capsys):
     gallery = tmp_path / "g.sqlite"
     examples = data_dir / "face_recognition" / "examples"
-    code, summary, _ = run(capsys, "enroll", "--gallery", gallery, "--name", "Barack Obama",
-                           examples / "obama.jpg", examples / "obama2.jpg", examples / "two_people.jpg", blank)
+    code, summary, _ = run(
+        capsys,
+        "enroll",
+        "--gallery",
+        gallery,
+        "--name",
+        "Barack Obama",
+        examples / "obama.jpg",
+        examples / "obama2.jpg",
+        examples / "two_people.jpg",
+        blank,
+    )
     assert code == 0 and summary["identity_id"] == "barack_obama"
     assert len(summary["enrolled"]) == 2 and summary["templates"] == 2
     reasons = {r["image"]: r["reason"] for r in summary["rejected"]}
@@ -40,8 +50,16 @@ def test_enroll_rejects_small_and_turned_faces(data_dir, tmp_path, capsys):
     small = tmp_path / "small.jpg"
     image = cv2.imread(str(data_dir / "face_recognition/examples/obama.jpg"))
     cv2.imwrite(str(small), cv2.resize(image, (80, 100), interpolation=cv2.INTER_AREA))
-    code, summary, _ = run(capsys, "enroll", "--gallery", tmp_path / "g.sqlite", "--name", "x", small,
-                           data_dir / "lfw/George_W_Bush/George_W_Bush_0004.jpg")
+    code, summary, _ = run(
+        capsys,
+        "enroll",
+        "--gallery",
+        tmp_path / "g.sqlite",
+        "--name",
+        "x",
+        small,
+        data_dir / "lfw/George_W_Bush/George_W_Bush_0004.jpg",
+    )
     reasons = " ".join(r["reason"] for r in summary["rejected"])
     assert code == 1 and "no image passed" in summary["error"]
     assert "too small" in reasons or "no face" in reasons
@@ -52,10 +70,25 @@ def test_enroll_rejects_small_and_turned_faces(data_dir, tmp_path, capsys):
 def test_list_remove_export(data_dir, tmp_path, capsys):
     gallery = tmp_path / "g.sqlite"
     lfw = data_dir / "lfw"
-    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Colin Powell",
-               lfw / "Colin_Powell/Colin_Powell_0001.jpg", lfw / "Colin_Powell/Colin_Powell_0002.jpg")[0] == 0
-    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Li Peng", "--id", "lp",
-               lfw / "Li_Peng/Li_Peng_0001.jpg")[0] == 0
+    assert (
+        run(
+            capsys,
+            "enroll",
+            "--gallery",
+            gallery,
+            "--name",
+            "Colin Powell",
+            lfw / "Colin_Powell/Colin_Powell_0001.jpg",
+            lfw / "Colin_Powell/Colin_Powell_0002.jpg",
+        )[0]
+        == 0
+    )
+    assert (
+        run(
+            capsys, "enroll", "--gallery", gallery, "--name", "Li Peng", "--id", "lp", lfw / "Li_Peng/Li_Peng_0001.jpg"
+        )[0]
+        == 0
+    )
     code, listing, _ = run(capsys, "gallery", "list", "--gallery", gallery)
     assert code == 0 and listing["identities"] == 2 and listing["templates"] == 3
     assert "embedding" not in json.dumps(listing)
@@ -70,8 +103,12 @@ def test_list_remove_export(data_dir, tmp_path, capsys):
 
 def test_gallery_of_another_embedder_is_refused(data_dir, tmp_path, capsys, monkeypatch):
     gallery = tmp_path / "g.sqlite"
-    assert run(capsys, "enroll", "--gallery", gallery, "--name", "x",
-               data_dir / "lfw/Colin_Powell/Colin_Powell_0001.jpg")[0] == 0
+    assert (
+        run(capsys, "enroll", "--gallery", gallery, "--name", "x", data_dir / "lfw/Colin_Powell/Colin_Powell_0001.jpg")[
+            0
+        ]
+        == 0
+    )
     monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
     code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
     assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
@@ -133,8 +170,20 @@ def test_enroll_folder_errors_change_nothing(people_folder, tmp_path, capsys):
 def test_enroll_folder_refuses_name_clashes_before_adding_anyone(people_folder, tmp_path, capsys):
     gallery = tmp_path / "g.sqlite"
     lfw = people_folder / "Colin Powell"
-    assert run(capsys, "enroll", "--gallery", gallery, "--name", "Someone Else", "--id", "li_peng",
-               lfw / "Colin_Powell_0001.jpg")[0] == 0
+    assert (
+        run(
+            capsys,
+            "enroll",
+            "--gallery",
+            gallery,
+            "--name",
+            "Someone Else",
+            "--id",
+            "li_peng",
+            lfw / "Colin_Powell_0001.jpg",
+        )[0]
+        == 0
+    )
     before = run(capsys, "gallery", "list", "--gallery", gallery)[1]
     code, _, err = run(capsys, "enroll", "--gallery", gallery, "--folder", people_folder)
     assert code == 1 and "'li_peng' is enrolled as 'Someone Else', not 'Li Peng'" in err and "nothing added" in err

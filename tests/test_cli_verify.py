@@ -37,8 +37,9 @@ def test_different_people_and_threshold_flag(data_dir, capsys):
 
 
 def test_several_faces_is_an_error(data_dir, capsys):
-    code, _, err = verify(capsys, data_dir / "face_recognition/examples/obama.jpg",
-                          data_dir / "face_recognition/examples/two_people.jpg")
+    code, _, err = verify(
+        capsys, data_dir / "face_recognition/examples/obama.jpg", data_dir / "face_recognition/examples/two_people.jpg"
+    )
     assert code == 1 and "2 faces found in" in err and "two_people.jpg" in err
 
 

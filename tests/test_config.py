@@ -12,8 +12,9 @@ from edge.config import ConfigError, load_settings, provenance, show
 @pytest.fixture
 def device_file(tmp_path):
     path = tmp_path / "edge.toml"
-    path.write_text('[device]\ndevice_id = "cam-7"\nsite = "north"\n'
-                    '[mqtt]\nurl = "mqtt://10.1.2.3:1883"\nkeepalive_s = 40\n')
+    path.write_text(
+        '[device]\ndevice_id = "cam-7"\nsite = "north"\n[mqtt]\nurl = "mqtt://10.1.2.3:1883"\nkeepalive_s = 40\n'
+    )
     return path
 
 
@@ -24,29 +25,30 @@ def test_defaults_are_valid():
 
 def test_precedence_flag_env_overlay_file_default(tmp_path, device_file, monkeypatch):
     overlay = tmp_path / "overlay.json"
-    overlay.write_text(json.dumps({"device": {"site": "from-overlay"}, "match": {"threshold": 0.5},
-                                   "mqtt": {"keepalive_s": 50}}))
+    overlay.write_text(
+        json.dumps({"device": {"site": "from-overlay"}, "match": {"threshold": 0.5}, "mqtt": {"keepalive_s": 50}})
+    )
     monkeypatch.setenv("EDGE_MQTT__KEEPALIVE_S", "60")
     monkeypatch.setenv("EDGE_MATCH__THRESHOLD", "0.45")
     s = load_settings(device_file, overlay, match={"threshold": 0.4})
-    assert s.match.threshold == 0.4            # flag beats env
-    assert s.mqtt.keepalive_s == 60            # env beats overlay and file
-    assert s.device.site == "from-overlay"     # overlay beats file
-    assert s.device.device_id == "cam-7"       # file beats default
+    assert s.match.threshold == 0.4  # flag beats env
+    assert s.mqtt.keepalive_s == 60  # env beats overlay and file
+    assert s.device.site == "from-overlay"  # overlay beats file
+    assert s.device.device_id == "cam-7"  # file beats default
     assert s.mqtt.url == "mqtt://10.1.2.3:1883"  # a section merges key by key
-    assert s.stats.window_s == 60.0            # default
+    assert s.stats.window_s == 60.0  # default
     origins = provenance(device_file, overlay, match={"threshold": 0.4})
     assert origins["match.threshold"] == "flag"
     assert origins["mqtt.keepalive_s"] == "env"
     assert origins["device.site"].startswith("remote overlay")
     assert origins["device.device_id"].startswith("file")
     text = show(s, origins)
-    assert 'stats.window_s' in text and "# default" in text and "# flag" in text
+    assert "stats.window_s" in text and "# default" in text and "# flag" in text
 
 
 def test_unknown_key_in_file_is_an_error(tmp_path):
     path = tmp_path / "edge.toml"
-    path.write_text("[mqtt]\nhots = \"typo\"\n")
+    path.write_text('[mqtt]\nhots = "typo"\n')
     with pytest.raises(ConfigError, match="mqtt.hots: Extra inputs are not permitted"):
         load_settings(path)
 

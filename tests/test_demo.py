@@ -22,8 +22,9 @@ def demo_broker_available() -> None:
 
 
 def run_demo(*args: str, tmp_path: Path) -> str:
-    done = subprocess.run([sys.executable, str(DEMO), "--workdir", str(tmp_path), *args],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--workdir", str(tmp_path), *args], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

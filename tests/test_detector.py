@@ -47,16 +47,20 @@ def test_montage_faces_land_in_their_labeled_cells(data_dir, full_range):
         hits = []
         for face in faces:
             cx, cy = _centre(face.box)
-            inside = [c["cell"] for c in cells
-                      if float(c["x0"]) <= cx < float(c["x1"]) and float(c["y0"]) <= cy < float(c["y1"])]
+            inside = [
+                c["cell"]
+                for c in cells
+                if float(c["x0"]) <= cx < float(c["x1"]) and float(c["y0"]) <= cy < float(c["y1"])
+            ]
             assert len(inside) == 1, f"{image}: face at ({cx:.0f}, {cy:.0f}) outside every cell"
             hits += inside
         assert len(set(hits)) == len(hits), f"{image}: two faces in one cell"
         assert len(hits) >= 5, f"{image}: only cells {hits} of 6 found"
 
 
-@pytest.mark.parametrize("crop_xywh", [(0, 0, 910, 600), (200, 0, 500, 1137), (100, 50, 700, 700),
-                                       (300, 80, 420, 420), (0, 100, 910, 400)])
+@pytest.mark.parametrize(
+    "crop_xywh", [(0, 0, 910, 600), (200, 0, 500, 1137), (100, 50, 700, 700), (300, 80, 420, 420), (0, 100, 910, 400)]
+)
 def test_boxes_are_frame_pixels_for_any_aspect_ratio(data_dir, short_range, crop_xywh):
     """Crops of one photo in several shapes find the face at the same place, minus the crop offset."""
     image = load_image(data_dir / "face_recognition/examples/obama.jpg")

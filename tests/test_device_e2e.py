@@ -48,8 +48,7 @@ def gallery(data_dir, slideshow, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("gallery") / "gallery.sqlite"
     identities = list(csv.DictReader(open(data_dir / "identities.csv")))
     for identity in ENROLLED:
-        images = [str(data_dir / r["path"]) for r in identities
-                  if r["identity"] == identity and r["path"] not in shown]
+        images = [str(data_dir / r["path"]) for r in identities if r["identity"] == identity and r["path"] not in shown]
         assert main(["enroll", "--gallery", str(path), "--name", identity, "--id", identity, *images]) == 0
     return path
 
@@ -151,8 +150,11 @@ def test_broker_outage_mid_run_loses_and_doubles_nothing(
     broker.start()
     sub = subscriber_factory(broker.port, ["edge/test/cam-1/match"], client_id="outage-watch", persistent=True)
     result = {}
-    runner = threading.Thread(target=lambda: result.update(summary=run_device(
-        settings_for(broker, gallery, video, tmp_path / "state"), threading.Event())))
+    runner = threading.Thread(
+        target=lambda: result.update(
+            summary=run_device(settings_for(broker, gallery, video, tmp_path / "state"), threading.Event())
+        )
+    )
     runner.start()
     assert sub.wait_for(lambda ms: len(ms) >= 2, timeout=30)
     broker.stop()
@@ -174,9 +176,28 @@ def test_events_left_by_a_killed_process_arrive_after_restart(
     broker = broker_factory()
     broker.start()
     state = tmp_path / "state"
-    command = [sys.executable, "-m", "edge.cli", "run", "--source", f"file:{video}", "--gallery", str(gallery),
-               "--broker", broker.url, "--device-id", "cam-1", "--site", "test", "--state-dir", str(state),
-               "--threshold", str(THRESHOLD), "--detector", "blazeface_short_range"]
+    command = [
+        sys.executable,
+        "-m",
+        "edge.cli",
+        "run",
+        "--source",
+        f"file:{video}",
+        "--gallery",
+        str(gallery),
+        "--broker",
+        broker.url,
+        "--device-id",
+        "cam-1",
+        "--site",
+        "test",
+        "--state-dir",
+        str(state),
+        "--threshold",
+        str(THRESHOLD),
+        "--detector",
+        "blazeface_short_range",
+    ]
     watch = subscriber_factory(broker.port, ["edge/test/cam-1/status"])
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -212,8 +233,19 @@ def _run_cli(args: list[str], capsys) -> tuple[int, str]:
 @pytest.fixture
 def run_args(broker, slideshow, gallery, tmp_path) -> list[str]:
     video, _ = slideshow
-    return ["run", "--source", f"file:{video}", "--gallery", str(gallery), "--broker", broker.url,
-            "--state-dir", str(tmp_path / "state"), "--max-frames", "5"]
+    return [
+        "run",
+        "--source",
+        f"file:{video}",
+        "--gallery",
+        str(gallery),
+        "--broker",
+        broker.url,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--max-frames",
+        "5",
+    ]
 
 
 def test_unreadable_source_exits_cleanly(run_args, tmp_path, capsys):

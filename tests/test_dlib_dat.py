@@ -173,9 +173,7 @@ def tiny_network() -> bytes:
 
 def test_tiny_network_parses_input_to_output() -> None:
     net = parse_dat(tiny_network(), "tiny.dat")
-    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == pytest.approx(
-        0.6
-    )
+    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == pytest.approx(0.6)
     assert [type(layer) for layer in net.layers] == [InputRGB, Conv, Marker, Relu, FullyConnected]
     source, conv, _, _, fc = net.layers
     np.testing.assert_array_equal(source.mean, [122.75, -117.0, 104.0])
@@ -235,9 +233,7 @@ def test_real_resnet_file() -> None:
     assert convs[0].weights.shape == (32, 3, 7, 7) and convs[-1].weights.shape == (256, 256, 3, 3)
     assert all(c.padding == ((0, 0) if c.stride == (2, 2) else (1, 1)) for c in convs)
     pools = [(p.kind, p.window, p.stride) for p in net.of_type(Pool)]
-    assert pools == [("max", (3, 3), (2, 2))] + [("avg", (2, 2), (2, 2))] * 4 + [
-        ("avg", (0, 0), (1, 1))
-    ]
+    assert pools == [("max", (3, 3), (2, 2))] + [("avg", (2, 2), (2, 2))] * 4 + [("avg", (0, 0), (1, 1))]
     (fc,) = net.of_type(FullyConnected)
     assert fc.weights.shape == (256, 128) and fc.bias is None
     assert all(np.isfinite(c.weights).all() for c in convs)

@@ -23,8 +23,9 @@ def test_same_person_pairs_are_closer(data_dir, stills_vision):
     cache: dict[str, np.ndarray | None] = {}
     for rel in {p for r in pairs for p in (r["path_a"], r["path_b"])}:
         try:
-            cache[rel] = stills_vision.describe_single(load_image(data_dir / rel), rel, gated=False,
-                                                       several="central").embedding.copy()
+            cache[rel] = stills_vision.describe_single(
+                load_image(data_dir / rel), rel, gated=False, several="central"
+            ).embedding.copy()
         except FaceCountError:
             cache[rel] = None
     assert sum(v is None for v in cache.values()) <= 2, "faces missed in more than 2 LFW images"
@@ -44,8 +45,12 @@ def _dlib_reference():
 def test_int8_and_fp16_agree_with_dlib_on_real_chips(data_dir, stills_vision, manifest):
     reference = _dlib_reference()
     fp16 = Embedder(manifest, manifest.get("dlib_resnet_v1_fp16"))
-    for rel in ["face_recognition/examples/obama.jpg", "lfw/Li_Peng/Li_Peng_0001.jpg",
-                "deepface/img1.jpg", "face_api_js/images/raj/raj1.png"]:
+    for rel in [
+        "face_recognition/examples/obama.jpg",
+        "lfw/Li_Peng/Li_Peng_0001.jpg",
+        "deepface/img1.jpg",
+        "face_api_js/images/raj/raj1.png",
+    ]:
         result = stills_vision.describe_single(load_image(data_dir / rel), rel, gated=False, several="central")
         chip = stills_vision.chip.copy()
         expected = np.array(reference.compute_face_descriptor(chip), np.float32)

@@ -111,8 +111,15 @@ def test_labeled_pairs_and_threshold_flag(subset, tmp_path, capsys):
     _, root, rows = subset
     a, b, c, blank = rows[0], rows[1], rows[-4], rows[-1]  # c: the last male_White identity
     pairs = [
-        {"path_a": x["path"], "path_b": y["path"], "same": str(int(x["identity"] == y["identity"])),
-         "identity_a": x["identity"], "identity_b": y["identity"], "group_a": x["group"], "group_b": y["group"]}
+        {
+            "path_a": x["path"],
+            "path_b": y["path"],
+            "same": str(int(x["identity"] == y["identity"])),
+            "identity_a": x["identity"],
+            "identity_b": y["identity"],
+            "group_a": x["group"],
+            "group_b": y["group"],
+        }
         for x, y in [(a, b), (a, blank), (a, c), (b, c), (rows[3], rows[6]), (blank, rows[3])]
     ]
     pairs_csv = write_csv(tmp_path / "pairs.csv", pairs)

@@ -79,10 +79,7 @@ def stored_blobs(path) -> list[bytes]:
 def brute_force(enrolled: dict[str, np.ndarray], probe: np.ndarray) -> dict[str, float]:
     """Reference: float64 distance from probe to each identity (min over its templates)."""
     p = probe.astype(np.float64)
-    return {
-        i: float(np.linalg.norm(t.astype(np.float64) - p, axis=1).min())
-        for i, t in enrolled.items()
-    }
+    return {i: float(np.linalg.norm(t.astype(np.float64) - p, axis=1).min()) for i, t in enrolled.items()}
 
 
 # --- store --------------------------------------------------------------------------------
@@ -289,12 +286,7 @@ def test_open_refuses_a_gallery_of_another_embedder(tmp_path, rng):
         with pytest.raises(GalleryModelMismatch) as info:
             GalleryStore.open(path, *running)
         message = str(info.value)
-        assert (
-            str(path) in message
-            and MODEL[0] in message
-            and running[0] in message
-            and running[1] in message
-        )
+        assert str(path) in message and MODEL[0] in message and running[0] in message and running[1] in message
     assert path.read_bytes() == before
 
 
@@ -312,9 +304,7 @@ def test_garbage_file_is_refused_and_left_untouched(tmp_path):
     with pytest.raises(GalleryCorrupt, match=str(path)):
         GalleryStore.open(path, *MODEL)
     assert path.read_bytes() == garbage
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db"], (
-        "no journal or side file left behind"
-    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db"], "no journal or side file left behind"
 
 
 def test_truncated_gallery_is_refused_and_left_untouched(tmp_path, rng):
@@ -431,9 +421,7 @@ def _edit_bundle(path, edit):
         (lambda d: d["identities"][0]["templates"][0].update(embedding="AAAA"), "bytes"),
         (
             lambda d: d["identities"][0]["templates"][0].update(
-                embedding=__import__("base64")
-                .b64encode(np.full(128, np.nan, "<f4").tobytes())
-                .decode()
+                embedding=__import__("base64").b64encode(np.full(128, np.nan, "<f4").tobytes()).decode()
             ),
             "NaN",
         ),
@@ -490,9 +478,7 @@ def test_nearest_many_agrees_with_nearest(store, rng, monkeypatch):
         monkeypatch.setattr(matcher_module, "_BATCH_SCORES", batch_scores)
         many = matcher.nearest_many(probes)
         assert [m.identity_id for m in many] == [s.identity_id for s in single]
-        np.testing.assert_allclose(
-            [m.distance for m in many], [s.distance for s in single], atol=1e-5
-        )
+        np.testing.assert_allclose([m.distance for m in many], [s.distance for s in single], atol=1e-5)
     assert matcher.nearest_many(np.empty((0, 128), np.float32)) == []
 
 
@@ -506,9 +492,7 @@ def test_match_is_open_set(store, rng):
 
     stranger = unit(rng, 1)[0]
     nearest = matcher.nearest(stranger)
-    assert nearest is not None and nearest.distance > THRESHOLD, (
-        "random unit vectors are ~1.4 apart"
-    )
+    assert nearest is not None and nearest.distance > THRESHOLD, "random unit vectors are ~1.4 apart"
     assert matcher.match(stranger, THRESHOLD) is None, "never the nearest name regardless"
 
 

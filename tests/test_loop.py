@@ -53,13 +53,21 @@ class ScriptedVision:
         return self._descriptor[None]
 
 
-def run(vision, frames: list[np.ndarray], matcher: Matcher, timer: StageTimer | None = None,
-        threshold: float = 0.5) -> tuple[list, Counters]:
+def run(
+    vision, frames: list[np.ndarray], matcher: Matcher, timer: StageTimer | None = None, threshold: float = 0.5
+) -> tuple[list, Counters]:
     events: list = []
     counters = Counters(None, window_s=1e9)
-    loop = Loop(vision, matcher, Tracker(), SceneCutDetector(25.0), counters,
-                lambda suffix, payload: events.append(payload) or "id",
-                LoopOptions("dev-0", "lab", threshold), timer=timer)
+    loop = Loop(
+        vision,
+        matcher,
+        Tracker(),
+        SceneCutDetector(25.0),
+        counters,
+        lambda suffix, payload: events.append(payload) or "id",
+        LoopOptions("dev-0", "lab", threshold),
+        timer=timer,
+    )
     for i, image in enumerate(frames):
         loop.process(Frame(image, i, time.monotonic(), time.time()))
     loop.finish()
@@ -91,8 +99,17 @@ def test_the_timer_sees_every_stage_and_nothing_when_absent():
     vision = ScriptedVision([100, 200, 300, 400], PERSON)
     run(vision, blank_frames(4), Matcher(PERSON[None], ["p"], "v1"), timer)
     calls = {stage: len(v) for stage, v in timer.samples.items()}
-    assert calls == {"wait": 4, "scene": 4, "detect": 4, "track": 4, "align": 1, "refine": 1, "embed": 1,
-                     "match": 1, "outbox": 1}
+    assert calls == {
+        "wait": 4,
+        "scene": 4,
+        "detect": 4,
+        "track": 4,
+        "align": 1,
+        "refine": 1,
+        "embed": 1,
+        "match": 1,
+        "outbox": 1,
+    }
     assert all(ms >= 0 for v in timer.samples.values() for ms in v)
     events, _ = run(ScriptedVision([100, 200], PERSON), blank_frames(2), Matcher(PERSON[None], ["p"], "v1"), None)
     assert len(events) == 1  # and no timer to call
@@ -118,8 +135,7 @@ def test_real_models_one_event_per_appearance_of_the_enrolled_person(data_dir, m
 
     marco = next(p for p in slideshow_people(data_dir) if p.name == "marco_antonio_barrera")
     stills = Vision(manifest, "blazeface_short_range")
-    templates = np.stack([stills.describe_single(load_image(p), str(p), gated=False).embedding
-                          for p in marco.photos])
+    templates = np.stack([stills.describe_single(load_image(p), str(p), gated=False).embedding for p in marco.photos])
     vision = Vision(manifest, "blazeface_full_range", threads=2)
     timer = StageTimer()
     events, counters = run(vision, slideshow, Matcher(templates, ["marco"] * len(templates), "v1"), timer)

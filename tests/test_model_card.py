@@ -16,8 +16,10 @@ from edge.vision.runtime import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 # Each shipped card and the report it is made from (paths as the card cites them).
-CARDS = {"int8": ("models/MODEL_CARD.md", "models/eval/report.json"),
-         "fp16": ("models/MODEL_CARD_fp16.md", "models/eval-fp16/report.json")}
+CARDS = {
+    "int8": ("models/MODEL_CARD.md", "models/eval/report.json"),
+    "fp16": ("models/MODEL_CARD_fp16.md", "models/eval-fp16/report.json"),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(CARDS))
@@ -35,8 +37,11 @@ def report(shipped) -> dict:
 def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, shipped):
     card, report, _ = shipped
     out = tmp_path / card.name
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(report),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(report), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     cited_card = card.relative_to(REPO).as_posix()
     regenerated = out.read_text().replace(f"--out {out}", f"--out {cited_card}")  # where this test wrote it
     assert regenerated == card.read_text(), f"{cited_card} is stale: regenerate it (see its last section)"
@@ -57,14 +62,26 @@ def test_report_was_made_with_the_shipped_model_and_calibration(report):
 
 def test_card_states_its_limits_and_every_group(shipped, report):
     card = shipped[0].read_text()
-    for phrase in ("## Intended use", "## Not fit for", "never a verdict", "Minors", "not self-reported",
-                   "grayscale", "## Rerun it on your own data", "edge calibrate", "--operating-point",
-                   f"EDGE_MODELS__EMBEDDER={report['models']['embedder']['id']} edge eval"):
+    for phrase in (
+        "## Intended use",
+        "## Not fit for",
+        "never a verdict",
+        "Minors",
+        "not self-reported",
+        "grayscale",
+        "## Rerun it on your own data",
+        "edge calibrate",
+        "--operating-point",
+        f"EDGE_MODELS__EMBEDDER={report['models']['embedder']['id']} edge eval",
+    ):
         assert phrase in card, phrase
     for name, group in report["groups"].items():
         assert f"| {name} | {group['identities']} |" in card
         if not group["sizeable"]:
             assert group["not_sizeable_because"] in card
-    entry = next(e for e in report["calibration"]["entries"]
-                 if (e["target_fmr"], e["scope"]) == tuple(report["calibration"]["operating_point"].values()))
+    entry = next(
+        e
+        for e in report["calibration"]["entries"]
+        if (e["target_fmr"], e["scope"]) == tuple(report["calibration"]["operating_point"].values())
+    )
     assert f"threshold {entry['threshold']:.4f}, set by {entry['deciding_group']}" in card

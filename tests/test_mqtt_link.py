@@ -47,19 +47,36 @@ LinkFactory = Callable[..., MqttLink]
 
 def status_for(topics: Topics) -> StatusPayload:
     return StatusPayload(
-        state="online", device_id=topics.device_id, site=topics.site, ts=STARTED,
-        started_at=STARTED, details={"threshold": 0.42},
-        versions=Versions(software=edge.__version__, detector_model_id="blazeface",
-                          embedder_model_id="mobilefacenet", embedder_sha256="0123abcd",
-                          gallery_version="g-1"),
+        state="online",
+        device_id=topics.device_id,
+        site=topics.site,
+        ts=STARTED,
+        started_at=STARTED,
+        details={"threshold": 0.42},
+        versions=Versions(
+            software=edge.__version__,
+            detector_model_id="blazeface",
+            embedder_model_id="mobilefacenet",
+            embedder_sha256="0123abcd",
+            gallery_version="g-1",
+        ),
     )
 
 
 def event(track_id: int) -> MatchEvent:
-    return MatchEvent(ts=STARTED + timedelta(milliseconds=track_id), device_id=DEVICE, site=SITE,
-                      track_id=track_id, identity_id=f"person-{track_id % 7}", score=0.3,
-                      threshold=0.42, metric="cosine", model_id="mobilefacenet",
-                      gallery_version="g-1", window_id=f"{DEVICE}:boot:0")
+    return MatchEvent(
+        ts=STARTED + timedelta(milliseconds=track_id),
+        device_id=DEVICE,
+        site=SITE,
+        track_id=track_id,
+        identity_id=f"person-{track_id % 7}",
+        score=0.3,
+        threshold=0.42,
+        metric="cosine",
+        model_id="mobilefacenet",
+        gallery_version="g-1",
+        window_id=f"{DEVICE}:boot:0",
+    )
 
 
 def event_ids(sub: Subscriber) -> Counter[str]:
@@ -67,8 +84,7 @@ def event_ids(sub: Subscriber) -> Counter[str]:
 
 
 def has_all(expected: set[str]) -> Callable[[list], bool]:
-    return lambda msgs: expected <= {MatchEvent.from_json(m.payload).event_id
-                                     for m in msgs if m.topic == TOPICS.match}
+    return lambda msgs: expected <= {MatchEvent.from_json(m.payload).event_id for m in msgs if m.topic == TOPICS.match}
 
 
 def states(sub: Subscriber, topic: str = TOPICS.status) -> list[tuple[str, bool]]:
@@ -81,13 +97,11 @@ def make_link(tmp_path: Path) -> Iterator[LinkFactory]:
     links: list[MqttLink] = []
     outboxes: list[Outbox] = []
 
-    def make(port: int, outbox_path: Path | None = None, topics: Topics = TOPICS,
-             **options: object) -> MqttLink:
+    def make(port: int, outbox_path: Path | None = None, topics: Topics = TOPICS, **options: object) -> MqttLink:
         outbox = Outbox(outbox_path or tmp_path / f"outbox-{len(outboxes)}.db")
         outboxes.append(outbox)
         opts = {"reconnect_max_delay": 1, **options}
-        link = MqttLink(MqttOptions(host="127.0.0.1", port=port, **opts), topics, outbox,
-                        status_for(topics))
+        link = MqttLink(MqttOptions(host="127.0.0.1", port=port, **opts), topics, outbox, status_for(topics))
         links.append(link)
         return link
 
@@ -99,7 +113,8 @@ def make_link(tmp_path: Path) -> Iterator[LinkFactory]:
 
 
 def test_birth_is_retained_online_and_clean_stop_leaves_offline(
-        broker: Broker, make_link: LinkFactory, subscriber_factory) -> None:
+    broker: Broker, make_link: LinkFactory, subscriber_factory
+) -> None:
     link = make_link(broker.port)
     link.start()
     link.require_connected(10)
@@ -134,14 +149,16 @@ time.sleep(60)
 """
 
 
-def test_will_publishes_offline_when_the_process_dies(
-        broker: Broker, subscriber_factory, tmp_path: Path) -> None:
+def test_will_publishes_offline_when_the_process_dies(broker: Broker, subscriber_factory, tmp_path: Path) -> None:
     sub = subscriber_factory(broker.port, [TOPICS.status])
     repo = Path(edge.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(Path(__file__).parent)])}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(broker.port), str(tmp_path / "child.db")],
-        stdout=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "connected"
@@ -159,8 +176,7 @@ def test_will_publishes_offline_when_the_process_dies(
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_events_arrive_exactly_once(broker: Broker, make_link: LinkFactory, subscriber_factory,
-                                    protocol: str) -> None:
+def test_events_arrive_exactly_once(broker: Broker, make_link: LinkFactory, subscriber_factory, protocol: str) -> None:
     sub = subscriber_factory(broker.port, [TOPICS.match])
     link = make_link(broker.port, max_in_flight=4, protocol=protocol)
     events = [event(i) for i in range(60)]
@@ -180,7 +196,8 @@ def test_events_arrive_exactly_once(broker: Broker, make_link: LinkFactory, subs
 
 
 def test_broker_restart_mid_stream_loses_nothing(
-        broker_factory, make_link: LinkFactory, subscriber_factory, record_property) -> None:
+    broker_factory, make_link: LinkFactory, subscriber_factory, record_property
+) -> None:
     """Duplicates are allowed (QoS 1), losses are not; the count of duplicates is recorded."""
     broker = broker_factory(persistence=True)
     sub = subscriber_factory(broker.port, [TOPICS.match], client_id="central", persistent=True)
@@ -215,7 +232,8 @@ def test_broker_restart_mid_stream_loses_nothing(
 
 
 def test_events_written_while_the_broker_is_down_arrive_after_it_returns(
-        broker_factory, make_link: LinkFactory, subscriber_factory) -> None:
+    broker_factory, make_link: LinkFactory, subscriber_factory
+) -> None:
     broker = broker_factory(persistence=True)
     sub = subscriber_factory(broker.port, [TOPICS.match], client_id="central", persistent=True)
     link = make_link(broker.port)
@@ -234,7 +252,8 @@ def test_events_written_while_the_broker_is_down_arrive_after_it_returns(
 
 
 def test_rows_left_by_a_previous_process_are_sent(
-        broker: Broker, make_link: LinkFactory, subscriber_factory, tmp_path: Path) -> None:
+    broker: Broker, make_link: LinkFactory, subscriber_factory, tmp_path: Path
+) -> None:
     path = tmp_path / "device-outbox.db"
     events = [event(i) for i in range(12)]
     with Outbox(path) as previous:
@@ -250,7 +269,8 @@ def test_rows_left_by_a_previous_process_are_sent(
 
 
 def test_rows_unacknowledged_at_stop_are_sent_by_the_next_link(
-        broker: Broker, subscriber_factory, tmp_path: Path) -> None:
+    broker: Broker, subscriber_factory, tmp_path: Path
+) -> None:
     """A new link over the same Outbox object (e.g. after a broker change) resends them."""
     sub = subscriber_factory(broker.port, [TOPICS.match])
     options = MqttOptions(host="127.0.0.1", port=broker.port, reconnect_max_delay=1)
@@ -293,8 +313,7 @@ def test_username_and_password_reach_the_broker(broker_factory, make_link: LinkF
     good = make_link(broker.port, username="pi-01", password="s3cret")
     good.start()
     good.require_connected(10)
-    bad = make_link(broker.port, topics=Topics(site=SITE, device_id="pi-02"),
-                    username="pi-02", password="wrong")
+    bad = make_link(broker.port, topics=Topics(site=SITE, device_id="pi-02"), username="pi-02", password="wrong")
     bad.start()
     with pytest.raises(LinkError, match="refused the connection"):
         bad.require_connected(10)
@@ -302,7 +321,8 @@ def test_username_and_password_reach_the_broker(broker_factory, make_link: LinkF
 
 
 def test_a_message_the_broker_refuses_is_kept_and_not_resent(
-        broker_factory, make_link: LinkFactory, tmp_path: Path) -> None:
+    broker_factory, make_link: LinkFactory, tmp_path: Path
+) -> None:
     """MQTT 5 PUBACK with a failure code (here an ACL denial): kept on disk, marked failed."""
     broker = broker_factory(acl=f"topic readwrite {TOPICS.status}\n")
     path = tmp_path / "refused.db"
@@ -317,7 +337,8 @@ def test_a_message_the_broker_refuses_is_kept_and_not_resent(
 
 
 def test_subscriptions_survive_a_broker_restart_and_a_failing_handler(
-        broker: Broker, make_link: LinkFactory, subscriber_factory) -> None:
+    broker: Broker, make_link: LinkFactory, subscriber_factory
+) -> None:
     got: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
 
     def handler(topic: str, payload: bytes) -> None:
@@ -356,13 +377,17 @@ def test_subscriptions_survive_a_broker_restart_and_a_failing_handler(
 
 # -- options and URLs (no broker) ------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "host", "port", "tls"), [
-    ("mqtt://broker.local", "broker.local", 1883, False),
-    ("mqtt://10.0.0.5:1884", "10.0.0.5", 1884, False),
-    ("mqtts://broker.example.org", "broker.example.org", 8883, True),
-    ("mqtts://broker.example.org:9883/", "broker.example.org", 9883, True),
-    ("mqtt://[::1]:1883", "::1", 1883, False),
-])
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "tls"),
+    [
+        ("mqtt://broker.local", "broker.local", 1883, False),
+        ("mqtt://10.0.0.5:1884", "10.0.0.5", 1884, False),
+        ("mqtts://broker.example.org", "broker.example.org", 8883, True),
+        ("mqtts://broker.example.org:9883/", "broker.example.org", 9883, True),
+        ("mqtt://[::1]:1883", "::1", 1883, False),
+    ],
+)
 def test_broker_urls(url: str, host: str, port: int, tls: bool) -> None:
     address = parse_broker_url(url)
     assert (address.host, address.port, address.tls) == (host, port, tls)
@@ -370,16 +395,19 @@ def test_broker_urls(url: str, host: str, port: int, tls: bool) -> None:
     assert (options.host, options.port, options.tls, options.username) == (host, port, tls, "u")
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("http://broker:1883", "scheme must be mqtt://"),
-    ("broker:1883", "scheme must be mqtt://"),
-    ("tcp://broker", "scheme must be mqtt://"),
-    ("mqtt://", "no host"),
-    ("mqtt://broker:notaport", "(?i)port"),
-    ("mqtt://broker:70000", "(?i)port"),
-    ("mqtt://user:pw@broker", "not in the URL"),
-    ("mqtt://broker/edge", "only scheme://host"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://broker:1883", "scheme must be mqtt://"),
+        ("broker:1883", "scheme must be mqtt://"),
+        ("tcp://broker", "scheme must be mqtt://"),
+        ("mqtt://", "no host"),
+        ("mqtt://broker:notaport", "(?i)port"),
+        ("mqtt://broker:70000", "(?i)port"),
+        ("mqtt://user:pw@broker", "not in the URL"),
+        ("mqtt://broker/edge", "only scheme://host"),
+    ],
+)
 def test_bad_broker_urls_say_why(url: str, why: str) -> None:
     with pytest.raises(BrokerUrlError, match=why) as info:
         parse_broker_url(url)
@@ -389,8 +417,10 @@ def test_bad_broker_urls_say_why(url: str, why: str) -> None:
 def test_unreadable_tls_files_are_named(tmp_path: Path) -> None:
     missing = tmp_path / "missing-ca.pem"
     options = MqttOptions.from_url("mqtts://127.0.0.1", ca_certs=str(missing))
-    with pytest.raises(LinkError, match=f"127.0.0.1:8883 \\(ca_certs={missing}\\)"), \
-            Outbox(tmp_path / "o.db") as outbox:
+    with (
+        pytest.raises(LinkError, match=f"127.0.0.1:8883 \\(ca_certs={missing}\\)"),
+        Outbox(tmp_path / "o.db") as outbox,
+    ):
         MqttLink(options, TOPICS, outbox, status_for(TOPICS))
 
 

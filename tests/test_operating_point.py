@@ -94,13 +94,27 @@ def small_gallery(data_dir, tmp_path, calibrated_models):
     path = tmp_path / "g.sqlite"
     lfw = data_dir / "lfw"
     for who in ("Colin_Powell", "Li_Peng", "Queen_Rania"):
-        assert main(["enroll", "--gallery", str(path), "--name", who, "--models", str(calibrated_models),
-                     str(lfw / who / f"{who}_0004.jpg")]) == 0
+        assert (
+            main(
+                [
+                    "enroll",
+                    "--gallery",
+                    str(path),
+                    "--name",
+                    who,
+                    "--models",
+                    str(calibrated_models),
+                    str(lfw / who / f"{who}_0004.jpg"),
+                ]
+            )
+            == 0
+        )
     return path
 
 
-def test_device_with_target_fmr_uses_and_reports_it(broker, subscriber_factory, data_dir, calibrated_models,
-                                                     small_gallery, tmp_path):
+def test_device_with_target_fmr_uses_and_reports_it(
+    broker, subscriber_factory, data_dir, calibrated_models, small_gallery, tmp_path
+):
     sub = subscriber_factory(broker.port, ["edge/#"])
     settings = load_settings(
         device={"device_id": "cam-1", "site": "t", "state_dir": tmp_path / "state"},
@@ -120,11 +134,28 @@ def test_device_with_target_fmr_uses_and_reports_it(broker, subscriber_factory, 
     assert reported["config"]["match"]["target_fmr"] == 0.01
 
 
-def test_start_refused_above_the_false_alert_limit(broker, data_dir, calibrated_models, small_gallery,
-                                                   tmp_path, capsys):
-    code = main(["run", "--source", f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}", "--gallery",
-                 str(small_gallery), "--broker", broker.url, "--state-dir", str(tmp_path / "state"),
-                 "--models", str(calibrated_models), "--target-fmr", "0.01", "--max-false-alerts", "10"])
+def test_start_refused_above_the_false_alert_limit(
+    broker, data_dir, calibrated_models, small_gallery, tmp_path, capsys
+):
+    code = main(
+        [
+            "run",
+            "--source",
+            f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}",
+            "--gallery",
+            str(small_gallery),
+            "--broker",
+            broker.url,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--models",
+            str(calibrated_models),
+            "--target-fmr",
+            "0.01",
+            "--max-false-alerts",
+            "10",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "3 enrolled people" in err and "expect 23.8 false alerts per 1,000 scans" in err

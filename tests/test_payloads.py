@@ -27,40 +27,74 @@ T0 = datetime(2026, 5, 9, 7, 35, 25, 123456, tzinfo=timezone.utc)
 
 
 def versions() -> Versions:
-    return Versions(software="0.1.0", detector_model_id="blazeface-short-int8",
-                    embedder_model_id="mobilefacenet-int8", embedder_sha256="0123abcd",
-                    gallery_version="g-7")
+    return Versions(
+        software="0.1.0",
+        detector_model_id="blazeface-short-int8",
+        embedder_model_id="mobilefacenet-int8",
+        embedder_sha256="0123abcd",
+        gallery_version="g-7",
+    )
 
 
 def status(**kw: object) -> StatusPayload:
-    fields: dict[str, object] = dict(state="online", device_id="pi-01", site="lobby", ts=T0,
-                                     started_at=T0 - timedelta(minutes=5), versions=versions(),
-                                     details={"threshold": 0.42, "camera": "csi0"})
+    fields: dict[str, object] = dict(
+        state="online",
+        device_id="pi-01",
+        site="lobby",
+        ts=T0,
+        started_at=T0 - timedelta(minutes=5),
+        versions=versions(),
+        details={"threshold": 0.42, "camera": "csi0"},
+    )
     return StatusPayload(**{**fields, **kw})
 
 
 def match(**kw: object) -> MatchEvent:
-    fields: dict[str, object] = dict(ts=T0, device_id="pi-01", site="lobby", track_id=17,
-                                     identity_id="person-0042", score=0.31, threshold=0.42,
-                                     metric="cosine", model_id="mobilefacenet-int8",
-                                     gallery_version="g-7", window_id="pi-01:boot-a:12")
+    fields: dict[str, object] = dict(
+        ts=T0,
+        device_id="pi-01",
+        site="lobby",
+        track_id=17,
+        identity_id="person-0042",
+        score=0.31,
+        threshold=0.42,
+        metric="cosine",
+        model_id="mobilefacenet-int8",
+        gallery_version="g-7",
+        window_id="pi-01:boot-a:12",
+    )
     return MatchEvent(**{**fields, **kw})
 
 
 def stats(**kw: object) -> StatsPayload:
-    fields: dict[str, object] = dict(window_id="pi-01:boot-a:12", device_id="pi-01", site="lobby",
-                                     window_start=T0, window_end=T0 + timedelta(minutes=1),
-                                     frames=600, frames_dropped=12, detections=250, scans=9,
-                                     quality_rejected=3, matches=1, fps=10.0,
-                                     latency_ms_p50=41.5, latency_ms_p95=80.25)
+    fields: dict[str, object] = dict(
+        window_id="pi-01:boot-a:12",
+        device_id="pi-01",
+        site="lobby",
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=1),
+        frames=600,
+        frames_dropped=12,
+        detections=250,
+        scans=9,
+        quality_rejected=3,
+        matches=1,
+        fps=10.0,
+        latency_ms_p50=41.5,
+        latency_ms_p95=80.25,
+    )
     return StatsPayload(**{**fields, **kw})
 
 
 def config_reported(**kw: object) -> ConfigReported:
-    fields: dict[str, object] = dict(version=3, ts=T0, device_id="pi-01", site="lobby",
-                                     config={"match": {"threshold": 0.42},
-                                             "camera": {"roi": [0, 0, 640, 480]}},
-                                     last_error=None)
+    fields: dict[str, object] = dict(
+        version=3,
+        ts=T0,
+        device_id="pi-01",
+        site="lobby",
+        config={"match": {"threshold": 0.42}, "camera": {"roi": [0, 0, 640, 480]}},
+        last_error=None,
+    )
     return ConfigReported(**{**fields, **kw})
 
 
@@ -145,7 +179,10 @@ def test_topics() -> None:
     t = Topics(site="lobby", device_id="pi-01")
     assert t.root == "edge/lobby/pi-01"
     assert (t.status, t.match, t.stats) == (
-        "edge/lobby/pi-01/status", "edge/lobby/pi-01/match", "edge/lobby/pi-01/stats")
+        "edge/lobby/pi-01/status",
+        "edge/lobby/pi-01/match",
+        "edge/lobby/pi-01/stats",
+    )
     assert t.config_set == "edge/lobby/pi-01/config/set"
     assert t.config_reported == "edge/lobby/pi-01/config/reported"
     assert t.gallery_set == "edge/lobby/pi-01/gallery/set"
@@ -189,8 +226,11 @@ def _problems(annotation: object, where: str, seen: set[type]) -> list[str]:
             return [f"{where}: {annotation.__module__}.{annotation.__name__}"]
         if issubclass(annotation, BaseModel) and annotation not in seen:
             seen.add(annotation)
-            return [p for name, f in annotation.model_fields.items()
-                    for p in _problems(f.annotation, f"{annotation.__name__}.{name}", seen)]
+            return [
+                p
+                for name, f in annotation.model_fields.items()
+                for p in _problems(f.annotation, f"{annotation.__name__}.{name}", seen)
+            ]
         return []
     return [f"{where}: cannot tell what {annotation!r} may hold"]
 
@@ -222,8 +262,9 @@ def test_every_payload_model_is_checked() -> None:
 
 @pytest.mark.parametrize("model", _all_payload_models(), ids=lambda c: c.__name__)
 def test_no_field_can_carry_an_embedding_or_image(model: type[Payload]) -> None:
-    problems = [p for name, f in model.model_fields.items()
-                for p in _problems(f.annotation, f"{model.__name__}.{name}", set())]
+    problems = [
+        p for name, f in model.model_fields.items() for p in _problems(f.annotation, f"{model.__name__}.{name}", set())
+    ]
     assert problems == [], "payloads carry metadata only (DESIGN.md principle 2)"
 
 
@@ -238,8 +279,7 @@ def test_the_walker_catches_vectors_and_bytes() -> None:
         nested: dict[str, list[typing.Annotated[float, "unit"]]]
         anything: dict[str, typing.Any]
 
-    found = [p for name, f in Leaky.model_fields.items()
-             for p in _problems(f.annotation, f"Leaky.{name}", set())]
+    found = [p for name, f in Leaky.model_fields.items() for p in _problems(f.annotation, f"Leaky.{name}", set())]
     assert len({p.split(":")[0] for p in found}) == 6, found
 
 

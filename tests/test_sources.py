@@ -257,9 +257,7 @@ def test_gstreamer_needs_an_appsink_and_a_gstreamer_build() -> None:
 # --- image folders ----------------------------------------------------------------------------
 
 
-def test_image_folder_skips_unreadable_files(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_image_folder_skips_unreadable_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     colours = {"a_red.png": (0, 0, 255), "c_green.jpg": (0, 255, 0), "d_blue.BMP": (255, 0, 0)}
     for name, bgr in colours.items():
         assert cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), bgr, np.uint8))
@@ -287,9 +285,7 @@ def test_image_folder_skips_unreadable_files(
 
 
 def test_image_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(
-        SourceError, match=f"cannot open dir:{tmp_path / 'missing'}: no such folder"
-    ):
+    with pytest.raises(SourceError, match=f"cannot open dir:{tmp_path / 'missing'}: no such folder"):
         open_source(f"dir:{tmp_path / 'missing'}").open()
     with pytest.raises(SourceError, match="no images"):
         open_source(f"dir:{tmp_path}").open()
@@ -408,8 +404,9 @@ def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path, re
     """A live source that grabs apart from retrieving needs two buffers; one that can only read, three."""
     video = write_video(tmp_path / "long.avi", 300)
     source = open_source(str(video))
-    grabber = LatestFrameGrabber(load_bench_capture().ReadOnly(source) if read_only else source, live=True,
-                                 reconnect_initial_s=0.01)
+    grabber = LatestFrameGrabber(
+        load_bench_capture().ReadOnly(source) if read_only else source, live=True, reconnect_initial_s=0.01
+    )
     with grabber:
         held = grabber.latest(timeout=5.0)
         assert held is not None
@@ -494,8 +491,7 @@ def test_live_http_stream_is_lost_and_comes_back(caplog: pytest.LogCaptureFixtur
     """A real network stream through OpenCV's FFmpeg: newest frames only, two buffers; when the
     camera goes away the grabber says so and retries; when it is back, frames flow again."""
     camera = MjpegCamera(red_jpeg, fps=50).start()
-    grabber = LatestFrameGrabber(open_source(camera.url, timeout_s=2), reconnect_initial_s=0.05,
-                                 reconnect_max_s=0.2)
+    grabber = LatestFrameGrabber(open_source(camera.url, timeout_s=2), reconnect_initial_s=0.05, reconnect_max_s=0.2)
     images: set[int] = set()
     try:
         with caplog.at_level(logging.INFO, logger=LOGGER), grabber:

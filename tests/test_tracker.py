@@ -73,8 +73,8 @@ def test_scene_cut_on_a_changed_picture_only():
     b = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     a[:, :160] = 20
     b[:, 160:] = 20
-    assert cuts.is_cut(a) is False          # the first frame is never a cut
+    assert cuts.is_cut(a) is False  # the first frame is never a cut
     assert cuts.is_cut(a.copy()) is False
-    shifted = np.roll(a, 3, axis=1)         # a small motion is not a cut
+    shifted = np.roll(a, 3, axis=1)  # a small motion is not a cut
     assert cuts.is_cut(shifted) is False
     assert cuts.is_cut(b) is True

@@ -37,10 +37,15 @@ def shared_clips(data_dir: Path = DATA_DIR) -> list[Clip]:
         clips.append(Clip(data_dir / STREET))
     if (data_dir / HAMILTON).is_file():
         examples = (data_dir / HAMILTON).parent
-        clips.append(Clip(data_dir / HAMILTON, (
-            Person("Lin-Manuel Miranda", (examples / "lin-manuel-miranda.png",)),
-            Person("Alex Lacamoire", (examples / "alex-lacamoire.png",)),
-        )))
+        clips.append(
+            Clip(
+                data_dir / HAMILTON,
+                (
+                    Person("Lin-Manuel Miranda", (examples / "lin-manuel-miranda.png",)),
+                    Person("Alex Lacamoire", (examples / "alex-lacamoire.png",)),
+                ),
+            )
+        )
     if (data_dir / SLIDESHOW).is_file():
         clips.append(Clip(data_dir / SLIDESHOW, slideshow_people(data_dir)))
     return clips
@@ -53,8 +58,7 @@ def slideshow_people(data_dir: Path) -> tuple[Person, ...]:
     rows = list(csv.DictReader(open(data_dir / "identities.csv", newline="")))
     people = []
     for identity in dict.fromkeys(r["identity"] for r in shown):
-        photos = tuple(data_dir / r["path"] for r in rows
-                       if r["identity"] == identity and r["path"] not in shown_paths)
+        photos = tuple(data_dir / r["path"] for r in rows if r["identity"] == identity and r["path"] not in shown_paths)
         if photos:
             people.append(Person(identity, photos))
     return tuple(people)

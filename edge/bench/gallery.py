@@ -32,8 +32,9 @@ def synthetic_templates(identities: int, per_identity: int, seed: int = 0) -> tu
     return vectors, ids
 
 
-def build_gallery(path: Path, vision: Vision, people: list[Person], synthetic: int,
-                  per_identity: int = 5) -> dict[str, object]:
+def build_gallery(
+    path: Path, vision: Vision, people: list[Person], synthetic: int, per_identity: int = 5
+) -> dict[str, object]:
     """A gallery file with `people` enrolled as `edge enroll` enrolls them (each photo gated)
     and `synthetic` made-up identities of `per_identity` templates; returns what went in."""
     embedder = vision.embedder
@@ -48,5 +49,9 @@ def build_gallery(path: Path, vision: Vision, people: list[Person], synthetic: i
         templates = store.matcher().template_count
     if rejected:
         log.info("bench gallery: %d photos not enrolled: %s", len(rejected), "; ".join(rejected))
-    return {"enrolled": [o.person.name for o in outcomes if o.accepted], "synthetic_identities": synthetic,
-            "templates": templates, "photos_rejected": len(rejected)}
+    return {
+        "enrolled": [o.person.name for o in outcomes if o.accepted],
+        "synthetic_identities": synthetic,
+        "templates": templates,
+        "photos_rejected": len(rejected),
+    }

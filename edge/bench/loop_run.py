@@ -136,20 +136,24 @@ def run_loop(settings: Settings, spec: LoopSpec) -> dict[str, Any]:
         "peak_rss_mb": one_run_peak,
         "threshold": threshold,
         "gallery_templates": matcher.template_count,
-        "camera": {k: camera[k] for k in ("frames", "frames_skipped", "pace_fps", "frame_latency_ms",
-                                          "event_latency_ms", "events")},
+        "camera": {
+            k: camera[k]
+            for k in ("frames", "frames_skipped", "pace_fps", "frame_latency_ms", "event_latency_ms", "events")
+        },
     }
 
 
-def _run_pass(settings: Settings, vision: Vision, matcher: Matcher, threshold: float, spec: LoopSpec,
-              paced: bool) -> dict[str, Any]:
+def _run_pass(
+    settings: Settings, vision: Vision, matcher: Matcher, threshold: float, spec: LoopSpec, paced: bool
+) -> dict[str, Any]:
     outbox = Outbox(Path(settings.device.state_dir) / f"outbox-{'camera' if paced else 'throughput'}.sqlite")
     publisher = OutboxPublisher(outbox, Topics(settings.device.site, settings.device.device_id))
     counters = Counters(None, window_s=1e9)  # one window: the whole clip
     timer = StageTimer()
     writer = DiskWriter()
-    loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(publisher.publish), spec.refine,
-                      timer)
+    loop = build_loop(
+        settings, vision, matcher, threshold, counters, writer.defer(publisher.publish), spec.refine, timer
+    )
     source = ClipSource(open_source(f"file:{spec.video}", decode_threads=settings.camera.decode_threads), paced)
     grabber = LatestFrameGrabber(source, live=False)
     started, cpu_started = time.perf_counter(), cpu_seconds()

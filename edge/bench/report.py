@@ -18,7 +18,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['arch']}), {m['os']}; Python {m['python']}, "
         f"numpy {m['numpy']}, {m['tflite_runtime']}, OpenCV {m['opencv']}"
-        + (f", {m['dlib']}" if m.get("dlib") else "") + f"; edge {m['edge']}; "
+        + (f", {m['dlib']}" if m.get("dlib") else "")
+        + f"; edge {m['edge']}; "
         f"load average at start {m['load_average_1m']}.",
         "",
         f"Gallery: {len(g['enrolled'])} enrolled from photos and {g['synthetic_identities']:,} synthetic "
@@ -26,8 +27,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"Default configuration: {_detector(d['detector'])}, {d['threads']} threads, tiles of at most "
         f"{d['tile_px']} px, refinement {'on' if d['refine'] else 'off'}.",
         "",
-        "Clips: " + "; ".join(f"{c['name']} {c['width']}x{c['height']}, {c['frames']} frames at "
-                              f"{c['fps'] or 0:.0f} fps" for c in results["clips"]) + ".",
+        "Clips: "
+        + "; ".join(
+            f"{c['name']} {c['width']}x{c['height']}, {c['frames']} frames at {c['fps'] or 0:.0f} fps"
+            for c in results["clips"]
+        )
+        + ".",
         "",
         "## Whole loop",
         "",
@@ -50,8 +55,9 @@ def markdown(results: dict[str, Any]) -> str:
         if camera:
             fl, el = camera["frame_latency_ms"], camera["event_latency_ms"]
             frame_lat = f"{fl['p50']:.1f} / {fl['p95']:.1f}" if fl else "-"
-            event_lat = (f"{el['median_ms']:.1f} / {el['p95_ms']:.1f} ({camera['events']})"
-                         if camera["events"] else "- (0)")
+            event_lat = (
+                f"{el['median_ms']:.1f} / {el['p95_ms']:.1f} ({camera['events']})" if camera["events"] else "- (0)"
+            )
         lines.append(
             f"| {run['clip']} | {label} | {run['fps']:.1f} | {_num(ratio, 1)} | {run['faces_per_frame']:.2f} "
             f"| {run['cpu_percent']:.0f} | {run['peak_rss_mb']:.0f} | {frame_lat} | {event_lat} |"

@@ -61,8 +61,7 @@ def run_bench(plan: BenchPlan, out_dir: Path) -> tuple[dict[str, Any], Path]:
 
 
 def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
-    flags: dict[str, Any] = {"match": {"gallery": str(work / "gallery.sqlite")},
-                             "device": {"state_dir": str(work)}}
+    flags: dict[str, Any] = {"match": {"gallery": str(work / "gallery.sqlite")}, "device": {"state_dir": str(work)}}
     if plan.models_dir is not None:
         flags["models"] = {"models_dir": str(plan.models_dir)}
     machine = machine_info()  # load average before we add to it
@@ -77,31 +76,57 @@ def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "machine": machine,
         "gallery": {**gallery, "threshold": threshold},
-        "default": {"detector": default_detector, "threads": settings.models.threads,
-                    "tile_px": DEFAULT_TILE_PX, "refine": LoopOptions.refine},
+        "default": {
+            "detector": default_detector,
+            "threads": settings.models.threads,
+            "tile_px": DEFAULT_TILE_PX,
+            "refine": LoopOptions.refine,
+        },
         "clips": [_clip_info(clip) for clip in plan.clips],
         "runs": [],
         "reference_note": None,
     }
     if plan.reference and importlib.util.find_spec("dlib") is None:
         results["reference_note"] = "not run: dlib is not installed (pip install 'edge[reference]')"
-    jobs = [(clip, detector, threads) for clip in plan.clips for detector in plan.detectors
-            for threads in plan.threads]
+    jobs = [(clip, detector, threads) for clip in plan.clips for detector in plan.detectors for threads in plan.threads]
     total = len(jobs) + (len(plan.clips) if plan.reference and not results["reference_note"] else 0)
     for n, (clip, detector, threads) in enumerate(jobs, 1):
         spec = LoopSpec(str(clip.path), detector, threads, plan.tile_px, plan.refine, plan.max_frames)
         loop_flags = {**flags, "models": {**flags.get("models", {}), "threads": threads}}
-        run = _spawn({"kind": "loop", "settings": {"config_file": _text(plan.config_file), "flags": loop_flags},
-                      "loop": asdict(spec)}, work, f"{n:02d}")
-        run.update(clip=clip.name, pipeline="edge", detector=detector, threads=threads,
-                   tile_px=plan.tile_px, refine=plan.refine)
+        run = _spawn(
+            {
+                "kind": "loop",
+                "settings": {"config_file": _text(plan.config_file), "flags": loop_flags},
+                "loop": asdict(spec),
+            },
+            work,
+            f"{n:02d}",
+        )
+        run.update(
+            clip=clip.name,
+            pipeline="edge",
+            detector=detector,
+            threads=threads,
+            tile_px=plan.tile_px,
+            refine=plan.refine,
+        )
         results["runs"].append(run)
         _progress(n, total, run)
     if plan.reference and not results["reference_note"]:
         for n, clip in enumerate(plan.clips, len(jobs) + 1):
-            run = _spawn({"kind": "reference", "reference": {
-                "video": str(clip.path), "templates": gallery["templates"], "threshold": threshold,
-                "max_frames": plan.max_frames}}, work, f"{n:02d}")
+            run = _spawn(
+                {
+                    "kind": "reference",
+                    "reference": {
+                        "video": str(clip.path),
+                        "templates": gallery["templates"],
+                        "threshold": threshold,
+                        "max_frames": plan.max_frames,
+                    },
+                },
+                work,
+                f"{n:02d}",
+            )
             run.update(clip=clip.name, pipeline="reference")
             results["runs"].append(run)
             _progress(n, total, run)
@@ -111,16 +136,24 @@ def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
 def _clip_info(clip: Clip) -> dict[str, Any]:
     with open_source(f"file:{clip.path}") as source:
         info = source.info
-    return {"name": clip.name, "path": str(clip.path), "width": info.width, "height": info.height,
-            "fps": info.fps, "frames": info.frame_count, "enrolled": [p.name for p in clip.people]}
+    return {
+        "name": clip.name,
+        "path": str(clip.path),
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "frames": info.frame_count,
+        "enrolled": [p.name for p in clip.people],
+    }
 
 
 def _spawn(spec: dict[str, Any], work: Path, label: str) -> dict[str, Any]:
     """Run one configuration in a fresh interpreter; its figures, or its error."""
     spec_path, result_path = work / f"{label}.spec.json", work / f"{label}.result.json"
     spec_path.write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, "-m", "edge.bench.worker", str(spec_path), str(result_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.bench.worker", str(spec_path), str(result_path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(result_path.read_text())

@@ -37,29 +37,45 @@ def _group_row(scores: Scores, group: str, threshold: float, supports: bool) -> 
     genuine, impostor = scores.split(group)
     fmr = Rate(*false_matches(impostor, threshold)).to_json()
     fnmr = Rate(*false_non_matches(genuine, threshold)).to_json()
-    return {"fmr": fmr["rate"], "fmr_ci95": fmr["ci95"], "false_matches": fmr["k"], "impostor_pairs": fmr["n"],
-            "fnmr": fnmr["rate"], "fnmr_ci95": fnmr["ci95"], "genuine_pairs": fnmr["n"], "supports_target": supports}
+    return {
+        "fmr": fmr["rate"],
+        "fmr_ci95": fmr["ci95"],
+        "false_matches": fmr["k"],
+        "impostor_pairs": fmr["n"],
+        "fnmr": fnmr["rate"],
+        "fnmr_ci95": fnmr["ci95"],
+        "genuine_pairs": fnmr["n"],
+        "supports_target": supports,
+    }
 
 
 def _supporting_groups(scores: Scores, target_fmr: float) -> tuple[list[str], dict[str, int]]:
     """(sizeable groups with enough impostor comparisons for the target, compared impostors per sizeable group)."""
     need = min_comparisons(target_fmr)
-    counts = {g: false_matches(scores.split(g)[1], 0.0)[1] for g in scores.dataset.groups
-              if group_size(scores, g)["sizeable"]}
+    counts = {
+        g: false_matches(scores.split(g)[1], 0.0)[1] for g in scores.dataset.groups if group_size(scores, g)["sizeable"]
+    }
     return [g for g, n in counts.items() if n >= need], counts
 
 
 def _refuse_worst_group(target_fmr: float, supporting: list[str], counts: dict[str, int]) -> CalibrationRefused:
     need = min_comparisons(target_fmr)
     ranked = sorted(counts.values(), reverse=True)
-    lowest = (f"; the lowest target {MIN_SUPPORTING_GROUPS} sizeable groups support is "
-              f"{lowest_supported_fmr(ranked[MIN_SUPPORTING_GROUPS - 1]):.3g}, every sizeable group "
-              f"{lowest_supported_fmr(ranked[-1]):.3g}") if len(ranked) >= MIN_SUPPORTING_GROUPS else ""
+    lowest = (
+        (
+            f"; the lowest target {MIN_SUPPORTING_GROUPS} sizeable groups support is "
+            f"{lowest_supported_fmr(ranked[MIN_SUPPORTING_GROUPS - 1]):.3g}, every sizeable group "
+            f"{lowest_supported_fmr(ranked[-1]):.3g}"
+        )
+        if len(ranked) >= MIN_SUPPORTING_GROUPS
+        else ""
+    )
     have = ", ".join(f"{g} {n}" for g, n in sorted(counts.items())) or "none"
     return CalibrationRefused(
         f"target FMR {target_fmr:g} needs at least {need} impostor comparisons in each of at least "
         f"{MIN_SUPPORTING_GROUPS} sizeable groups (rule of three); {len(supporting)} have that many "
-        f"(sizeable groups: {have}){lowest}")
+        f"(sizeable groups: {have}){lowest}"
+    )
 
 
 def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -> dict[str, Any]:
@@ -75,7 +91,8 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
             raise CalibrationRefused(
                 f"target FMR {target_fmr:g} needs at least {need} impostor comparisons (rule of three); "
                 f"{scores.dataset.description} has {compared}: the lowest target it supports is "
-                f"{lowest_supported_fmr(compared):.3g}")
+                f"{lowest_supported_fmr(compared):.3g}"
+            )
         threshold, deciding = threshold_at_fmr(impostor, target_fmr), None
         claimed = Rate(*false_matches(impostor, threshold))
     else:
@@ -88,12 +105,18 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         claimed = max(rates.values(), key=lambda r: r.k / r.n)
     dataset, measured = scores.dataset, claimed.to_json()
     return {
-        "target_fmr": target_fmr, "scope": scope, "threshold": threshold,
-        "fmr": measured["rate"], "fmr_ci95": measured["ci95"], "impostor_pairs": measured["n"],
+        "target_fmr": target_fmr,
+        "scope": scope,
+        "threshold": threshold,
+        "fmr": measured["rate"],
+        "fmr_ci95": measured["ci95"],
+        "impostor_pairs": measured["n"],
         "deciding_group": deciding,
         "groups": {g: _group_row(scores, g, threshold, g in supporting) for g in dataset.groups},
-        "dataset": dataset.description, "dataset_sha256": file_sha256(dataset.csv_path),
-        "detector": detector_id, "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "dataset": dataset.description,
+        "dataset_sha256": file_sha256(dataset.csv_path),
+        "detector": detector_id,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -110,8 +133,9 @@ def fmr_curve(scores: Scores, thresholds: np.ndarray = SWEEP_THRESHOLDS) -> dict
     }
 
 
-def record_calibration(manifest_path: Path, embedder_id: str, entry: dict[str, Any], curve: dict[str, Any],
-                       operating_point: bool) -> None:
+def record_calibration(
+    manifest_path: Path, embedder_id: str, entry: dict[str, Any], curve: dict[str, Any], operating_point: bool
+) -> None:
     """Add `entry` (replacing one with the same target and scope) and the curve to the embedder's record.
 
     Only `calibration_table` and, with `operating_point`, `operating_point` change; the file is
@@ -119,8 +143,11 @@ def record_calibration(manifest_path: Path, embedder_id: str, entry: dict[str, A
     """
     manifest = json.loads(manifest_path.read_text())
     record = manifest["models"][embedder_id]
-    kept = [e for e in record.get("calibration_table", {}).get("entries", [])
-            if (e["target_fmr"], e["scope"]) != (entry["target_fmr"], entry["scope"])]
+    kept = [
+        e
+        for e in record.get("calibration_table", {}).get("entries", [])
+        if (e["target_fmr"], e["scope"]) != (entry["target_fmr"], entry["scope"])
+    ]
     entries = sorted([*kept, entry], key=lambda e: (e["target_fmr"], e["scope"]))
     record["calibration_table"] = {"entries": entries, "fmr_curve": curve}
     if operating_point:

@@ -79,12 +79,19 @@ def read_pairs(path: Path, root: Path, group_column: str = "group") -> Dataset:
     pair_group = [groups.index(r[ga]) if r[ga] and r[ga] == r[gb] else -1 for r in rows]
     same = [r["same"].strip().lower() in ("1", "true", "yes") for r in rows]
     return Dataset(
-        csv_path=path, root=root, kind="pairs", group_column=group_column, within=None,
-        description=f"{path.name} (labeled pairs)", images=images,
-        identities=tuple(labels[p][0] for p in images), groups=groups,
+        csv_path=path,
+        root=root,
+        kind="pairs",
+        group_column=group_column,
+        within=None,
+        description=f"{path.name} (labeled pairs)",
+        images=images,
+        identities=tuple(labels[p][0] for p in images),
+        groups=groups,
         a=np.array([index[r["path_a"]] for r in rows], np.int64),
         b=np.array([index[r["path_b"]] for r in rows], np.int64),
-        genuine=np.array(same, bool), pair_group=np.array(pair_group, np.int64),
+        genuine=np.array(same, bool),
+        pair_group=np.array(pair_group, np.int64),
     )
 
 
@@ -111,9 +118,17 @@ def read_identities(path: Path, root: Path, group_column: str = "group", within:
         a, b = a[keep], b[keep]
     scope = f"all against all within {within}" if use_within else "all against all"
     return Dataset(
-        csv_path=path, root=root, kind="identities", group_column=group_column,
-        within=within if use_within else None, description=f"{path.name} ({scope})", images=tuple(paths),
-        identities=tuple(identity.tolist()), groups=groups, a=a.astype(np.int64), b=b.astype(np.int64),
+        csv_path=path,
+        root=root,
+        kind="identities",
+        group_column=group_column,
+        within=within if use_within else None,
+        description=f"{path.name} ({scope})",
+        images=tuple(paths),
+        identities=tuple(identity.tolist()),
+        groups=groups,
+        a=a.astype(np.int64),
+        b=b.astype(np.int64),
         genuine=identity[a] == identity[b],
         pair_group=np.where((code[a] == code[b]) & (code[a] >= 0), code[a], -1),
     )

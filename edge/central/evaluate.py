@@ -23,9 +23,11 @@ from edge.vision.runtime import file_sha256
 SCHEMA = 1
 TAR_FMRS = (1e-1, 1e-2, 1e-3)
 SWEEP_THRESHOLDS = np.round(np.arange(30, 81) / 100, 2)  # 0.30 .. 0.80, step 0.01
-FAILURE_NOTE = ("an image with no descriptor (unreadable, no face, or refused by the quality gate) makes every "
-                "genuine pair it is in a false non-match; its impostor pairs cannot falsely match, are left out "
-                "of the FMR's denominator and are counted as failed")
+FAILURE_NOTE = (
+    "an image with no descriptor (unreadable, no face, or refused by the quality gate) makes every "
+    "genuine pair it is in a false non-match; its impostor pairs cannot falsely match, are left out "
+    "of the FMR's denominator and are counted as failed"
+)
 
 
 def at_threshold(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -41,14 +43,21 @@ def tar_levels(genuine: np.ndarray, impostor: np.ndarray) -> list[dict[str, Any]
     for fmr in TAR_FMRS:
         need = min_comparisons(fmr)
         if compared < need:
-            levels.append({"fmr": fmr, "supported": False,
-                           "reason": f"needs {need} impostor comparisons, has {compared}"})
+            levels.append(
+                {"fmr": fmr, "supported": False, "reason": f"needs {need} impostor comparisons, has {compared}"}
+            )
             continue
         _, threshold = tar_at_fmr(genuine, impostor, fmr)
         fnm, pairs = false_non_matches(genuine, threshold)
-        levels.append({"fmr": fmr, "supported": True, "threshold": threshold,
-                       "tar": Rate(pairs - fnm, pairs).to_json(),
-                       "measured_fmr": Rate(*false_matches(impostor, threshold)).to_json()})
+        levels.append(
+            {
+                "fmr": fmr,
+                "supported": True,
+                "threshold": threshold,
+                "tar": Rate(pairs - fnm, pairs).to_json(),
+                "measured_fmr": Rate(*false_matches(impostor, threshold)).to_json(),
+            }
+        )
     return levels
 
 
@@ -84,9 +93,13 @@ def group_size(scores: Scores, group: str) -> dict[str, Any]:
     identities = len({dataset.identities[i] for i in members})
     genuine, impostor = scores.split(group)
     ok, reason = sizeable(identities, genuine.size, false_matches(impostor, 0.0)[1])
-    return {"identities": identities, "images": int(members.size),
-            "images_failed": sum(dataset.images[i] in scores.failures for i in members),
-            "sizeable": ok, "not_sizeable_because": reason}
+    return {
+        "identities": identities,
+        "images": int(members.size),
+        "images_failed": sum(dataset.images[i] in scores.failures for i in members),
+        "sizeable": ok,
+        "not_sizeable_because": reason,
+    }
 
 
 def group_figures(scores: Scores, group: str, threshold: float) -> dict[str, Any]:
@@ -96,8 +109,16 @@ def group_figures(scores: Scores, group: str, threshold: float) -> dict[str, Any
 def operating_points(scores: Scores, threshold: dict[str, Any], entries: list[dict]) -> list[dict[str, Any]]:
     """Overall and per-group FMR/FNMR at the threshold in force and at each calibrated threshold."""
     points = [{"name": "in force", "source": threshold["source"], "threshold": threshold["value"]}]
-    points += [{"name": f"calibration {e['scope']} FMR <= {e['target_fmr']:g}", "source": "manifest calibration_table",
-                "scope": e["scope"], "target_fmr": e["target_fmr"], "threshold": e["threshold"]} for e in entries]
+    points += [
+        {
+            "name": f"calibration {e['scope']} FMR <= {e['target_fmr']:g}",
+            "source": "manifest calibration_table",
+            "scope": e["scope"],
+            "target_fmr": e["target_fmr"],
+            "threshold": e["threshold"],
+        }
+        for e in entries
+    ]
     for point in points:
         point["overall"] = at_threshold(*scores.split(None), point["threshold"])
         point["groups"] = {g: at_threshold(*scores.split(g), point["threshold"]) for g in scores.dataset.groups}
@@ -116,17 +137,29 @@ def evaluate(scores: Scores, threshold: dict[str, Any], context: dict[str, Any])
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "software": {"edge": __version__},
         "dataset": {
-            "path": context["dataset_path"], "root": context["root"], "sha256": file_sha256(dataset.csv_path),
-            "kind": dataset.kind, "group_column": dataset.group_column, "within": dataset.within,
-            "description": dataset.description, "images": len(dataset.images),
-            "identities": len(set(dataset.identities)), "pairs": int(dataset.a.size),
-            "genuine_pairs": int(dataset.genuine.sum()), "impostor_pairs": int((~dataset.genuine).sum()),
+            "path": context["dataset_path"],
+            "root": context["root"],
+            "sha256": file_sha256(dataset.csv_path),
+            "kind": dataset.kind,
+            "group_column": dataset.group_column,
+            "within": dataset.within,
+            "description": dataset.description,
+            "images": len(dataset.images),
+            "identities": len(set(dataset.identities)),
+            "pairs": int(dataset.a.size),
+            "genuine_pairs": int(dataset.genuine.sum()),
+            "impostor_pairs": int((~dataset.genuine).sum()),
         },
         "models": context["models"],
         "quality_gate": context["quality_gate"],
         "threshold": threshold,
-        "rules": {"sizeable": SIZEABLE_RULE, "support": SUPPORT_RULE, "failures": FAILURE_NOTE,
-                  "interval": "95% Wilson score interval", "decision": "same person when distance <= threshold"},
+        "rules": {
+            "sizeable": SIZEABLE_RULE,
+            "support": SUPPORT_RULE,
+            "failures": FAILURE_NOTE,
+            "interval": "95% Wilson score interval",
+            "decision": "same person when distance <= threshold",
+        },
         "failures": {
             "images": len(scores.failures),
             "by_reason": dict(sorted(kinds.items())),

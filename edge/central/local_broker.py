@@ -17,9 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-MOSQUITTO = (
-    os.environ.get("EDGE_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-)
+MOSQUITTO = os.environ.get("EDGE_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
@@ -40,8 +38,9 @@ def _accepts(port: int) -> bool:
 class Broker:
     """One Mosquitto on a fixed loopback port; `stop()` and `start()` keep the port."""
 
-    def __init__(self, workdir: Path, *, persistence: bool = False,
-                 users: dict[str, str] | None = None, acl: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, persistence: bool = False, users: dict[str, str] | None = None, acl: str | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.log_path = workdir / "mosquitto.log"
@@ -64,8 +63,9 @@ class Broker:
             password_file = workdir / "passwd"
             password_file.touch(mode=0o600)
             for name, password in users.items():
-                subprocess.run([MOSQUITTO_PASSWD, "-b", str(password_file), name, password],
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(password_file), name, password], check=True, capture_output=True
+                )
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
@@ -88,8 +88,9 @@ class Broker:
         if self.running:
             return
         with self.log_path.open("ab") as log_file:
-            self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf_path)],
-                                          stdout=log_file, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.conf_path)], stdout=log_file, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while not _accepts(self.port):
             if self._proc.poll() is not None:

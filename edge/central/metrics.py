@@ -84,7 +84,7 @@ def threshold_at_fmr(impostor: np.ndarray, fmr: float, decimals: int = 4) -> flo
     if allowed >= compared.size:
         return math.inf
     first_refused = np.nextafter(compared[allowed], -np.inf)  # strictly below the first extra match
-    scale = 10 ** decimals
+    scale = 10**decimals
     return math.floor(first_refused * scale) / scale
 
 

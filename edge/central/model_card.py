@@ -59,8 +59,10 @@ def _sweep_rates(figures: dict[str, Any], threshold: float) -> tuple[dict, dict]
     if threshold not in sweep["thresholds"]:
         return None
     i = sweep["thresholds"].index(threshold)
-    return (Rate(sweep["false_matches"][i], sweep["impostor_pairs"]).to_json(),
-            Rate(sweep["false_non_matches"][i], sweep["genuine_pairs"]).to_json())
+    return (
+        Rate(sweep["false_matches"][i], sweep["impostor_pairs"]).to_json(),
+        Rate(sweep["false_non_matches"][i], sweep["genuine_pairs"]).to_json(),
+    )
 
 
 def _find(items: list[dict[str, Any]], target: float, scope: str) -> dict[str, Any] | None:
@@ -76,25 +78,36 @@ def _points(report: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dic
         return in_force, None, None, None
     target, scope = chosen["target_fmr"], chosen["scope"]
     points, entries = report["operating_points"], calibration["entries"]
-    return (_find(points, target, scope), _find(entries, target, scope),
-            _find(points, target, "overall"), _find(entries, target, "overall"))
+    return (
+        _find(points, target, scope),
+        _find(entries, target, scope),
+        _find(points, target, "overall"),
+        _find(entries, target, "overall"),
+    )
 
 
-def _point_rows(report: dict[str, Any], default: dict, default_entry: dict | None, overall: dict | None,
-                overall_entry: dict | None) -> list[str]:
-    rows = ["| operating point | threshold | set by | FMR (all impostor pairs) | FNMR (all genuine pairs) |",
-            "|---|---|---|---|---|"]
+def _point_rows(
+    report: dict[str, Any], default: dict, default_entry: dict | None, overall: dict | None, overall_entry: dict | None
+) -> list[str]:
+    rows = [
+        "| operating point | threshold | set by | FMR (all impostor pairs) | FNMR (all genuine pairs) |",
+        "|---|---|---|---|---|",
+    ]
     entries = [("**default**: " + default["name"], default, default_entry)]
     if overall is not None:
         entries.append((overall["name"], overall, overall_entry))
     for label, point, entry in entries:
         decided = (entry["deciding_group"] or "all impostor pairs") if entry else point.get("source", "")
-        rows.append(f"| {label} | {point['threshold']:.4f} | {decided} | {pct(point['overall']['fmr'])} | "
-                    f"{pct(point['overall']['fnmr'])} |")
+        rows.append(
+            f"| {label} | {point['threshold']:.4f} | {decided} | {pct(point['overall']['fmr'])} | "
+            f"{pct(point['overall']['fnmr'])} |"
+        )
     reference = _sweep_rates(report["overall"], REFERENCE_THRESHOLD)
     if reference is not None:
-        rows.append(f"| dlib's threshold (for comparison) | {REFERENCE_THRESHOLD:.4f} | dlib | {pct(reference[0])} | "
-                    f"{pct(reference[1])} |")
+        rows.append(
+            f"| dlib's threshold (for comparison) | {REFERENCE_THRESHOLD:.4f} | dlib | {pct(reference[0])} | "
+            f"{pct(reference[1])} |"
+        )
     return rows
 
 
@@ -108,8 +121,10 @@ def _group_rows(report: dict[str, Any], default: dict, overall: dict | None) -> 
     for name, g in report["groups"].items():
         flag = "yes" if g["sizeable"] else f"**no**: {g['not_sizeable_because']}"
         at = default["groups"][name]
-        row = (f"| {name} | {g['identities']} | {g['impostor_pairs']} / {g['genuine_pairs']} | {flag} | "
-               f"{pct(at['fmr'])} | {pct(at['fnmr'])} |")
+        row = (
+            f"| {name} | {g['identities']} | {g['impostor_pairs']} / {g['genuine_pairs']} | {flag} | "
+            f"{pct(at['fmr'])} | {pct(at['fnmr'])} |"
+        )
         if overall is not None:
             other = overall["groups"][name]
             row += f" {pct(other['fmr'])} | {pct(other['fnmr'])} |"
@@ -121,8 +136,10 @@ def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | Non
     rates = [("overall", default["overall"]["fmr"]["rate"])]
     if default_entry is not None and default_entry.get("deciding_group"):
         rates.append(("worst sizeable group", default_entry["fmr"]))
-    rows = ["| per-comparison FMR | " + " | ".join(f"gallery of {n}" for n in GALLERY_SIZES) + " |",
-            "|---|" + "---|" * len(GALLERY_SIZES)]
+    rows = [
+        "| per-comparison FMR | " + " | ".join(f"gallery of {n}" for n in GALLERY_SIZES) + " |",
+        "|---|" + "---|" * len(GALLERY_SIZES),
+    ]
     for label, f in rates:
         cells = " | ".join(f"{1000 * (1 - (1 - f) ** n):.1f}" for n in GALLERY_SIZES)
         rows.append(f"| {label}: {f:.3g} | {cells} |")
@@ -132,8 +149,11 @@ def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | Non
 def _tar_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for level in report["overall"]["tar_at_fmr"]:
-        value = (f"{pct(level['tar'])} at threshold {level['threshold']:.4f}" if level["supported"]
-                 else f"not supported ({level['reason']})")
+        value = (
+            f"{pct(level['tar'])} at threshold {level['threshold']:.4f}"
+            if level["supported"]
+            else f"not supported ({level['reason']})"
+        )
         rows.append(f"- TAR at FMR {level['fmr']:g}: {value}")
     return rows
 
@@ -147,9 +167,11 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
     reasons = ", ".join(f"{k}: {v}" for k, v in failures["by_reason"].items()) or "none"
     gate = ", ".join(f"{k} {v}" for k, v in report["quality_gate"].items())
     if default_entry is not None:
-        default_text = (f"The default operating point is the calibration table's entry **FMR <= "
-                        f"{default_entry['target_fmr']:g}, {default_entry['scope']}**: threshold "
-                        f"{default_entry['threshold']:.4f}, set by {default_entry['deciding_group'] or 'all pairs'}.")
+        default_text = (
+            f"The default operating point is the calibration table's entry **FMR <= "
+            f"{default_entry['target_fmr']:g}, {default_entry['scope']}**: threshold "
+            f"{default_entry['threshold']:.4f}, set by {default_entry['deciding_group'] or 'all pairs'}."
+        )
     else:
         default_text = f"No calibrated operating point: the threshold in force is {default['threshold']:.4f}."
     lines = [
@@ -248,8 +270,10 @@ def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) 
     commands = []
     for entry in report["calibration"].get("entries", []):
         if entry["dataset_sha256"] != d["sha256"]:
-            commands.append(f"# FMR <= {entry['target_fmr']:g} {entry['scope']}: calibrated on {entry['dataset']} "
-                            f"(sha256 {entry['dataset_sha256']})")
+            commands.append(
+                f"# FMR <= {entry['target_fmr']:g} {entry['scope']}: calibrated on {entry['dataset']} "
+                f"(sha256 {entry['dataset_sha256']})"
+            )
             continue
         flags = " --worst-group" if entry["scope"] == "worst_group" else ""
         if (entry["target_fmr"], entry["scope"]) == (chosen.get("target_fmr"), chosen.get("scope")):

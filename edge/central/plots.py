@@ -39,10 +39,16 @@ def plot_det(path: Path, scores: Scores, report: dict[str, Any]) -> None:
     for point, marker in zip(report["operating_points"], "o^sDvP*", strict=False):
         t = point["threshold"]  # a zero rate is drawn at half of one pair's rate, the axis cannot show 0
         x, y = max(fmr_at(impostor, t), floor_x), max(fnmr_at(genuine, t), floor_y)
-        ax.plot([x], [y], marker=marker, ms=10, ls="none", mfc="none", mec="red", mew=2,
-                label=f"{point['name']} ({t:.3f})")
-    ax.set(xscale="log", yscale="log", xlabel="false match rate (FMR)", ylabel="false non-match rate (FNMR)",
-           title=f"DET: {report['dataset']['description']}\n{report['models']['embedder']['id']}")
+        ax.plot(
+            [x], [y], marker=marker, ms=10, ls="none", mfc="none", mec="red", mew=2, label=f"{point['name']} ({t:.3f})"
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="false match rate (FMR)",
+        ylabel="false non-match rate (FNMR)",
+        title=f"DET: {report['dataset']['description']}\n{report['models']['embedder']['id']}",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
@@ -56,8 +62,9 @@ def plot_groups(path: Path, report: dict[str, Any]) -> None:
     names = list(report["groups"])
     y = np.arange(len(names))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(names) + 1.8), sharey=True)
-    for ax, key, label in zip(axes, ("fmr", "fnmr"), ("FMR (impostor pairs in group)", "FNMR (genuine pairs)"),
-                              strict=True):
+    for ax, key, label in zip(
+        axes, ("fmr", "fnmr"), ("FMR (impostor pairs in group)", "FNMR (genuine pairs)"), strict=True
+    ):
         for i, name in enumerate(names):
             group = report["groups"][name]
             rate = group["at_threshold"][key]
@@ -72,14 +79,18 @@ def plot_groups(path: Path, report: dict[str, Any]) -> None:
             ax.text(hi, i, f" {rate['k']}/{rate['n']}", va="center", fontsize=7)
         ax.set_xlabel(label)
         # Zoom to the widest interval so small rates (FMRs of a few percent) stay visible.
-        widest = max((g["at_threshold"][key]["ci95"][1] for g in report["groups"].values()
-                      if g["at_threshold"][key]["n"]), default=1.0)
+        widest = max(
+            (g["at_threshold"][key]["ci95"][1] for g in report["groups"].values() if g["at_threshold"][key]["n"]),
+            default=1.0,
+        )
         ax.set_xlim(0, min(1.05, 1.25 * widest + 0.01))
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks(y, [n if report["groups"][n]["sizeable"] else f"{n} (small)" for n in names], fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle(f"per group at threshold {report['threshold']['value']:.4f} (bars: 95% Wilson interval; "
-                 "grey: not sizeable)", fontsize=10)
+    fig.suptitle(
+        f"per group at threshold {report['threshold']['value']:.4f} (bars: 95% Wilson interval; grey: not sizeable)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

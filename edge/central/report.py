@@ -15,7 +15,7 @@ def percent(x: float) -> str:
 
 
 def pct(rate: dict[str, Any]) -> str:
-    """"1.23% (4/325, 0.48-3.12%)": a rate with its counts and 95% interval."""
+    """ "1.23% (4/325, 0.48-3.12%)": a rate with its counts and 95% interval."""
     lo, hi = rate["ci95"]
     value = "n/a" if rate["rate"] is None else percent(rate["rate"])
     return f"{value} ({rate['k']}/{rate['n']}, {percent(lo)}-{percent(hi)})"
@@ -33,16 +33,20 @@ def _group_rows(report: dict[str, Any]) -> list[str]:
         at = g["at_threshold"]
         flag = "yes" if g["sizeable"] else f"no: {g['not_sizeable_because']}"
         auc = "n/a" if g["roc_auc"] is None else f"{g['roc_auc']:.4f}"
-        rows.append(f"| {name} | {g['identities']} | {g['images']} ({g['images_failed']} failed) | {flag} | "
-                    f"{pct(at['fmr'])} | {pct(at['fnmr'])} | {auc} |")
+        rows.append(
+            f"| {name} | {g['identities']} | {g['images']} ({g['images_failed']} failed) | {flag} | "
+            f"{pct(at['fmr'])} | {pct(at['fnmr'])} | {auc} |"
+        )
     return rows
 
 
 def _operating_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for point in report["operating_points"]:
-        rows.append(f"| {point['name']} | {point['threshold']:.4f} | {pct(point['overall']['fmr'])} | "
-                    f"{pct(point['overall']['fnmr'])} |")
+        rows.append(
+            f"| {point['name']} | {point['threshold']:.4f} | {pct(point['overall']['fmr'])} | "
+            f"{pct(point['overall']['fnmr'])} |"
+        )
     return rows
 
 
@@ -76,7 +80,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{o['genuine_pairs']} |",
         f"| impostor pairs failed (not compared) | {o['impostor_pairs_failed']} |",
         f"| images without a descriptor | {failures['images']} of {d['images']}: "
-        + (", ".join(f"{k} {v}" for k, v in failures["by_reason"].items()) or "none") + " |",
+        + (", ".join(f"{k} {v}" for k, v in failures["by_reason"].items()) or "none")
+        + " |",
         "",
         f"## Per group at {t['value']:.4f}",
         "",

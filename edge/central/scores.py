@@ -66,6 +66,6 @@ def score(vision: Vision, dataset: Dataset) -> Scores:
     descriptors, failures = describe_images(vision, dataset)
     distances = np.empty(dataset.a.size, np.float64)
     for start in range(0, dataset.a.size, CHUNK):
-        a, b = dataset.a[start:start + CHUNK], dataset.b[start:start + CHUNK]
-        distances[start:start + CHUNK] = distance(descriptors[a], descriptors[b])
+        a, b = dataset.a[start : start + CHUNK], dataset.b[start : start + CHUNK]
+        distances[start : start + CHUNK] = distance(descriptors[a], descriptors[b])
     return Scores(dataset, distances, failures)

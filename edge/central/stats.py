@@ -20,10 +20,14 @@ from dataclasses import dataclass
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 MIN_IDENTITIES = 5
 MIN_PAIRS = 20
-SIZEABLE_RULE = (f"a group is sizeable with at least {MIN_IDENTITIES} identities and at least {MIN_PAIRS} "
-                 f"genuine and {MIN_PAIRS} impostor comparisons")
-SUPPORT_RULE = ("a claim FMR <= F needs at least ceil(3 / F) impostor comparisons (rule of three: with none "
-                "falsely matched, the 95% upper bound is then about F)")
+SIZEABLE_RULE = (
+    f"a group is sizeable with at least {MIN_IDENTITIES} identities and at least {MIN_PAIRS} "
+    f"genuine and {MIN_PAIRS} impostor comparisons"
+)
+SUPPORT_RULE = (
+    "a claim FMR <= F needs at least ceil(3 / F) impostor comparisons (rule of three: with none "
+    "falsely matched, the 95% upper bound is then about F)"
+)
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -54,8 +58,12 @@ class Rate:
     def to_json(self) -> dict:
         lo, hi = self.ci95
         value = self.value
-        return {"rate": None if value is None else round(value, 6), "k": self.k, "n": self.n,
-                "ci95": [round(lo, 6), round(hi, 6)]}
+        return {
+            "rate": None if value is None else round(value, 6),
+            "k": self.k,
+            "n": self.n,
+            "ci95": [round(lo, 6), round(hi, 6)],
+        }
 
 
 def min_comparisons(target_fmr: float) -> int:

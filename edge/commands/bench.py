@@ -19,9 +19,16 @@ DETECTORS = ["blazeface_short_range", "blazeface_full_range"]
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-bench-clip-") as scratch:  # a generated clip, if one is needed
         plan = BenchPlan(
-            clips=_clips(args, Path(scratch)), detectors=args.detectors, threads=args.threads, tile_px=args.tile_px,
-            refine=not args.no_refine, reference=not args.no_reference, synthetic_identities=args.gallery_size,
-            max_frames=args.max_frames, config_file=config_file(args), models_dir=args.models,
+            clips=_clips(args, Path(scratch)),
+            detectors=args.detectors,
+            threads=args.threads,
+            tile_px=args.tile_px,
+            refine=not args.no_refine,
+            reference=not args.no_reference,
+            synthetic_identities=args.gallery_size,
+            max_frames=args.max_frames,
+            config_file=config_file(args),
+            models_dir=args.models,
         )
         results, path = run_bench(plan, args.out)
     print(path.with_suffix(".md").read_text())
@@ -48,19 +55,36 @@ def _clips(args: argparse.Namespace, scratch: Path) -> list[Clip]:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure the whole loop on this machine, beside the dlib reference")
-    p.add_argument("--video", type=Path, nargs="+",
-                   help=f"clips to measure (default: the real clips under {DATA_DIR}, else a generated one)")
-    p.add_argument("--enroll", type=Path, nargs="+", default=[],
-                   help="with --video: photos of people the clips show, one person per photo (named by file name)")
+    p.add_argument(
+        "--video",
+        type=Path,
+        nargs="+",
+        help=f"clips to measure (default: the real clips under {DATA_DIR}, else a generated one)",
+    )
+    p.add_argument(
+        "--enroll",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="with --video: photos of people the clips show, one person per photo (named by file name)",
+    )
     p.add_argument("--data", type=Path, default=DATA_DIR, help="shared data folder with the default clips")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="inference thread counts to measure")
     p.add_argument("--detectors", nargs="+", default=DETECTORS, help="detector model ids to measure")
-    p.add_argument("--tile-px", type=int, default=DEFAULT_TILE_PX,
-                   help="largest tile side for the detector; larger frames are tiled (0: never)")
+    p.add_argument(
+        "--tile-px",
+        type=int,
+        default=DEFAULT_TILE_PX,
+        help="largest tile side for the detector; larger frames are tiled (0: never)",
+    )
     p.add_argument("--no-refine", action="store_true", help="embed faces without finding them again on a crop")
     p.add_argument("--no-reference", action="store_true", help="skip the dlib reference pipeline")
-    p.add_argument("--gallery-size", type=int, default=100, help="synthetic identities (5 templates each) "
-                   "enrolled beside the real people of the clips")
+    p.add_argument(
+        "--gallery-size",
+        type=int,
+        default=100,
+        help="synthetic identities (5 templates each) enrolled beside the real people of the clips",
+    )
     p.add_argument("--max-frames", type=int, help="measure only the first N frames of each clip")
     p.add_argument("--models", type=Path, help="models folder (models.models_dir)")
     p.add_argument("--out", type=Path, default=Path("."), help="folder for the JSON and Markdown results")

@@ -28,22 +28,39 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{e}; nothing written") from None
     manifest_path = load_manifest(settings.models.models_dir).directory / MANIFEST_NAME
     record_calibration(manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point)
-    print_json({"manifest": str(manifest_path), "embedder": vision.embedder.model_id,
-                "operating_point": args.operating_point, **{k: v for k, v in entry.items() if k != "groups"},
-                "groups": {g: {k: row[k] for k in ("fmr", "false_matches", "impostor_pairs", "fnmr", "genuine_pairs",
-                                                   "supports_target")}
-                           for g, row in entry["groups"].items()}})
+    print_json(
+        {
+            "manifest": str(manifest_path),
+            "embedder": vision.embedder.model_id,
+            "operating_point": args.operating_point,
+            **{k: v for k, v in entry.items() if k != "groups"},
+            "groups": {
+                g: {
+                    k: row[k]
+                    for k in ("fmr", "false_matches", "impostor_pairs", "fnmr", "genuine_pairs", "supports_target")
+                }
+                for g, row in entry["groups"].items()
+            },
+        }
+    )
     return 0
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="set a distance threshold for a target false match rate (manifest table)")
     add_data_arguments(p)
-    p.add_argument("--target-fmr", type=float, required=True,
-                   help=f"false match rate to hold, e.g. 0.01; {SUPPORT_RULE}")
-    p.add_argument("--worst-group", action="store_true",
-                   help="hold the target in every sizeable group that supports it (the worst group decides), "
-                        "not only over all impostor pairs")
-    p.add_argument("--operating-point", action="store_true",
-                   help="also make this entry the embedder's operating point (the device's default threshold)")
+    p.add_argument(
+        "--target-fmr", type=float, required=True, help=f"false match rate to hold, e.g. 0.01; {SUPPORT_RULE}"
+    )
+    p.add_argument(
+        "--worst-group",
+        action="store_true",
+        help="hold the target in every sizeable group that supports it (the worst group decides), "
+        "not only over all impostor pairs",
+    )
+    p.add_argument(
+        "--operating-point",
+        action="store_true",
+        help="also make this entry the embedder's operating point (the device's default threshold)",
+    )
     p.set_defaults(func=run)

@@ -51,9 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if args.folder is None:
         summary.update(people_summaries[0])
     else:
-        summary.update(folder=str(args.folder), people_enrolled=len(enrolled),
-                       photos=sum(len(p.photos) for p in people),
-                       photos_rejected=sum(len(o.rejected) for o in outcomes), people=people_summaries)
+        summary.update(
+            folder=str(args.folder),
+            people_enrolled=len(enrolled),
+            photos=sum(len(p.photos) for p in people),
+            photos_rejected=sum(len(o.rejected) for o in outcomes),
+            people=people_summaries,
+        )
     print_json(summary)
     return 0 if enrolled else 1
 
@@ -61,15 +65,17 @@ def run(args: argparse.Namespace) -> int:
 def _describe_with_progress(vision: Vision, people: list[Person]) -> list[Outcome]:
     from tqdm import tqdm
 
-    with tqdm(total=sum(len(p.photos) for p in people), desc="enroll", unit="photo", file=sys.stderr,
-              disable=None) as bar:
+    with tqdm(
+        total=sum(len(p.photos) for p in people), desc="enroll", unit="photo", file=sys.stderr, disable=None
+    ) as bar:
         return describe_people(vision, people, on_photo=bar.update)
 
 
 def _person_summary(outcome: Outcome, templates: dict[str, int]) -> dict[str, Any]:
     person = outcome.person
     summary: dict[str, Any] = {
-        "identity_id": person.id, "name": person.name,
+        "identity_id": person.id,
+        "name": person.name,
         "enrolled": [str(p) for p, _ in outcome.accepted],
         "rejected": [{"image": str(p), "reason": reason} for p, reason in outcome.rejected],
     }
@@ -83,8 +89,9 @@ def add_parser(sub) -> None:
     p.add_argument("--gallery", type=Path, required=True, help="gallery file (created if missing)")
     p.add_argument("--name", help="display name of the one person the photos show")
     p.add_argument("--id", help="identity id (default: made from the name)")
-    p.add_argument("--folder", type=Path, help="enroll everyone in FOLDER instead: one subfolder per person, "
-                   "named by the person")
+    p.add_argument(
+        "--folder", type=Path, help="enroll everyone in FOLDER instead: one subfolder per person, named by the person"
+    )
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
     p.add_argument("images", type=Path, nargs="*", help="photos with exactly one face each")
     p.set_defaults(func=run)

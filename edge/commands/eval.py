@@ -25,15 +25,22 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """The labeled-set flags `edge eval` and `edge calibrate` share."""
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--pairs", type=Path, help="labeled pairs CSV (columns of ../shared/data/pairs.csv)")
-    source.add_argument("--identities", type=Path,
-                        help="labeled image CSV (columns of identities.csv), compared all against all")
+    source.add_argument(
+        "--identities", type=Path, help="labeled image CSV (columns of identities.csv), compared all against all"
+    )
     p.add_argument("--root", type=Path, help="folder the CSV's image paths are relative to (default: the CSV's)")
-    p.add_argument("--group-column", default="group",
-                   help="demographic group column (pairs: <column>_a and <column>_b; default: group)")
-    p.add_argument("--within", default="source",
-                   help="--identities only: compare only images with the same value in this column, when the "
-                        "file has it (default: source, since one person may carry other labels in other "
-                        "sources); '-' compares everything")
+    p.add_argument(
+        "--group-column",
+        default="group",
+        help="demographic group column (pairs: <column>_a and <column>_b; default: group)",
+    )
+    p.add_argument(
+        "--within",
+        default="source",
+        help="--identities only: compare only images with the same value in this column, when the "
+        "file has it (default: source, since one person may carry other labels in other "
+        "sources); '-' compares everything",
+    )
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
 
 
@@ -69,16 +76,26 @@ def run(args: argparse.Namespace) -> int:
             "embedder": {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256},
         },
         "quality_gate": settings.quality.model_dump(),
-        "calibration": {"operating_point": spec.get("operating_point"),
-                        "entries": spec.get("calibration_table", {}).get("entries", [])},
+        "calibration": {
+            "operating_point": spec.get("operating_point"),
+            "entries": spec.get("calibration_table", {}).get("entries", []),
+        },
     }
     threshold = {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr}
     report = evaluate(scores, threshold, context)
     written = [*write_report(args.out, report), *write_plots(args.out, scores, report)]
     at = report["overall"]["at_threshold"]
-    print_json({"out": str(args.out), "files": [p.name for p in written], "threshold": at["threshold"],
-                "fmr": at["fmr"], "fnmr": at["fnmr"], "roc_auc": report["overall"]["roc_auc"],
-                "images_failed": report["failures"]["images"]})
+    print_json(
+        {
+            "out": str(args.out),
+            "files": [p.name for p in written],
+            "threshold": at["threshold"],
+            "fmr": at["fmr"],
+            "fnmr": at["fnmr"],
+            "roc_auc": report["overall"]["roc_auc"],
+            "images_failed": report["failures"]["images"],
+        }
+    )
     return 0
 
 
@@ -86,7 +103,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="error rates of the device pipeline on a labeled set, overall and per group")
     add_data_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and the PNGs")
-    p.add_argument("--threshold", type=float,
-                   help="distance threshold (default: the configured operating point, as the device resolves "
-                        "it: match.threshold, match.target_fmr, the manifest's operating point, the embedder's)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="distance threshold (default: the configured operating point, as the device resolves "
+        "it: match.threshold, match.target_fmr, the manifest's operating point, the embedder's)",
+    )
     p.set_defaults(func=run)

@@ -30,24 +30,34 @@ def run_list(args: argparse.Namespace) -> int:
     point = operating_point(settings, entry)
     with GalleryStore.open(args.gallery, entry.model_id, entry.sha256) as store:
         identities = store.identities()
-        print_json({
-            "gallery": str(args.gallery),
-            "version": store.version,
-            "identities": len(identities),
-            "templates": sum(i.templates for i in identities),
-            "operating_point": point.as_dict(),
-            "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(point.fmr, len(identities)),
-            "people": [{"identity_id": i.identity_id, "name": i.name, "templates": i.templates,
-                        "enrolled_at": i.enrolled_at} for i in identities],
-        })
+        print_json(
+            {
+                "gallery": str(args.gallery),
+                "version": store.version,
+                "identities": len(identities),
+                "templates": sum(i.templates for i in identities),
+                "operating_point": point.as_dict(),
+                "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(point.fmr, len(identities)),
+                "people": [
+                    {
+                        "identity_id": i.identity_id,
+                        "name": i.name,
+                        "templates": i.templates,
+                        "enrolled_at": i.enrolled_at,
+                    }
+                    for i in identities
+                ],
+            }
+        )
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         removed = store.remove(args.id)
-        print_json({"gallery": str(args.gallery), "removed": args.id, "templates_removed": removed,
-                    "version": store.version})
+        print_json(
+            {"gallery": str(args.gallery), "removed": args.id, "templates_removed": removed, "version": store.version}
+        )
     return 0
 
 
@@ -61,15 +71,18 @@ def run_export(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("gallery", help="list, remove or export enrolled people")
     verbs = p.add_subparsers(dest="verb", required=True)
-    for name, func, text in (("list", run_list, "list enrolled people (no embeddings shown)"),
-                             ("remove", run_remove, "remove a person and every template of theirs"),
-                             ("export", run_export, "write a bundle to move the gallery to another device")):
+    for name, func, text in (
+        ("list", run_list, "list enrolled people (no embeddings shown)"),
+        ("remove", run_remove, "remove a person and every template of theirs"),
+        ("export", run_export, "write a bundle to move the gallery to another device"),
+    ):
         v = verbs.add_parser(name, help=text)
         v.add_argument("--gallery", type=Path, required=True)
         v.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
         if name == "remove":
             v.add_argument("--id", required=True, help="identity id to remove")
         if name == "export":
-            v.add_argument("--out", type=Path, required=True,
-                           help="bundle file (JSON with the templates of ENROLLED people only)")
+            v.add_argument(
+                "--out", type=Path, required=True, help="bundle file (JSON with the templates of ENROLLED people only)"
+            )
         v.set_defaults(func=func)

@@ -15,14 +15,24 @@ log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, _, _ = settings_from(args, **{
-        "camera.source": args.source, "match.gallery": args.gallery, "mqtt.url": args.broker,
-        "device.device_id": args.device_id, "device.site": args.site, "device.state_dir": args.state_dir,
-        "match.threshold": args.threshold, "match.target_fmr": args.target_fmr,
-        "match.max_false_alerts_per_1000_scans": args.max_false_alerts,
-        "models.detector": args.detector, "models.threads": args.threads, "models.models_dir": args.models,
-        "stats.window_s": args.window,
-    })
+    settings, _, _ = settings_from(
+        args,
+        **{
+            "camera.source": args.source,
+            "match.gallery": args.gallery,
+            "mqtt.url": args.broker,
+            "device.device_id": args.device_id,
+            "device.site": args.site,
+            "device.state_dir": args.state_dir,
+            "match.threshold": args.threshold,
+            "match.target_fmr": args.target_fmr,
+            "match.max_false_alerts_per_1000_scans": args.max_false_alerts,
+            "models.detector": args.detector,
+            "models.threads": args.threads,
+            "models.models_dir": args.models,
+            "stats.window_s": args.window,
+        },
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -41,9 +51,12 @@ def add_parser(sub) -> None:
     p.add_argument("--state-dir", type=Path, help="outbox and counters folder (device.state_dir)")
     p.add_argument("--threshold", type=float, help="distance threshold (match.threshold; lower is stricter)")
     p.add_argument("--target-fmr", type=float, help="false match rate to hold (match.target_fmr; needs a calibration)")
-    p.add_argument("--max-false-alerts", type=float,
-                   help="refuse to start above this many expected false alerts per 1,000 scans "
-                   "(match.max_false_alerts_per_1000_scans)")
+    p.add_argument(
+        "--max-false-alerts",
+        type=float,
+        help="refuse to start above this many expected false alerts per 1,000 scans "
+        "(match.max_false_alerts_per_1000_scans)",
+    )
     p.add_argument("--detector", help="detector model id (models.detector)")
     p.add_argument("--threads", type=int, help="inference threads (models.threads)")
     p.add_argument("--models", type=Path, help="models folder (models.models_dir)")

@@ -16,8 +16,12 @@ def face_json(path: Path, result: FaceResult) -> dict:
         "path": str(path),
         "box": [round(float(v), 1) for v in result.face.box],
         "score": round(result.face.score, 3),
-        "quality": {"size_px": round(q.size_px, 1), "sharpness": round(q.sharpness, 1),
-                    "yaw": round(q.yaw, 3), "roll_deg": round(q.roll_deg, 1)},
+        "quality": {
+            "size_px": round(q.size_px, 1),
+            "sharpness": round(q.sharpness, 1),
+            "yaw": round(q.yaw, 3),
+            "roll_deg": round(q.roll_deg, 1),
+        },
         "gate": result.rejected or "passed",
     }
 
@@ -29,17 +33,19 @@ def run(args: argparse.Namespace) -> int:
     b = vision.describe_single(load_image(args.image_b), str(args.image_b), gated=False)
     dist = distance(a.embedding, b.embedding)
     point = operating_point(settings, vision.embedder.entry)
-    print_json({
-        "distance": round(dist, 4),
-        "threshold": point.threshold,
-        "metric": vision.embedder.metric,
-        "same": bool(dist <= point.threshold),
-        "fmr_at_threshold": point.fmr,
-        "threshold_origin": point.origin,
-        "model_id": vision.embedder.model_id,
-        "a": face_json(args.image_a, a),
-        "b": face_json(args.image_b, b),
-    })
+    print_json(
+        {
+            "distance": round(dist, 4),
+            "threshold": point.threshold,
+            "metric": vision.embedder.metric,
+            "same": bool(dist <= point.threshold),
+            "fmr_at_threshold": point.fmr,
+            "threshold_origin": point.origin,
+            "model_id": vision.embedder.model_id,
+            "a": face_json(args.image_a, a),
+            "b": face_json(args.image_b, b),
+        }
+    )
     return 0
 
 
@@ -47,8 +53,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="are the faces in two images the same person? (prints JSON)")
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
-    p.add_argument("--threshold", type=float,
-                   help="distance threshold (default: the configured operating point; lower is stricter)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="distance threshold (default: the configured operating point; lower is stricter)",
+    )
     p.add_argument("--detector", help="detector model id (default: models.stills_detector)")
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
     p.set_defaults(func=run)

@@ -61,14 +61,35 @@ def build_camera_vision(settings: Settings, detector_id: str | None = None, tile
     return vision
 
 
-def build_loop(settings: Settings, vision: Vision, matcher: Matcher, threshold: float, counters: Counters,
-               publish: Publish, refine: bool | None = None, timer: StageTimer | None = None) -> Loop:
+def build_loop(
+    settings: Settings,
+    vision: Vision,
+    matcher: Matcher,
+    threshold: float,
+    counters: Counters,
+    publish: Publish,
+    refine: bool | None = None,
+    timer: StageTimer | None = None,
+) -> Loop:
     """The loop as configured; `edge run` and `edge bench` both build it here."""
     t = settings.tracker
-    options = LoopOptions(settings.device.device_id, settings.device.site, threshold, t.embed_attempts,
-                          refine=settings.models.refine if refine is None else refine)
-    return Loop(vision, matcher, Tracker(t.min_iou, t.max_missed_frames), SceneCutDetector(t.scene_cut_threshold),
-                counters, publish, options, timer=timer)
+    options = LoopOptions(
+        settings.device.device_id,
+        settings.device.site,
+        threshold,
+        t.embed_attempts,
+        refine=settings.models.refine if refine is None else refine,
+    )
+    return Loop(
+        vision,
+        matcher,
+        Tracker(t.min_iou, t.max_missed_frames),
+        SceneCutDetector(t.scene_cut_threshold),
+        counters,
+        publish,
+        options,
+        timer=timer,
+    )
 
 
 def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:
@@ -123,8 +144,14 @@ def mqtt_options(settings: Settings) -> MqttOptions:
         return str(path) if path is not None else None
 
     return MqttOptions.from_url(
-        q.url, username=q.username, password=q.password, ca_certs=text(q.ca_file),
-        certfile=text(q.cert_file), keyfile=text(q.key_file), keepalive=q.keepalive_s, protocol=q.protocol,
+        q.url,
+        username=q.username,
+        password=q.password,
+        ca_certs=text(q.ca_file),
+        certfile=text(q.cert_file),
+        keyfile=text(q.key_file),
+        keepalive=q.keepalive_s,
+        protocol=q.protocol,
     )
 
 
@@ -137,20 +164,32 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     matcher = load_matcher(settings, vision)
     false_alerts = expected_false_alerts(settings, point, len(matcher.identity_ids))
     camera = settings.camera
-    source = open_source(camera.source, width=camera.width, height=camera.height, fps=camera.fps,
-                         decode_threads=camera.decode_threads)
+    source = open_source(
+        camera.source, width=camera.width, height=camera.height, fps=camera.fps, decode_threads=camera.decode_threads
+    )
     grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
     options = mqtt_options(settings)
     topics = Topics(site, device)
     probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
     grabber.start()
-    log.info("source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
-             source.info.uri, vision.detector.entry.model_id, vision.embedder.model_id,
-             vision.embedder.sha256[:12], settings.match.gallery, len(matcher.identity_ids), matcher.version)
-    log.info("threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of "
-             "strangers: %s", threshold, vision.embedder.metric, point.origin,
-             "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
-             "unknown" if false_alerts is None else f"{false_alerts:.1f}")
+    log.info(
+        "source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
+        source.info.uri,
+        vision.detector.entry.model_id,
+        vision.embedder.model_id,
+        vision.embedder.sha256[:12],
+        settings.match.gallery,
+        len(matcher.identity_ids),
+        matcher.version,
+    )
+    log.info(
+        "threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of strangers: %s",
+        threshold,
+        vision.embedder.metric,
+        point.origin,
+        "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
+        "unknown" if false_alerts is None else f"{false_alerts:.1f}",
+    )
 
     state = settings.device.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -158,24 +197,42 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
     outbox = Outbox(state / "outbox.sqlite")
     status = StatusPayload(
-        state="online", device_id=device, site=site,
-        ts=datetime.now(timezone.utc), started_at=datetime.now(timezone.utc),
+        state="online",
+        device_id=device,
+        site=site,
+        ts=datetime.now(timezone.utc),
+        started_at=datetime.now(timezone.utc),
         versions=Versions(
-            software=__version__, detector_model_id=vision.detector.entry.model_id,
-            embedder_model_id=vision.embedder.model_id, embedder_sha256=vision.embedder.sha256,
+            software=__version__,
+            detector_model_id=vision.detector.entry.model_id,
+            embedder_model_id=vision.embedder.model_id,
+            embedder_sha256=vision.embedder.sha256,
             gallery_version=matcher.version,
         ),
-        details={"threshold": threshold, "metric": vision.embedder.metric, "fmr": point.fmr,
-                 "target_fmr": point.target_fmr, "fmr_scope": point.scope, "threshold_origin": point.origin,
-                 "gallery_identities": len(matcher.identity_ids),
-                 "expected_false_alerts_per_1000_scans": false_alerts},
+        details={
+            "threshold": threshold,
+            "metric": vision.embedder.metric,
+            "fmr": point.fmr,
+            "target_fmr": point.target_fmr,
+            "fmr_scope": point.scope,
+            "threshold_origin": point.origin,
+            "gallery_identities": len(matcher.identity_ids),
+            "expected_false_alerts_per_1000_scans": false_alerts,
+        },
     )
     link = MqttLink(options, topics, outbox, status)
     loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(link.publish))
-    link.publish("config/reported", ConfigReported(
-        version=0, ts=datetime.now(timezone.utc), device_id=device, site=site,
-        config=effective_config(settings, point),
-    ), retain=True)
+    link.publish(
+        "config/reported",
+        ConfigReported(
+            version=0,
+            ts=datetime.now(timezone.utc),
+            device_id=device,
+            site=site,
+            config=effective_config(settings, point),
+        ),
+        retain=True,
+    )
     link.start()
     writer.start()
     try:

@@ -59,8 +59,13 @@ class Counters:
     write: runs the job that saves the totals; by default at once, on the caller's thread.
     """
 
-    def __init__(self, totals_path: Path | None, window_s: float, clock=time.time,
-                 write: Callable[[Callable[[], None]], None] | None = None) -> None:
+    def __init__(
+        self,
+        totals_path: Path | None,
+        window_s: float,
+        clock=time.time,
+        write: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         self.totals_path = totals_path
         self._write = write or (lambda job: job())
         self.window_s = window_s
@@ -116,7 +121,7 @@ class Counters:
         if self.totals_path is not None:
             self._write(functools.partial(_save_totals, self.totals_path, dict(self.totals)))
         samples = w.latency_ms[: min(w.latency_count, _LATENCY_SAMPLES)]
-        p50, p95 = (np.percentile(samples, [50, 95]).tolist() if samples.size else (0.0, 0.0))
+        p50, p95 = np.percentile(samples, [50, 95]).tolist() if samples.size else (0.0, 0.0)
         duration = max(now - w.started_at, 1e-9)
         self.window = self._new_window()
         return {

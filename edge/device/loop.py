@@ -167,8 +167,13 @@ class Loop:
             window_id=self.counters.window.window_id,
         )
         self.publish("match", event)
-        log.info("match: track %d -> %s (distance %.3f <= %.3f)", track.track_id, identity_id,
-                 distance, self.options.threshold)
+        log.info(
+            "match: track %d -> %s (distance %.3f <= %.3f)",
+            track.track_id,
+            identity_id,
+            distance,
+            self.options.threshold,
+        )
 
     def _end(self, tracks: list[Track]) -> None:
         for track in tracks:
@@ -192,8 +197,15 @@ class Loop:
         log.info(
             "window %s: %d frames (%.1f fps), %d dropped, %d detections, %d scans, "
             "%d quality-rejected, %d matches, latency p50 %.1f ms p95 %.1f ms",
-            stats.window_id, stats.frames, stats.fps, stats.frames_dropped, stats.detections,
-            stats.scans, stats.quality_rejected, stats.matches, stats.latency_ms_p50 or 0.0,
+            stats.window_id,
+            stats.frames,
+            stats.fps,
+            stats.frames_dropped,
+            stats.detections,
+            stats.scans,
+            stats.quality_rejected,
+            stats.matches,
+            stats.latency_ms_p50 or 0.0,
             stats.latency_ms_p95 or 0.0,
         )
         return stats

@@ -122,15 +122,12 @@ def _parse(doc: Any) -> Bundle:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"not an {FORMAT} document")
     if doc["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"format_version {doc['format_version']!r}, this software reads {FORMAT_VERSION}"
-        )
+        raise ValueError(f"format_version {doc['format_version']!r}, this software reads {FORMAT_VERSION}")
     embedder = doc["embedder"]
     model_id, sha = check_embedder(embedder["model_id"], embedder["sha256"])
     if embedder["dim"] != EMBEDDING_DIM or embedder["dtype"] != "float32-le":
         raise ValueError(
-            f"embeddings are {embedder['dim']}-d {embedder['dtype']}, "
-            f"expected {EMBEDDING_DIM}-d float32-le"
+            f"embeddings are {embedder['dim']}-d {embedder['dtype']}, expected {EMBEDDING_DIM}-d float32-le"
         )
     identities = tuple(_parse_identity(item) for item in doc["identities"])
     ids = [r.identity_id for r in identities]
@@ -139,8 +136,7 @@ def _parse(doc: Any) -> Bundle:
     version = content_version(model_id, sha, identities)
     if doc["version"] != version:
         raise ValueError(
-            f"declared version {doc['version']!r} does not match its content ({version}): "
-            "damaged or edited"
+            f"declared version {doc['version']!r} does not match its content ({version}): damaged or edited"
         )
     return Bundle(model_id, sha, version, identities)
 
@@ -150,9 +146,7 @@ def _parse_identity(item: dict[str, Any]) -> IdentityRecord:
     templates = tuple(_parse_template(t, identity_id) for t in item["templates"])
     if not templates:
         raise ValueError(f"identity {identity_id!r} has no templates")
-    return IdentityRecord(
-        identity_id, check_name(item["name"]), _check_time(item["enrolled_at"]), templates
-    )
+    return IdentityRecord(identity_id, check_name(item["name"]), _check_time(item["enrolled_at"]), templates)
 
 
 def _parse_template(item: dict[str, Any], identity_id: str) -> TemplateRecord:

@@ -25,9 +25,7 @@ def as_embeddings(values: np.ndarray, what: str = "embeddings") -> np.ndarray:
     if arr.dtype.kind != "f":
         raise InvalidEmbedding(f"{what} must be floating point (float32), got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != EMBEDDING_DIM:
-        raise InvalidEmbedding(
-            f"{what} must have shape (n, {EMBEDDING_DIM}) with n >= 1, got {arr.shape}"
-        )
+        raise InvalidEmbedding(f"{what} must have shape (n, {EMBEDDING_DIM}) with n >= 1, got {arr.shape}")
     with np.errstate(over="ignore"):  # overflow to inf is reported below, as a bad row
         arr = np.ascontiguousarray(arr, dtype=EMBEDDING_DTYPE)
     bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))

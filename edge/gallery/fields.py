@@ -19,12 +19,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_identity_id(value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or value != value.strip()
-        or len(value) > MAX_ID_CHARS
-    ):
+    if not isinstance(value, str) or not value or value != value.strip() or len(value) > MAX_ID_CHARS:
         raise InvalidInput(
             f"identity id must be a non-empty string of at most {MAX_ID_CHARS} characters "
             f"without surrounding spaces, got {value!r}"
@@ -34,9 +29,7 @@ def check_identity_id(value: object) -> str:
 
 def check_name(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
-        raise InvalidInput(
-            f"name must be a string of at most {MAX_NAME_CHARS} characters, got {value!r}"
-        )
+        raise InvalidInput(f"name must be a string of at most {MAX_NAME_CHARS} characters, got {value!r}")
     return value
 
 

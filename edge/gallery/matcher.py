@@ -50,9 +50,7 @@ class Matcher:
     queried from several threads at once (the loop owns its matcher; others build their own).
     """
 
-    def __init__(
-        self, templates: np.ndarray, row_identities: Sequence[str], version: str = ""
-    ) -> None:
+    def __init__(self, templates: np.ndarray, row_identities: Sequence[str], version: str = "") -> None:
         """templates: (N, 128) float32, N >= 0; row_identities: N identity ids, row by row.
 
         version: the gallery content version this snapshot was built from (for events).
@@ -65,13 +63,9 @@ class Matcher:
         self._version = version
         self._identity_ids = tuple(dict.fromkeys(row_identities))
         index = {identity_id: i for i, identity_id in enumerate(self._identity_ids)}
-        self._row_identity = np.fromiter(
-            (index[r] for r in row_identities), np.int64, len(row_identities)
-        )
+        self._row_identity = np.fromiter((index[r] for r in row_identities), np.int64, len(row_identities))
         self._templates_t = np.ascontiguousarray(templates.T, dtype=np.float32)
-        self._sq_norms = np.einsum("ij,ij->i", templates, templates, dtype=np.float64).astype(
-            np.float32
-        )
+        self._sq_norms = np.einsum("ij,ij->i", templates, templates, dtype=np.float64).astype(np.float32)
         for array in (self._templates_t, self._sq_norms, self._row_identity):
             array.flags.writeable = False
         self._probe = np.empty(EMBEDDING_DIM, np.float32)

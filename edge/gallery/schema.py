@@ -64,8 +64,7 @@ def check_schema(conn: sqlite3.Connection, path: str) -> dict[str, str]:
         found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if found != expected:
             raise GallerySchemaError(
-                f"gallery {path}: table '{table}' has columns {sorted(found)}, "
-                f"expected {sorted(expected)}"
+                f"gallery {path}: table '{table}' has columns {sorted(found)}, expected {sorted(expected)}"
             )
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     missing = _META_KEYS - meta.keys()
@@ -73,12 +72,10 @@ def check_schema(conn: sqlite3.Connection, path: str) -> dict[str, str]:
         raise GallerySchemaError(f"gallery {path}: meta lacks {sorted(missing)}")
     if meta["schema_version"] != str(SCHEMA_VERSION):
         raise GallerySchemaError(
-            f"gallery {path} has schema version {meta['schema_version']}; "
-            f"this software reads version {SCHEMA_VERSION}"
+            f"gallery {path} has schema version {meta['schema_version']}; this software reads version {SCHEMA_VERSION}"
         )
     if meta["embedding_dim"] != str(EMBEDDING_DIM):
         raise GallerySchemaError(
-            f"gallery {path} holds {meta['embedding_dim']}-d embeddings; "
-            f"this software uses {EMBEDDING_DIM}"
+            f"gallery {path} holds {meta['embedding_dim']}-d embeddings; this software uses {EMBEDDING_DIM}"
         )
     return meta

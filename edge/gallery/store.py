@@ -51,10 +51,7 @@ from edge.gallery.fields import (
 from edge.gallery.matcher import Matcher
 from edge.gallery.schema import CREATE_STATEMENTS, SCHEMA_VERSION, check_schema
 
-_INSERT_TEMPLATE = (
-    "INSERT INTO templates (identity_id, embedding, quality, source, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_TEMPLATE = "INSERT INTO templates (identity_id, embedding, quality, source, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +122,7 @@ class GalleryStore:
             raise GalleryError(f"cannot open gallery {path}: {e}") from e
         try:
             meta = check_schema(conn, str(path))
-            _check_same_embedder(
-                f"gallery {path}", meta["model_id"], meta["model_sha256"], model_id, model_sha256
-            )
+            _check_same_embedder(f"gallery {path}", meta["model_id"], meta["model_sha256"], model_id, model_sha256)
             conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             conn.close()
@@ -192,14 +187,10 @@ class GalleryStore:
         quality_list = [None] * n if qualities is None else [check_quality(q) for q in qualities]
         source_list = [""] * n if sources is None else [check_source(s) for s in sources]
         if len(quality_list) != n or len(source_list) != n:
-            raise InvalidInput(
-                f"{n} embeddings but {len(quality_list)} qualities and {len(source_list)} sources"
-            )
+            raise InvalidInput(f"{n} embeddings but {len(quality_list)} qualities and {len(source_list)} sources")
         now = utc_now()
         with _transaction(self._conn):
-            row = self._conn.execute(
-                "SELECT name FROM identities WHERE identity_id = ?", (identity_id,)
-            ).fetchone()
+            row = self._conn.execute("SELECT name FROM identities WHERE identity_id = ?", (identity_id,)).fetchone()
             if row is None:
                 self._conn.execute(
                     "INSERT INTO identities (identity_id, name, enrolled_at) VALUES (?, ?, ?)",
@@ -207,8 +198,7 @@ class GalleryStore:
                 )
             elif row[0] != name:
                 raise InvalidInput(
-                    f"identity {identity_id!r} is enrolled as {row[0]!r}, not {name!r}; "
-                    "remove it to rename"
+                    f"identity {identity_id!r} is enrolled as {row[0]!r}, not {name!r}; remove it to rename"
                 )
             self._conn.executemany(
                 _INSERT_TEMPLATE,
@@ -222,18 +212,9 @@ class GalleryStore:
     def remove(self, identity_id: str) -> int:
         """Remove a person and every one of their templates; returns the templates removed."""
         with _transaction(self._conn):
-            removed = self._conn.execute(
-                "DELETE FROM templates WHERE identity_id = ?", (identity_id,)
-            ).rowcount
-            if (
-                self._conn.execute(
-                    "DELETE FROM identities WHERE identity_id = ?", (identity_id,)
-                ).rowcount
-                == 0
-            ):
-                raise UnknownIdentity(
-                    f"identity {identity_id!r} is not enrolled in gallery {self.path}"
-                )
+            removed = self._conn.execute("DELETE FROM templates WHERE identity_id = ?", (identity_id,)).rowcount
+            if self._conn.execute("DELETE FROM identities WHERE identity_id = ?", (identity_id,)).rowcount == 0:
+                raise UnknownIdentity(f"identity {identity_id!r} is not enrolled in gallery {self.path}")
         return removed
 
     def identities(self) -> list[IdentitySummary]:
@@ -353,9 +334,7 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _check_same_embedder(
-    what: str, their_id: str, their_sha: str, model_id: str, model_sha256: str
-) -> None:
+def _check_same_embedder(what: str, their_id: str, their_sha: str, model_id: str, model_sha256: str) -> None:
     if (their_id, their_sha) != (model_id, model_sha256):
         raise GalleryModelMismatch(
             f"{what} was built with embedder {their_id} (sha256 {their_sha}), but the running "

@@ -92,8 +92,9 @@ def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
     if o.protocol == "5":
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     else:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=paho.MQTTv311, clean_session=True)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
+        )
     client.enable_logger(logging.getLogger(f"{__name__}.paho"))
     client.suppress_exceptions = True  # second line of defence: callbacks catch already
     if o.username is not None:
@@ -102,8 +103,9 @@ def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
         try:
             client.tls_set(ca_certs=o.ca_certs, certfile=o.certfile, keyfile=o.keyfile)
         except OSError as e:  # ssl.SSLError included: unreadable or invalid files
-            files = ", ".join(f"{k}={v}" for k, v in (("ca_certs", o.ca_certs),
-                              ("certfile", o.certfile), ("keyfile", o.keyfile)) if v)
+            files = ", ".join(
+                f"{k}={v}" for k, v in (("ca_certs", o.ca_certs), ("certfile", o.certfile), ("keyfile", o.keyfile)) if v
+            )
             raise LinkError(f"TLS setup for MQTT broker {o.address} ({files}): {e}") from e
     # Room for the status messages beside the outbox rows, so paho never queues a row
     # behind its in-flight window.
@@ -151,12 +153,10 @@ class MqttLink:
     (retained) from `stop()` or, if the process dies, from the broker as the last will.
     """
 
-    def __init__(self, options: MqttOptions, topics: Topics, outbox: Outbox,
-                 status: StatusPayload) -> None:
+    def __init__(self, options: MqttOptions, topics: Topics, outbox: Outbox, status: StatusPayload) -> None:
         if (status.site, status.device_id) != (topics.site, topics.device_id):
             raise ValueError(
-                f"status is for {status.site}/{status.device_id}, topics for "
-                f"{topics.site}/{topics.device_id}"
+                f"status is for {status.site}/{status.device_id}, topics for {topics.site}/{topics.device_id}"
             )
         self.options = options
         self.topics = topics
@@ -173,8 +173,7 @@ class MqttLink:
         self._acks: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
         self._mids: dict[int, str] = {}  # owned by the mqtt-outbox thread
         self._last_failure: str | None = None
-        self._publisher = threading.Thread(target=self._run_publisher, name="mqtt-outbox",
-                                           daemon=True)
+        self._publisher = threading.Thread(target=self._run_publisher, name="mqtt-outbox", daemon=True)
 
     def _make_client(self) -> paho.Client:
         client = configured_client(self.options, self.client_id)
@@ -202,8 +201,9 @@ class MqttLink:
         queueing the same event or window again before it is acknowledged adds nothing.
         """
         message_id = payload.message_id or new_event_id()
-        self._outbox.put(self.topics.topic(topic_suffix), payload.to_json(),
-                         message_id=message_id, qos=1, retain=retain)
+        self._outbox.put(
+            self.topics.topic(topic_suffix), payload.to_json(), message_id=message_id, qos=1, retain=retain
+        )
         self._wake.set()
         return message_id
 
@@ -238,8 +238,7 @@ class MqttLink:
         if self._publisher.is_alive():
             self._publisher.join(timeout)
         if self._connected.is_set():
-            info = self._client.publish(self.topics.status, self._status_as("offline").to_json(),
-                                        qos=1, retain=True)
+            info = self._client.publish(self.topics.status, self._status_as("offline").to_json(), qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as e:
@@ -251,8 +250,11 @@ class MqttLink:
         self._client.loop_stop()
         self._settle_acks()
         self._outbox.release_in_flight()
-        log.info("MQTT link to %s stopped; %d message(s) left in the outbox",
-                 self.options.address, self._outbox.count_pending())
+        log.info(
+            "MQTT link to %s stopped; %d message(s) left in the outbox",
+            self.options.address,
+            self._outbox.count_pending(),
+        )
 
     @property
     def connected(self) -> bool:
@@ -274,9 +276,7 @@ class MqttLink:
                 break
         if not self._connected.is_set():
             why = self._last_failure or "no answer to CONNECT (is it an MQTT broker? TLS?)"
-            raise LinkError(
-                f"cannot connect to MQTT broker {self.options.address} within {timeout:g} s: {why}"
-            )
+            raise LinkError(f"cannot connect to MQTT broker {self.options.address} within {timeout:g} s: {why}")
 
     def flush(self, timeout: float) -> bool:
         """Wait until the outbox has nothing left to send; False if `timeout` passes first."""
@@ -289,19 +289,23 @@ class MqttLink:
 
     # -- paho callbacks (network thread) ----------------------------------------------------
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
-                    reason_code: paho.ReasonCode, properties: paho.Properties) -> None:
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: paho.Properties,
+    ) -> None:
         try:
             if reason_code.is_failure:
                 self._last_failure = f"broker refused the connection: {reason_code}"
                 self._refused.set()
-                log.error("MQTT broker %s refused the connection: %s", self.options.address,
-                          reason_code)
+                log.error("MQTT broker %s refused the connection: %s", self.options.address, reason_code)
                 return
             self._last_failure = None
             self._refused.clear()
-            client.publish(self.topics.status, self._status_as("online").to_json(),
-                           qos=1, retain=True)
+            client.publish(self.topics.status, self._status_as("online").to_json(), qos=1, retain=True)
             with self._lock:
                 topics = sorted(self._subscriptions)
                 self._connected.set()
@@ -317,26 +321,30 @@ class MqttLink:
             # paho calls this inside its `except OSError:` without passing the error on.
             error = sys.exc_info()[1]
             self._last_failure = f"{type(error).__name__}: {error}" if error else "connect failed"
-            log.warning("cannot connect to MQTT broker %s: %s (retrying)", self.options.address,
-                        self._last_failure)
+            log.warning("cannot connect to MQTT broker %s: %s (retrying)", self.options.address, self._last_failure)
         except Exception:
             log.exception("on_connect_fail failed")
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any,
-                       flags: paho.DisconnectFlags, reason_code: paho.ReasonCode,
-                       properties: paho.Properties | None) -> None:
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: paho.Properties | None,
+    ) -> None:
         try:
             was_connected = self._connected.is_set()
             self._connected.clear()
             if was_connected and not self._stopping.is_set():
                 self._last_failure = f"disconnected: {reason_code}"
-                log.warning("disconnected from MQTT broker %s: %s (reconnecting)",
-                            self.options.address, reason_code)
+                log.warning("disconnected from MQTT broker %s: %s (reconnecting)", self.options.address, reason_code)
         except Exception:
             log.exception("on_disconnect failed")
 
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int,
-                    reason_code: paho.ReasonCode, properties: paho.Properties) -> None:
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason_code: paho.ReasonCode, properties: paho.Properties
+    ) -> None:
         try:
             self._acks.put((mid, str(reason_code) if reason_code.is_failure else None))
             self._wake.set()

@@ -111,8 +111,7 @@ class Outbox:
             raise
         return db
 
-    def put(self, topic: str, payload_json: str, *, message_id: str, qos: int = 1,
-            retain: bool = False) -> bool:
+    def put(self, topic: str, payload_json: str, *, message_id: str, qos: int = 1, retain: bool = False) -> bool:
         """Store a message durably; False if `message_id` is already pending (nothing changes).
 
         Only QoS 1 and 2: a QoS 0 message has no acknowledgement to delete the row on.
@@ -152,8 +151,7 @@ class Outbox:
     def mark_failed(self, message_id: str, reason: str) -> None:
         """The broker or client refused the row for good: keep it on disk, stop sending it."""
         with self._lock:
-            self._db.execute("UPDATE outbox SET failed = ? WHERE message_id = ?",
-                             (reason, message_id))
+            self._db.execute("UPDATE outbox SET failed = ? WHERE message_id = ?", (reason, message_id))
             self._in_flight.discard(message_id)
         log.error("outbox message %s will not be sent again: %s", message_id, reason)
 
@@ -170,8 +168,7 @@ class Outbox:
 
     def count_failed(self) -> int:
         with self._lock:
-            row = self._db.execute(
-                "SELECT count(*) FROM outbox WHERE failed IS NOT NULL").fetchone()
+            row = self._db.execute("SELECT count(*) FROM outbox WHERE failed IS NOT NULL").fetchone()
         return row[0]
 
     def close(self) -> None:

@@ -159,9 +159,7 @@ class MatchEvent(Payload):
     )
     model_id: Label = Field(description="Embedder model id the score comes from.")
     gallery_version: Label = Field(description="Version of the gallery matched against.")
-    window_id: Label = Field(
-        description="`StatsPayload.window_id` of the counters window this match is counted in."
-    )
+    window_id: Label = Field(description="`StatsPayload.window_id` of the counters window this match is counted in.")
 
     @model_validator(mode="after")
     def _is_a_match(self) -> MatchEvent:
@@ -192,9 +190,7 @@ class StatsPayload(Payload):
     frames_dropped: NonNegativeInt = Field(
         description="Frames the camera delivered that the loop skipped (newer one waiting)."
     )
-    detections: NonNegativeInt = Field(
-        description="Face boxes above the detector threshold, summed over frames."
-    )
+    detections: NonNegativeInt = Field(description="Face boxes above the detector threshold, summed over frames.")
     scans: NonNegativeInt = Field(description="Tracks that passed the quality gate, then embedded.")
     quality_rejected: NonNegativeInt = Field(description="Tracks that never passed quality gate.")
     matches: NonNegativeInt = Field(

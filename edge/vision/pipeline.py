@@ -46,8 +46,10 @@ class Vision:
         gate: QualityGate | None = None,
     ) -> None:
         self.detector = Detector(
-            manifest, manifest.get(detector_id or manifest.default_detector, "detector"),
-            threads=threads, score_threshold=score_threshold,
+            manifest,
+            manifest.get(detector_id or manifest.default_detector, "detector"),
+            threads=threads,
+            score_threshold=score_threshold,
         )
         self.embedder = Embedder(
             manifest, manifest.get(embedder_id or manifest.default_embedder, "embedder"), threads=threads
@@ -77,9 +79,7 @@ class Vision:
             embedding = self.embedder.embed(self._chip)[0]
         return FaceResult(face, quality, rejected, embedding)
 
-    def describe_single(
-        self, frame: np.ndarray, label: str, gated: bool = True, several: str = "error"
-    ) -> FaceResult:
+    def describe_single(self, frame: np.ndarray, label: str, gated: bool = True, several: str = "error") -> FaceResult:
         """The subject's face in a still image (enrollment, verification, evaluation).
 
         No face is an error. Several faces are an error with several="error" (enrollment must

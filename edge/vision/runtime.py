@@ -53,8 +53,7 @@ class Manifest:
             known = sorted(m for m, e in self.models.items() if kind is None or e.kind == kind)
             what = kind or "model"
             raise ModelError(
-                f"unknown {what} '{model_id}' in {self.directory / MANIFEST_NAME}; "
-                f"known: {', '.join(known) or 'none'}"
+                f"unknown {what} '{model_id}' in {self.directory / MANIFEST_NAME}; known: {', '.join(known) or 'none'}"
             )
         return entry
 

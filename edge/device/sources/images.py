@@ -44,17 +44,11 @@ class ImageFolderSource(FrameSource):
         if not self._folder.is_dir():
             raise SourceError(f"cannot open {self._uri}: no such folder")
         self.paths = sorted(
-            (
-                p
-                for p in self._folder.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            ),
+            (p for p in self._folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
             key=lambda p: p.name,
         )
         if not self.paths:
-            raise SourceError(
-                f"cannot open {self._uri}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it"
-            )
+            raise SourceError(f"cannot open {self._uri}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it")
         self._next = 0
         self.skipped = 0
         self._info = SourceInfo(uri=self._uri, live=False, frame_count=len(self.paths))

@@ -86,9 +86,7 @@ class PiCamera2Source(GrabbingSource):
             raise SourceError(f"cannot open {self._uri}: no camera {self._num} ({exc})") from exc
         try:
             controls = {"FrameRate": float(self._fps)} if self._fps else {}
-            config = cam.create_video_configuration(
-                main={"size": self._size, "format": "RGB888"}, controls=controls
-            )
+            config = cam.create_video_configuration(main={"size": self._size, "format": "RGB888"}, controls=controls)
             cam.configure(config)
             cam.start()
         except Exception as exc:

@@ -134,8 +134,7 @@ def open_source(uri: str, **options: Any) -> FrameSource:
     unknown = sorted(set(given) - OPTIONS)
     if unknown:
         raise SourceError(
-            f"unknown option(s) {', '.join(unknown)} for {mask_uri(uri)}: "
-            f"known are {', '.join(sorted(OPTIONS))}"
+            f"unknown option(s) {', '.join(unknown)} for {mask_uri(uri)}: known are {', '.join(sorted(OPTIONS))}"
         )
     kind = _KINDS[scheme]
     ignored = sorted(set(given) - kind.options)
