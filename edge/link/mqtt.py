@@ -34,7 +34,7 @@ from edge.link.base import MessageHandler
 from edge.link.broker_url import BrokerAddress, parse_broker_url
 from edge.link.errors import LinkError
 from edge.link.outbox import Outbox
-from edge.link.payloads import Payload, StatusPayload, Topics, new_event_id, utc_now
+from edge.link.payloads import Payload, Scalar, StatusPayload, Topics, Versions, new_event_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,21 @@ class MqttLink:
             connected = self._connected.is_set()
         if connected:
             self._client.subscribe(topic, qos=1)
+
+    def update_status(self, *, versions: Versions | None = None, details: dict[str, Scalar] | None = None) -> None:
+        """Change the retained status (a new gallery version, a health detail) and republish it.
+
+        `details` are merged into the current ones (a value of None is kept as null). When not
+        connected, the next connect publishes the updated status as its birth message.
+        """
+        update: dict[str, object] = {}
+        if versions is not None:
+            update["versions"] = versions
+        if details is not None:
+            update["details"] = {**self._status.details, **details}
+        self._status = self._status.model_copy(update=update)
+        if self._connected.is_set():
+            self._client.publish(self.topics.status, self._status_as("online").to_json(), qos=1, retain=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish the retained `offline` status, disconnect, and stop both threads.
