@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edge.redact import masked
 from edge.vision.tiling import DEFAULT_TILE_PX
 
 DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
@@ -227,7 +228,7 @@ def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         key = ".".join(str(p) for p in problem["loc"]) or "(root)"
-        got = problem.get("input")
+        got = masked(problem.get("input"), key)
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{key}: {problem['msg']}{shown}")
     return "; ".join(lines)
@@ -280,11 +281,9 @@ def _leaf_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def show(settings: Settings, origins: dict[str, str]) -> str:
     """`key = value  # source` lines for `edge config show`, secrets masked."""
-    flat = _leaf_items(settings.model_dump(mode="json"))
+    flat = _leaf_items(masked(settings.model_dump(mode="json")))
     width = max(len(k) for k in flat)
     lines = []
     for key, value in flat.items():
-        if key.endswith("password") and value is not None:
-            value = "***"
         lines.append(f"{key:<{width}} = {json.dumps(value)}  # {origins.get(key, 'default')}")
     return "\n".join(lines)

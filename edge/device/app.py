@@ -22,6 +22,7 @@ from edge.device.sources import LatestFrameGrabber, open_source
 from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
+from edge.redact import masked
 from edge.vision import ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
 from edge.vision.scene import SceneCutDetector
@@ -124,10 +125,7 @@ def expected_false_alerts(settings: Settings, point: OperatingPoint, gallery_siz
 
 def effective_config(settings: Settings, point: OperatingPoint) -> dict:
     """The settings as JSON for `config/reported`, secrets removed, with the operating point."""
-    config = settings.model_dump(mode="json")
-    config["mqtt"]["password"] = None if settings.mqtt.password is None else "***"
-    config["operating_point"] = point.as_dict()
-    return config
+    return {**masked(settings.model_dump(mode="json")), "operating_point": point.as_dict()}
 
 
 def load_matcher(settings: Settings, vision: Vision) -> Matcher:

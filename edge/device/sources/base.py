@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from edge.redact import mask_uri as mask_uri  # re-exported: sources mask URIs in logs and errors
 
 
 class SourceError(RuntimeError):
@@ -116,11 +117,3 @@ class GrabbingSource(FrameSource, Protocol):
         if not self.grab():
             return None
         return self.retrieve(out)
-
-
-_PASSWORD = re.compile(r"(://[^:/@]+):[^@/]*@")
-
-
-def mask_uri(uri: str) -> str:
-    """`rtsp://user:secret@cam/stream` -> `rtsp://user:***@cam/stream`, for logs and errors."""
-    return _PASSWORD.sub(r"\1:***@", uri)
