@@ -7,8 +7,9 @@ import importlib
 import logging
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import edge.commands
 from edge import __version__
@@ -34,16 +35,39 @@ OPERATOR_ERRORS = (
 )
 
 
+def add_common_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--config and -v, before or after the subcommand (`edge config show --config F`).
+
+    Subcommands default them to SUPPRESS: one given before the subcommand survives a
+    subcommand that does not repeat it, and one given after wins.
+    """
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("--config", type=Path, help="device config file, TOML (default: $EDGE_CONFIG)", **default)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging", **default)
+
+
+def command_parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every subcommand's parser with its path, nested verbs included (`("gallery", "list")`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from command_parsers(child, (*path, name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Edge face-matching appliance")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
-    parser.add_argument("--config", type=Path, help="device config file, TOML (default: $EDGE_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(edge.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"edge.commands.{info.name}")
         if hasattr(module, "add_parser"):  # one module per subcommand; helpers have none
             module.add_parser(sub)
+    for _, child in command_parsers(parser):
+        add_common_options(child, top=False)
     return parser
 
 

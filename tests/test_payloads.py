@@ -265,7 +265,7 @@ def test_no_field_can_carry_an_embedding_or_image(model: type[Payload]) -> None:
     problems = [
         p for name, f in model.model_fields.items() for p in _problems(f.annotation, f"{model.__name__}.{name}", set())
     ]
-    assert problems == [], "payloads carry metadata only (DESIGN.md principle 2)"
+    assert problems == [], "payloads carry metadata only: no image, no embedding"
 
 
 def test_the_walker_catches_vectors_and_bytes() -> None:

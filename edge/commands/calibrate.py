@@ -50,7 +50,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="set a distance threshold for a target false match rate (manifest table)")
     add_data_arguments(p)
     p.add_argument(
-        "--target-fmr", type=float, required=True, help=f"false match rate to hold, e.g. 0.01; {SUPPORT_RULE}"
+        "--target-fmr",
+        type=float,
+        required=True,
+        help="false match rate to hold, e.g. 0.01; " + SUPPORT_RULE.replace("%", "%%"),
     )
     p.add_argument(
         "--worst-group",

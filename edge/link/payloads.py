@@ -1,13 +1,13 @@
 """Every MQTT payload the device sends, as strict pydantic models, and the topic names.
 
 Topic root: `edge/<site>/<device_id>/`, then `status`, `match`, `stats`, `config/set`,
-`config/reported`, `gallery/set` (DESIGN.md section 5). Payloads are UTF-8 JSON.
+`config/reported`, `gallery/set` (README, "MQTT contract"). Payloads are UTF-8 JSON.
 
 Rules every model here follows:
 - `extra="forbid"`, `strict=True`, frozen: a misspelt or mistyped field is an error on
   both ends, never a silent default.
 - Timestamps are timezone-aware and normalised to UTC; JSON carries ISO 8601 with `Z`.
-- Metadata only (DESIGN.md principle 2): no field may carry an image or a face embedding.
+- Metadata only: no field may carry an image or a face embedding.
   `tests/test_payloads.py` walks every field and fails on bytes or numeric arrays; the two
   free-form fields (`StatusPayload.details`, `ConfigReported.config`) are guarded by value.
 """
@@ -173,7 +173,7 @@ class MatchEvent(Payload):
 
 
 class StatsPayload(Payload):
-    """`stats`, QoS 1: counters for one window (definitions: DESIGN.md section 7).
+    """`stats`, QoS 1: counters for one window (definitions: README, "Counters").
 
     The centre sums windows keyed by `window_id`, so a repeated message changes no total.
     """
