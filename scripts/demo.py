@@ -36,10 +36,11 @@ import numpy as np
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from local_broker import MOSQUITTO, Broker, free_port  # scripts/local_broker.py, beside this file
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.central.local_broker import MOSQUITTO, Broker, free_port  # noqa: E402
 from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import run_device  # noqa: E402

@@ -1,9 +1,15 @@
-"""A real Mosquitto on a loopback port, for the demo and the tests.
+"""A real Mosquitto on a loopback port, for the demo (scripts/demo.py) and the tests.
 
 `Broker(workdir)` writes a config (anonymous or with a password file, optional ACL and
 persistence), `start()` waits until the port accepts connections, `stop()` and `start()`
-again keep the port, `pause()`/`resume()` freeze it (SIGSTOP/SIGCONT). Off-device tooling:
-the appliance itself connects to a broker, it never runs one.
+again keep the port, `pause()`/`resume()` freeze it (SIGSTOP/SIGCONT).
+
+Why here, in scripts/ and not in the package: the appliance connects to a broker and never runs
+one, and no off-device tool (edge/central) needs one either; only the checkout's demo and tests
+do, and neither is installed. The demo imports it as its neighbour; pytest puts scripts/ on
+sys.path (`pythonpath` in pyproject.toml) for tests/support_broker.py.
+
+`EDGE_MOSQUITTO` names the mosquitto binary (a path that does not exist means: no Mosquitto).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.central.local_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, free_port  # noqa: F401 (free_port re-exported)
+from local_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, free_port  # noqa: F401 (free_port re-exported)
 
 
 @dataclass(frozen=True)

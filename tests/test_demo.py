@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.central.local_broker import MOSQUITTO
+from local_broker import MOSQUITTO
 
 DEMO = Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
 
