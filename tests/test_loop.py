@@ -145,3 +145,46 @@ def test_real_models_one_event_per_appearance_of_the_enrolled_person(data_dir, m
     assert len({e.track_id for e in events}) == 2
     assert len(timer.samples["embed"]) <= 3 * 4  # at most embed_attempts per photo's track
     assert len(timer.samples["outbox"]) == 2
+
+
+class PreemptedLoop(Loop):
+    """A loop whose thread is preempted right after its `nth` read of the hand-over slot while
+    another thread swaps in `late`: every spot where a swap could land, tried one at a time."""
+
+    def __init__(self, *args, nth: int, late: Matcher, **kwargs) -> None:
+        self._reads, self._nth, self._late = 0, nth, late
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _pending_matcher(self) -> Matcher | None:
+        value = self._slot
+        self._reads += 1
+        if self._reads == self._nth:
+            self.swap_matcher(self._late)
+        return value
+
+    @_pending_matcher.setter
+    def _pending_matcher(self, value: Matcher | None) -> None:
+        self._slot = value
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3, 4])
+def test_a_swap_arriving_while_the_loop_takes_the_previous_one_is_not_lost(nth):
+    events: list = []
+    loop = PreemptedLoop(
+        ScriptedVision([100] * 6, PERSON),
+        Matcher(STRANGER[None], ["q"], "v0"),
+        Tracker(),
+        SceneCutDetector(25.0),
+        Counters(None, window_s=1e9),
+        lambda suffix, payload: events.append(payload) or "id",
+        LoopOptions("dev-0", "lab", 0.5),
+        nth=nth,
+        late=Matcher(PERSON[None], ["p"], "v2"),  # a person enrolled just then
+    )
+    loop.swap_matcher(Matcher(STRANGER[None], ["q"], "v1"))
+    for i in range(6):  # black, white, black...: a cut every frame, so each frame is a new track
+        loop.process(Frame(np.full((360, 640, 3), 255 * (i % 2), np.uint8), i, time.monotonic(), time.time()))
+    matches = [(e.identity_id, e.gallery_version) for e in events if isinstance(e, MatchEvent)]
+    assert matches and set(matches) == {("p", "v2")}, "the later swap was lost"
+    assert events[-1].gallery_version == "v2"

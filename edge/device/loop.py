@@ -91,11 +91,13 @@ class Loop:
         self.options = options
         self.timer = timer
         self._states: dict[int, TrackState] = {}
-        self._pending_matcher: Matcher | None = None
+        # The matcher asked for last, read once per frame and never reset: a swap from another
+        # thread is one reference store, so none can be lost between a read and a reset.
+        self._pending_matcher: Matcher = matcher
         self._dropped_seen = 0
 
     def swap_matcher(self, matcher: Matcher) -> None:
-        """Use `matcher` from the next frame on (safe from any thread)."""
+        """Use `matcher` from the next frame on (safe from any thread; the latest swap wins)."""
         self._pending_matcher = matcher
 
     def process(self, frame: Frame) -> None:
@@ -103,8 +105,7 @@ class Loop:
         timer, image = self.timer, frame.image
         if timer is not None:
             timer.begin(frame)
-        if self._pending_matcher is not None:
-            self.matcher, self._pending_matcher = self._pending_matcher, None
+        self.matcher = self._pending_matcher
         self.counters.add("frames")
         if self.scene.is_cut(image):
             self._end(self.tracker.reset())
