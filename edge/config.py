@@ -9,6 +9,8 @@ error, not a silently ignored value.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +34,7 @@ DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
 class Section(BaseModel):
     """Strict base for every section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceConfig(Section):
@@ -56,7 +58,7 @@ class CameraConfig(Section):
     width: int | None = Field(None, gt=0, description="requested capture width (cameras only)")
     height: int | None = Field(None, gt=0, description="requested capture height (cameras only)")
     fps: float | None = Field(None, gt=0, description="requested capture rate (cameras only)")
-    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnect attempts")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="longest wait between reconnect attempts")
     decode_threads: int = Field(
         1,
         ge=0,
@@ -152,7 +154,9 @@ class MqttConfig(Section):
         "(then refused messages cannot be told apart from delivered ones)",
     )
     keepalive_s: int = Field(30, ge=5, le=3600)
-    connect_timeout_s: float = Field(10.0, gt=0, description="how long `edge run` waits for the broker at start")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="how long `edge run` waits for the broker at start"
+    )
 
     @model_validator(mode="after")
     def _pairs(self) -> MqttConfig:
@@ -164,7 +168,7 @@ class MqttConfig(Section):
 
 
 class StatsConfig(Section):
-    window_s: float = Field(60.0, ge=1, description="length of one counters window, seconds")
+    window_s: float = Field(60.0, ge=1, le=86400, description="length of one counters window, seconds")
 
 
 class Settings(BaseSettings):
@@ -197,6 +201,63 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message names each bad key and the problem."""
 
 
+# `EDGE_` variables that are not settings: read by other parts, or by the tests
+OTHER_VARIABLES = frozenset({"EDGE_CONFIG", "EDGE_MODELS_DIR", "EDGE_MOSQUITTO", "EDGE_TEST_DATA"})
+
+
+def _unknown_variable(name: str) -> str | None:
+    """Why `name` (an EDGE_ variable) sets no setting, or None when it sets one."""
+    upper = name.upper()
+    section, _, key = upper.removeprefix("EDGE_").partition("__")
+    model = Settings.model_fields.get(section.lower())
+    if model is not None and (not key or key.lower() in model.annotation.model_fields):  # type: ignore[union-attr]
+        return None
+    near = [
+        f"EDGE_{s.upper()}__{upper[len(s) + 6 :]}"
+        for s in Settings.model_fields
+        if upper.startswith(f"EDGE_{s.upper()}_")
+    ]
+    hint = f" (did you mean {near[0]}?)" if near and not key else ""
+    return f"unknown environment variable {name}{hint}"
+
+
+def _check_environment() -> None:
+    """Unknown `EDGE_` variables are errors, like unknown keys in files: a typo must not pass unseen."""
+    problems = [
+        why
+        for name in sorted(os.environ)
+        if name.upper().startswith("EDGE_") and name.upper() not in OTHER_VARIABLES
+        if (why := _unknown_variable(name)) is not None
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems) + "; settings are EDGE_<SECTION>__<KEY>, e.g. EDGE_MQTT__URL")
+
+
+def _read_config_file(path: Path, parse: Callable[[str], Any]) -> dict[str, Any]:
+    """The file's top-level table; any problem is a ConfigError naming the file. A UTF-8
+    byte-order mark (written by some Windows editors) is accepted."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        data = parse(text) if text.strip() else {}
+    except (OSError, ValueError) as e:  # UnicodeDecodeError, TOMLDecodeError, JSONDecodeError
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"cannot read {path}: expected a table of sections, got {type(data).__name__}")
+    return data
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        import tomllib  # Python 3.11+, as pydantic-settings' own TOML source needs
+
+        return _read_config_file(file_path, tomllib.loads)
+
+
+class _JsonFile(JsonConfigSettingsSource):
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        return _read_config_file(file_path, json.loads)
+
+
 def _named_sources(
     settings_cls: type[BaseSettings],
     init_settings: PydanticBaseSettingsSource,
@@ -207,10 +268,10 @@ def _named_sources(
     """The sources in precedence order, each with the name `edge config show` prints."""
     sources = [("flag", init_settings), ("env", env_settings)]
     if overlay_file is not None:
-        overlay = JsonConfigSettingsSource(settings_cls, json_file=overlay_file)
+        overlay = _JsonFile(settings_cls, json_file=overlay_file)
         sources.append((f"remote overlay {overlay_file}", overlay))
     if config_file is not None:
-        sources.append((f"file {config_file}", TomlConfigSettingsSource(settings_cls, toml_file=config_file)))
+        sources.append((f"file {config_file}", _TomlFile(settings_cls, toml_file=config_file)))
     return sources
 
 
@@ -240,6 +301,7 @@ def load_settings(config_file: Path | None = None, overlay_file: Path | None = N
     A named config file that is missing is an error (pydantic-settings would skip it); a
     missing overlay means no remote change has been accepted yet.
     """
+    _check_environment()
     config, overlay = _checked_paths(config_file, overlay_file)
 
     class LayeredSettings(Settings):
@@ -249,6 +311,8 @@ def load_settings(config_file: Path | None = None, overlay_file: Path | None = N
 
     try:
         return LayeredSettings(**flags)
+    except ConfigError:
+        raise
     except ValidationError as e:
         raise ConfigError(describe_validation_error(e)) from None
     except ValueError as e:  # malformed TOML or JSON, non-JSON complex environment values

@@ -69,11 +69,57 @@ def test_missing_config_file_is_an_error(tmp_path):
         load_settings(tmp_path / "nope.toml")
 
 
-def test_malformed_toml_is_an_error(tmp_path):
+@pytest.mark.parametrize("text", ["[mqtt\nurl=", "\xff\xfe[mqtt]"], ids=["syntax", "not-utf8"])
+def test_malformed_toml_names_the_file(tmp_path, text):
     path = tmp_path / "edge.toml"
-    path.write_text("[mqtt\nurl=")
-    with pytest.raises(ConfigError, match="cannot read configuration"):
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"cannot read {path}"):
         load_settings(path)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"], ids=["syntax", "not-an-object"])
+def test_malformed_overlay_names_the_file(tmp_path, text):
+    overlay = tmp_path / "remote-config.json"
+    overlay.write_text(text)
+    with pytest.raises(ConfigError, match=f"cannot read {overlay}"):
+        load_settings(None, overlay)
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    path, overlay = tmp_path / "edge.toml", tmp_path / "remote-config.json"
+    path.write_text('[device]\ndevice_id = "bom"\n', encoding="utf-8-sig")
+    overlay.write_text('{"device": {"site": "bom-site"}}', encoding="utf-8-sig")
+    s = load_settings(path, overlay)
+    assert (s.device.device_id, s.device.site) == ("bom", "bom-site")
+    assert provenance(path, overlay)["device.site"].startswith("remote overlay")
+
+
+@pytest.mark.parametrize("variable", ["EDGE_MQTT_URL", "EDGE_MQTT__URLL", "EDGE_CAMERAS__SOURCE"])
+def test_unknown_edge_variable_is_an_error(monkeypatch, variable):
+    monkeypatch.setenv(variable, "mqtt://10.9.9.9:1883")
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_unknown_edge_variable_suggests_the_nested_name(monkeypatch):
+    monkeypatch.setenv("EDGE_MQTT_URL", "mqtt://10.9.9.9:1883")
+    with pytest.raises(ConfigError, match="EDGE_MQTT__URL"):
+        load_settings()
+
+
+def test_edge_variables_of_other_parts_are_not_settings(monkeypatch):
+    monkeypatch.setenv("EDGE_CONFIG", "/nowhere.toml")
+    monkeypatch.setenv("EDGE_MODELS_DIR", "/nowhere")
+    monkeypatch.setenv("EDGE_MQTT", '{"keepalive_s": 45}')  # a whole section as JSON
+    assert load_settings().mqtt.keepalive_s == 45
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e300, float("nan")])
+@pytest.mark.parametrize("key", ["mqtt.connect_timeout_s", "camera.reconnect_max_s", "stats.window_s"])
+def test_unusable_durations_are_rejected(key, value):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=key):
+        load_settings(**{section: {name: value}})
 
 
 def test_paired_credentials():
