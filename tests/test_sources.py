@@ -236,6 +236,30 @@ def test_file_that_is_not_a_video(tmp_path: Path) -> None:
         open_source(f"file:{path}").open()
 
 
+def test_video_without_frames_is_an_error(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "empty.avi", 0)
+    with pytest.raises(SourceError, match=f"file:{path} has no frames"):
+        open_source(f"file:{path}").open()
+
+
+def test_corrupt_region_of_a_video_is_skipped_with_a_warning(
+    data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A third of the way into the slideshow, 20 kB of garbage: the decoder loses about 70
+    frames there, and the file goes on after them instead of ending at the damage."""
+    data = bytearray((data_dir / "videos" / "lfw_slideshow.mp4").read_bytes())
+    start = len(data) // 3
+    data[start : start + 20_000] = np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes()
+    path = tmp_path / "damaged.mp4"
+    path.write_bytes(data)
+    source = open_source(f"file:{path}")
+    with caplog.at_level(logging.WARNING, logger=LOGGER), LatestFrameGrabber(source, live=False) as grabber:
+        taken = [index for index, _ in drain(grabber)]
+    assert taken[0] == 0 and taken[-1] == 599, "the file was not read to its end"
+    assert 0 < source.frames_skipped < 200 and len(taken) == 600 - source.frames_skipped
+    assert taken == sorted(taken) and "unreadable" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("uri", "match"),
     [

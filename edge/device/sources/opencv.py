@@ -15,7 +15,10 @@ URIs (parsed by `edge.device.sources.open_source`):
   (one line in practice). Sizes and rate are set in the pipeline, not with width/height/fps.
 - `rtsp://`, `rtsps://`, `http://`, `https://`: network streams through FFmpeg, with open
   and read timeouts so a dead camera raises instead of hanging the capture thread.
-- `file:<path>` or a bare path: a video file, read once to the end.
+- `file:<path>` or a bare path: a video file, read once to the end. A file without a single
+  frame is refused at open. A damaged region is skipped: where the decoder fails before the
+  last frame the container reports, the reader seeks past the damage, logs a warning and counts
+  the frames lost in `frames_skipped`.
 
 Streams and files are decoded by FFmpeg with `decode_threads` threads (default 1): inference
 already keeps every core busy, and each extra decoder thread holds its own reference frames
@@ -91,6 +94,8 @@ class OpenCVSource(GrabbingSource):
         self._cap: cv2.VideoCapture | None = None
         self._next_index = 0
         self._grabbed_at: tuple[float, float] | None = None  # monotonic and wall time of the last grab
+        self._primed = False  # a file's first frame, grabbed at open to prove there is one
+        self.frames_skipped = 0  # frames of a file lost to damage the decoder could not read
         self._info = SourceInfo(uri=self._uri, live=kind is not Kind.FILE)
 
     @property
@@ -108,6 +113,11 @@ class OpenCVSource(GrabbingSource):
             self._apply_camera_request(cap)
         self._cap = cap
         self._info = self._read_info(cap)
+        if self._kind is Kind.FILE:
+            self._primed = self.grab()
+            if not self._primed:
+                self.close()
+                raise SourceError(f"{self._uri} has no frames (an empty or unreadable video)")
         log.info(
             "opened %s: %sx%s at %s fps",
             self._uri,
@@ -118,10 +128,37 @@ class OpenCVSource(GrabbingSource):
 
     def grab(self) -> bool:
         cap = self._opened()
-        if not cap.grab():
+        if self._primed:
+            self._primed = False
+            return True
+        if not cap.grab() and not self._skip_damage(cap):
             return False
         self._grabbed_at = (time.monotonic(), time.time())
         return True
+
+    def _skip_damage(self, cap: cv2.VideoCapture) -> bool:
+        """A file that fails before its last frame: seek frame by frame past the damage."""
+        total = self._info.frame_count
+        if self._kind is not Kind.FILE or total is None or self._next_index >= total:
+            return False
+        for index in range(self._next_index + 1, total):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            if cap.grab():
+                lost = index - self._next_index
+                log.warning(
+                    "%s: frames %d to %d unreadable (damaged file); %d skipped, going on at frame %d",
+                    self._uri,
+                    self._next_index,
+                    index - 1,
+                    lost,
+                    index,
+                )
+                self.frames_skipped += lost
+                self._next_index = index
+                return True
+        log.warning("%s: unreadable from frame %d to its end (damaged file)", self._uri, self._next_index)
+        self.frames_skipped += total - self._next_index
+        return False
 
     def retrieve(self, out: np.ndarray | None = None) -> Frame:
         cap = self._opened()
@@ -140,6 +177,7 @@ class OpenCVSource(GrabbingSource):
             self._cap.release()
             self._cap = None
         self._grabbed_at = None
+        self._primed = False
 
     def _opened(self) -> cv2.VideoCapture:
         if self._cap is None:
