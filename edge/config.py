@@ -343,11 +343,16 @@ def _leaf_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def show(settings: Settings, origins: dict[str, str]) -> str:
-    """`key = value  # source` lines for `edge config show`, secrets masked."""
+def show(settings: Settings, origins: dict[str, str], in_force: dict[str, tuple[Any, str]] | None = None) -> str:
+    """`key = value  # source` lines for `edge config show`, secrets masked.
+
+    `in_force` replaces unset values the device resolves at start (the manifest's detector, the
+    calibrated threshold) with the value it will use and where that came from.
+    """
     flat = _leaf_items(masked(settings.model_dump(mode="json")))
     width = max(len(k) for k in flat)
     lines = []
     for key, value in flat.items():
-        lines.append(f"{key:<{width}} = {json.dumps(value)}  # {origins.get(key, 'default')}")
+        value, origin = (in_force or {}).get(key, (value, origins.get(key, "default")))
+        lines.append(f"{key:<{width}} = {json.dumps(value)}  # {origin}")
     return "\n".join(lines)

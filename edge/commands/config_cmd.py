@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from edge.commands.common import config_file, settings_from
-from edge.config import provenance, show
+from edge.config import Settings, provenance, show
+from edge.device.app import operating_point
+from edge.vision import load_manifest
+
+
+def in_force(settings: Settings, origins: dict[str, str]) -> dict[str, tuple[Any, str]]:
+    """The detector, embedder and threshold the device starts with, each with its origin.
+
+    Unset in the configuration they are not "null" on the device: the manifest names the
+    models and its calibration gives the threshold, so show what `edge run` will use.
+    """
+    m = settings.models
+    manifest = load_manifest(m.models_dir)
+    models = {
+        key: (configured, origins[key]) if configured else (default, "manifest default")
+        for key, configured, default in (
+            ("models.detector", m.detector, manifest.default_detector),
+            ("models.embedder", m.embedder, manifest.default_embedder),
+        )
+    }
+    point = operating_point(settings, manifest.get(models["models.embedder"][0], "embedder"))
+    if settings.match.threshold is not None:
+        threshold_origin = origins["match.threshold"]
+    elif settings.match.target_fmr is not None:
+        threshold_origin = f"{origins['match.target_fmr']}: {point.origin}"
+    else:
+        threshold_origin = point.origin
+    return {**models, "match.threshold": (point.threshold, threshold_origin)}
 
 
 def run_show(args: argparse.Namespace) -> int:
     settings, flags, overlay = settings_from(args)
-    print(show(settings, provenance(config_file(args), overlay, **flags)))
+    origins = provenance(config_file(args), overlay, **flags)
+    print(show(settings, origins, in_force(settings, origins)))
     return 0
 
 
