@@ -2,17 +2,20 @@
 """The demo: a broker, a gallery enrolled from photos, the loop over a video, and the metadata a
 subscriber receives, printed as it arrives.
 
-    python scripts/demo.py                 # ../shared/data when present, else sample portraits
+    python scripts/demo.py                 # ../shared/data ($EDGE_TEST_DATA) when present, else a sample
     python scripts/demo.py --sample        # force the sample (no ../shared needed)
 
-With ../shared/data: five people of the LFW slideshow are enrolled from other photos of them
-(identities.csv) and the loop runs over videos/lfw_slideshow.mp4 (24 photos of 12 people, one
-second each): expect one match event per photo of an enrolled person, none for the others.
+The data folder is $EDGE_TEST_DATA when set (as for the tests), else ../shared/data. With it:
+five people of the LFW slideshow are enrolled from other photos of them (identities.csv) and the
+loop runs over videos/lfw_slideshow.mp4 (24 photos of 12 people, one second each): expect one
+match event per photo of an enrolled person, none for the others.
 Without it: Grace Hopper's public-domain portrait (shipped in matplotlib's sample data) is
 enrolled, and a 6-second clip is made from that portrait (moving, resized, mirrored, with gaps):
 expect one match event per appearance.
 
-Broker: Mosquitto when installed, else amqtt (pip install 'edge[demo]') speaking MQTT 3.1.1.
+Broker: Mosquitto when installed ($EDGE_MOSQUITTO, else on PATH), else amqtt (pip install
+'edge[demo]') speaking MQTT 3.1.1. Without --workdir everything (the gallery's templates too) is
+written to a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -45,7 +49,7 @@ from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import run_device  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EDGE_TEST_DATA") or REPO.parent / "shared" / "data")
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
 # dlib's 0.6 falsely matches grayscale LFW strangers in this clip; 0.5 keeps them apart.
 THRESHOLD = 0.5
@@ -53,12 +57,12 @@ THRESHOLD = 0.5
 
 def shared_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
     """The slideshow and, per enrolled person, their photos that the slideshow does not show."""
-    shown = {r["source_path"] for r in csv.DictReader(open(SHARED / "videos" / "lfw_slideshow.csv"))}
-    rows = list(csv.DictReader(open(SHARED / "identities.csv")))
+    shown = {r["source_path"] for r in csv.DictReader(open(DATA / "videos" / "lfw_slideshow.csv"))}
+    rows = list(csv.DictReader(open(DATA / "identities.csv")))
     people = [
-        (who, [SHARED / r["path"] for r in rows if r["identity"] == who and r["path"] not in shown]) for who in ENROLLED
+        (who, [DATA / r["path"] for r in rows if r["identity"] == who and r["path"] not in shown]) for who in ENROLLED
     ]
-    return SHARED / "videos" / "lfw_slideshow.mp4", people
+    return DATA / "videos" / "lfw_slideshow.mp4", people
 
 
 def sample_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
@@ -160,9 +164,17 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the gallery, outbox and clip here (default: a temp folder)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="edge-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
-    use_shared = (SHARED / "MANIFEST.md").is_file() and not args.sample
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return demo(args.workdir, sample=args.sample)
+    with tempfile.TemporaryDirectory(prefix="edge-demo-") as work:
+        return demo(Path(work), sample=args.sample)
+
+
+def demo(work: Path, *, sample: bool) -> int:
+    """Enroll, start a broker and a subscriber, run the loop; everything written goes under `work`."""
+    use_shared = (DATA / "MANIFEST.md").is_file() and not sample
+    print(f"== data: {DATA}" if use_shared else "== data: the sample portrait")
     video, people = shared_inputs(work) if use_shared else sample_inputs(work)
     gallery = work / "gallery.sqlite"
     gallery.unlink(missing_ok=True)
