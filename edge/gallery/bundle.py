@@ -73,7 +73,12 @@ def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
         "identities": [_identity_doc(r) for r in bundle.identities],
     }
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise GalleryBundleError(f"cannot write gallery bundle {target}: it is a folder; name a file in it")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:  # no such folder, no permission
+        raise GalleryBundleError(f"cannot write gallery bundle {target}: {e.strerror} ({target.parent})") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))

@@ -72,8 +72,10 @@ def default_models_dir() -> Path:
 def load_manifest(models_dir: Path | None = None) -> Manifest:
     directory = Path(models_dir) if models_dir is not None else default_models_dir()
     path = directory / MANIFEST_NAME
+    if path.exists() and not path.is_file():
+        raise ModelError(f"model manifest {path} is not a file")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         models = {
             model_id: ModelEntry(model_id, rec["kind"], rec["file"], rec["sha256"], rec)
             for model_id, rec in raw["models"].items()
@@ -81,8 +83,10 @@ def load_manifest(models_dir: Path | None = None) -> Manifest:
         return Manifest(directory, models, raw["default_detector"], raw["default_embedder"])
     except FileNotFoundError:
         raise ModelError(f"model manifest not found: {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise ModelError(f"model manifest {path} is malformed: {e!r}") from e
+    except OSError as e:
+        raise ModelError(f"cannot read model manifest {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # ValueError: JSON or UTF-8
+        raise ModelError(f"model manifest {path} is malformed: {e!r}") from None
 
 
 def file_sha256(path: Path) -> str:

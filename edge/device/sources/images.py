@@ -10,8 +10,9 @@ import logging
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from edge.vision.image import ImageError, read_bgr
 
 from .base import Frame, FrameSource, SourceError, SourceInfo
 from .convert import bgr_to_rgb
@@ -57,10 +58,11 @@ class ImageFolderSource(FrameSource):
         while self._next < len(self.paths):
             index, path = self._next, self.paths[self._next]
             self._next += 1
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
+            try:
+                bgr = read_bgr(path)
+            except ImageError as e:
                 self.skipped += 1
-                log.warning("skipping %s: not an image OpenCV can read", path)
+                log.warning("skipping: %s (%d skipped so far)", e, self.skipped)
                 continue
             return Frame(bgr_to_rgb(bgr, out), index, time.monotonic(), time.time())
         return None
