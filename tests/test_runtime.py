@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -85,3 +86,29 @@ def test_missing_runtime_says_what_to_install(manifest, monkeypatch):
 def test_wrong_kind_refused(manifest):
     with pytest.raises(ModelError, match="not a detector"):
         Detector(manifest, manifest.get(manifest.default_embedder))
+
+
+def test_runtime_banner_fenced_other_native_output_kept(models_dir):
+    """LiteRT prints `INFO: Created TensorFlow Lite XNNPACK delegate` on fd 2 for every
+    interpreter; the fence drops exactly that, and passes on anything else native code writes."""
+    script = (
+        "import os\n"
+        "from edge.vision import load_manifest\n"
+        "from edge.vision.runtime import load_interpreter, native_stderr_without\n"
+        f"m = load_manifest({str(models_dir)!r})\n"
+        "load_interpreter(m, m.get(m.default_embedder))\n"
+        "with native_stderr_without('INFO: Created'):\n"
+        "    os.write(2, b'INFO: Created something\\nnative warning kept\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "native warning kept\n"
+
+
+def test_cli_prints_no_runtime_banner(data_dir):
+    image = str(data_dir / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "verify", image, image], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "XNNPACK" not in done.stderr and json.loads(done.stdout)["same"]

@@ -11,6 +11,10 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,13 +130,40 @@ def interpreter_class() -> type:
     return Interpreter
 
 
+# What LiteRT's native code prints on fd 2 for every interpreter it creates
+RUNTIME_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+@contextmanager
+def native_stderr_without(prefix: str) -> Iterator[None]:
+    """Hold what anything writes to fd 2 meanwhile, then pass on every line except `prefix`'s.
+
+    Native code writes to the descriptor, not to `sys.stderr`, so only swapping fd 2 can keep
+    a banner out of every command's output. Lines held are re-emitted, not lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True) if not line.startswith(prefix.encode())]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def load_interpreter(manifest: Manifest, entry: ModelEntry, threads: int = 1) -> Any:
     """A ready (tensors allocated) interpreter for a verified model file."""
     path = verify_model_file(manifest, entry)
     interpreter_cls = interpreter_class()
     try:
-        interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_stderr_without(RUNTIME_BANNER):
+            interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"cannot load model {path}: {e}") from e
     log.debug("loaded %s (%s, sha256 %s, %d threads)", path, entry.kind, entry.short_sha, threads)
