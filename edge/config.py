@@ -124,6 +124,9 @@ class MatchConfig(Section):
         description="refuse to start when the gallery's size and the FMR expect more false alerts "
         "per 1,000 scans of strangers than this",
     )
+    gallery_poll_s: float = Field(
+        2.0, gt=0, le=60, description="how often a running device checks the gallery file for changes"
+    )
 
     @model_validator(mode="after")
     def _one_threshold(self) -> MatchConfig:

@@ -1,0 +1,185 @@
+"""Watch the gallery file while the device runs, and swap a changed gallery into the loop.
+
+`edge enroll` and `edge gallery remove` change the gallery file in place, one SQLite
+transaction per change. Every `match.gallery_poll_s` the watcher stats the file: no open, no
+lock, so the CLI never waits on it. Only when the file's inode, size or mtime changed does it
+open the gallery, read its content version and, if that differs from the one in use, build the
+new `Matcher` (on this thread, not the loop's). The loop adopts it at its next frame
+(`Loop.swap_matcher`): every event from then on carries the new `gallery_version`, and the
+retained status is republished with that version, the number of people enrolled and the
+expected false alerts.
+
+Which changes are used:
+- a gallery that cannot be read (corrupt, missing, not a gallery, another embedder's) is not:
+  the last good one stays in use, one warning is logged, and the status detail `gallery_error`
+  says why until a good gallery is read;
+- a change that only adds people is refused when the grown gallery expects more false alerts
+  than `match.max_false_alerts_per_1000_scans` (the limit `edge run` checks at start);
+- a change that removes anybody is always used, over the limit or not: a removal is a withdrawn
+  consent, and it must stop that person's alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from edge.gallery import GalleryError, GalleryStore, Matcher
+from edge.vision.operating_point import expected_false_alerts_per_1000
+
+if TYPE_CHECKING:
+    from edge.config import MatchConfig
+    from edge.link.payloads import Scalar, Versions
+    from edge.vision import ModelEntry
+    from edge.vision.operating_point import OperatingPoint
+
+log = logging.getLogger(__name__)
+
+# A file changed this recently may change again within the same mtime tick without its stamp
+# changing, so its stamp is not trusted yet: it is read again at the next poll.
+_SETTLE_NS = 2_000_000_000
+_DETAIL_CHARS = 200  # the longest string a status detail may hold
+
+
+class StatusLink(Protocol):
+    def update_status(self, *, versions: Versions | None = None, details: dict[str, Scalar] | None = None) -> None: ...
+
+
+class GalleryWatcher:
+    """The "gallery" thread: `start()`, `stop()`; `check()` is one poll."""
+
+    def __init__(
+        self,
+        match: MatchConfig,
+        point: OperatingPoint,
+        embedder: ModelEntry,
+        matcher: Matcher,
+        swap: Callable[[Matcher], None],
+        link: StatusLink,
+        versions: Versions,
+    ) -> None:
+        if match.gallery is None:
+            raise ValueError("no gallery to watch")
+        self.path: Path = match.gallery
+        self._match = match
+        self._point = point
+        self._embedder = embedder
+        self._matcher = matcher  # the last one handed to the loop
+        self._swap = swap
+        self._link = link
+        self._versions = versions
+        self._seen: tuple[int, ...] | None = None  # the stamp last read; None: read at the next poll
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gallery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> None:
+        """Read the gallery if its file changed; use it if it holds a new, acceptable version."""
+        stamp = _stamp(self.path)
+        if stamp == self._seen:
+            return
+        # Remembered before the read: a change committed while we read changes the stamp again.
+        settled = not stamp or time.time_ns() - stamp[-1] > _SETTLE_NS
+        self._seen = stamp if settled else None
+        try:
+            with GalleryStore.open(self.path, self._embedder.model_id, self._embedder.sha256) as store:
+                new = None if store.version == self._matcher.version else store.matcher()
+        except GalleryError as e:
+            self._refuse(str(e))
+            return
+        except sqlite3.Error as e:  # a file damaged after it opened
+            self._refuse(f"cannot read gallery {self.path}: {e}")
+            return
+        if new is None:
+            if self._error is not None:  # the file is back to the gallery in use
+                self._error = None
+                self._report()
+            return
+        refusal = self._over_limit(new)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        old, self._matcher, self._error = self._matcher, new, None
+        self._swap(new)
+        self._report()
+        log.info(
+            "gallery %s changed: version %s with %d identities (was %s with %d), in use from the next frame",
+            self.path,
+            new.version,
+            len(new),
+            old.version,
+            len(old),
+        )
+
+    def _over_limit(self, new: Matcher) -> str | None:
+        """Why `new` is refused for the false-alert limit, or None; a removal is never refused."""
+        limit = self._match.max_false_alerts_per_1000_scans
+        expected = expected_false_alerts_per_1000(self._point.fmr, len(new))
+        if limit is None or expected is None or expected <= limit:
+            return None
+        text = (
+            f"gallery version {new.version}: {len(new)} enrolled people expect {expected:.1f} false alerts per "
+            f"1,000 scans of strangers, above match.max_false_alerts_per_1000_scans = {limit:g}"
+        )
+        if set(new.identity_ids) > set(self._matcher.identity_ids):
+            return f"{text}; remove people or raise the limit"
+        log.warning("%s; used anyway, as it removes people (a removal always takes effect)", text)
+        return None
+
+    def _refuse(self, why: str) -> None:
+        if why != self._error:
+            log.warning(
+                "gallery change not used: %s; the device goes on with gallery version %s (%d identities)",
+                why,
+                self._matcher.version,
+                len(self._matcher),
+            )
+            self._error = why
+            self._report()
+
+    def _report(self) -> None:
+        error = self._error
+        if error is not None and len(error) > _DETAIL_CHARS:
+            error = error[: _DETAIL_CHARS - 3] + "..."
+        self._link.update_status(
+            versions=self._versions.model_copy(update={"gallery_version": self._matcher.version}),
+            details={
+                "gallery_identities": len(self._matcher),
+                "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(
+                    self._point.fmr, len(self._matcher)
+                ),
+                "gallery_error": error,
+            },
+        )
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.check()
+            except Exception:  # keep watching: a removal must still reach the loop
+                log.exception("gallery check failed")
+            if self._stop.wait(self._match.gallery_poll_s):
+                return
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What changes whenever the file does: device, inode, size, mtime (ns); () when unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
