@@ -9,12 +9,12 @@ as an error (see `edge.central.metrics`), never as a dropped pair.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge.central.dataset import Dataset
+from edge.progress import progress
 from edge.vision import FaceCountError, ImageError, Vision, distance, load_image
 
 CHUNK = 50_000  # pairs per distance batch: bounds memory on all-against-all sets
@@ -40,12 +40,10 @@ class Scores:
 
 
 def describe_images(vision: Vision, dataset: Dataset) -> tuple[np.ndarray, dict[str, str]]:
-    """(descriptors with NaN rows for failures, {image: reason}), with a progress bar on stderr."""
-    from tqdm import tqdm
-
+    """(descriptors with NaN rows for failures, {image: reason}), with a progress bar on a terminal."""
     descriptors = np.full((len(dataset.images), vision.embedder.dim), np.nan, np.float32)
     failures: dict[str, str] = {}
-    for i, rel in enumerate(tqdm(dataset.images, desc="describing", unit="image", file=sys.stderr)):
+    for i, rel in enumerate(progress(dataset.images, desc="describing", unit="image")):
         try:
             result = vision.describe_single(load_image(dataset.root / rel), rel, gated=True, several="central")
         except FaceCountError:

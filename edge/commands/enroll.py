@@ -9,7 +9,6 @@ the JSON summary on stdout says, per person, which photos went in and why the ot
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from edge.commands.common import CommandError, print_json, settings_from
 from edge.device.app import build_vision
 from edge.enrollment import Outcome, Person, add_to_gallery, describe_people, people_in_folder
 from edge.gallery import GalleryNotFound, GalleryStore
+from edge.progress import progress
 from edge.vision import Vision
 
 
@@ -63,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe_with_progress(vision: Vision, people: list[Person]) -> list[Outcome]:
-    from tqdm import tqdm
-
-    with tqdm(
-        total=sum(len(p.photos) for p in people), desc="enroll", unit="photo", file=sys.stderr, disable=None
-    ) as bar:
+    with progress(total=sum(len(p.photos) for p in people), desc="enroll", unit="photo") as bar:
         return describe_people(vision, people, on_photo=bar.update)
 
 
