@@ -18,7 +18,7 @@ from edge.device.loop import Loop, LoopOptions
 from edge.device.sources import Frame
 from edge.gallery import Matcher
 from edge.link.payloads import MatchEvent
-from edge.vision import CHIP_SIZE, Face, Quality
+from edge.vision import Face, Quality
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tracker import Tracker
 
@@ -32,9 +32,7 @@ class ScriptedVision:
 
     def __init__(self, sharpness: list[float], descriptor: np.ndarray) -> None:
         self.sharpness = sharpness
-        self.chip = np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-        self.embedder = SimpleNamespace(embed=self._embed, metric="euclidean", model_id="scripted")
-        self.detector = SimpleNamespace(refine=lambda image, face: face)
+        self.embedder = SimpleNamespace(metric="euclidean", model_id="scripted")
         self.embedded_ranks: list[float] = []
         self._descriptor = descriptor
         self._quality: Quality | None = None
@@ -48,9 +46,12 @@ class ScriptedVision:
         self._quality = Quality(100.0, 0.9, self.sharpness[self._frame], 0.0, 0.0)
         return self._quality, None
 
-    def _embed(self, chip: np.ndarray) -> np.ndarray:
+    def refine(self, image: np.ndarray, face: Face) -> Face:
+        return face
+
+    def embed(self) -> np.ndarray:
         self.embedded_ranks.append(self._quality.rank())
-        return self._descriptor[None]
+        return self._descriptor
 
 
 def run(

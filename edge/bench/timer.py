@@ -1,4 +1,4 @@
-"""Wall time per loop stage, for `edge bench`.
+"""Wall time per loop stage, for `edge bench`: the loop's `edge.device.timing.StageTimer` hooks.
 
 The loop calls `begin(frame)` when it takes a frame and `lap(stage)` after each stage; a lap
 is the time since the previous call, so stages need no start calls and nothing between two
@@ -13,10 +13,11 @@ import time
 
 import numpy as np
 
+from edge.device import timing
 from edge.device.sources import Frame
 
 
-class StageTimer:
+class StageTimer(timing.StageTimer):
     """Milliseconds per stage call, and how long each frame waited before the loop took it."""
 
     def __init__(self) -> None:

@@ -12,25 +12,22 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.config import ConfigError, Settings
 from edge.device.counters import Counters
 from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.sources import LatestFrameGrabber, open_source
+from edge.device.timing import StageTimer
 from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
 from edge.redact import masked
-from edge.vision import ModelEntry, QualityGate, Vision, load_manifest
+from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tiling import TiledDetector
 from edge.vision.tracker import Tracker
-
-if TYPE_CHECKING:
-    from edge.bench.timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +39,20 @@ class RunSummary:
     outbox_pending: int
 
 
-def build_vision(settings: Settings, detector_id: str | None = None) -> Vision:
-    """The vision pipeline as configured; `detector_id` overrides the configured detector."""
+def build_vision(settings: Settings, detector_id: str | None = None, tile_px: int | None = None) -> Vision:
+    """The vision pipeline as configured; `detector_id` overrides the configured detector, and
+    with `tile_px` it detects over tiles of at most that side (`TiledDetector`)."""
     m = settings.models
-    return Vision(
-        load_manifest(m.models_dir),
-        detector_id or m.detector,
-        m.embedder,
-        threads=m.threads,
-        score_threshold=m.score_threshold,
-        gate=QualityGate(**settings.quality.model_dump()),
-    )
+    manifest = load_manifest(m.models_dir)
+    plain = Detector.load(manifest, detector_id or m.detector, m.threads, m.score_threshold)
+    detector: FaceDetector = plain if tile_px is None else TiledDetector(plain, tile_px)
+    gate = QualityGate(**settings.quality.model_dump())
+    return Vision(manifest, embedder_id=m.embedder, threads=m.threads, gate=gate, detector=detector)
 
 
 def build_camera_vision(settings: Settings, detector_id: str | None = None, tile_px: int | None = None) -> Vision:
     """The pipeline the loop runs: the camera detector over tiles of large frames."""
-    vision = build_vision(settings, detector_id)
-    vision.detector = TiledDetector(vision.detector, settings.models.tile_px if tile_px is None else tile_px)
-    return vision
+    return build_vision(settings, detector_id, settings.models.tile_px if tile_px is None else tile_px)
 
 
 def build_loop(

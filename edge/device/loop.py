@@ -28,18 +28,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from edge.device.counters import Counters
 from edge.device.sources import Frame, LatestFrameGrabber
+from edge.device.timing import StageTimer
 from edge.gallery import Matcher
 from edge.link.payloads import MatchEvent, Payload, StatsPayload
-from edge.vision import Vision, align
+from edge.vision import Vision
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tracker import Track, Tracker
-
-if TYPE_CHECKING:
-    from edge.bench.timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +126,10 @@ class Loop:
             if rejected is not None or quality.rank() < state.best_rank * self.options.improve_ratio:
                 continue
             if self.options.refine:
-                refined = self.vision.detector.refine(image, face)
-                if refined is not face:
-                    align(image, refined, out=self.vision.chip)
+                self.vision.refine(image, face)
                 if timer is not None:
                     timer.lap("refine")
-            descriptor = self.vision.embedder.embed(self.vision.chip)[0]
+            descriptor = self.vision.embed()
             if timer is not None:
                 timer.lap("embed")
             state.embeds += 1

@@ -4,7 +4,7 @@ Imports nothing from gallery, device, link or central. Nothing loads at import t
 """
 
 from edge.vision.align import CHIP_SIZE, align
-from edge.vision.detector import Detector
+from edge.vision.detector import Detector, FaceDetector
 from edge.vision.embedder import Embedder, distance
 from edge.vision.image import ImageError, load_image
 from edge.vision.pipeline import FaceCountError, FaceResult, Vision
@@ -18,6 +18,7 @@ __all__ = [
     "Embedder",
     "Face",
     "FaceCountError",
+    "FaceDetector",
     "FaceResult",
     "ImageError",
     "Keypoint",

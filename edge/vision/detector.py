@@ -8,6 +8,7 @@ merged by NMS, and boxes and keypoints are mapped back to frame pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -21,6 +22,24 @@ from edge.vision.types import Face
 _LOGIT_LIMIT = 80.0
 # Faces smaller than this in the detector's input get keypoints worth refining (see `refine`).
 _REFINE_BELOW_PX = 40.0
+
+
+class FaceDetector(Protocol):
+    """What `Vision` and the loop need of a detector: a `Detector`, or one over tiles
+    (`edge.vision.tiling.TiledDetector`) for large camera frames."""
+
+    @property
+    def entry(self) -> ModelEntry:
+        """The manifest entry of the model that finds the faces."""
+        ...
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in `frame` ((H, W, 3) uint8 RGB), best score first, in frame pixels."""
+        ...
+
+    def refine(self, frame: np.ndarray, face: Face) -> Face:
+        """`face` found again where it is large in the input (see `Detector.refine`), or `face`."""
+        ...
 
 
 class Detector:
@@ -61,6 +80,14 @@ class Detector:
         self._fit = _Fit.of(self.size, self.size, self.size)
         self._resized = np.empty((self.size, self.size, 3), np.uint8)
         self._shrunk = self._resized
+
+    @classmethod
+    def load(
+        cls, manifest: Manifest, model_id: str | None = None, threads: int = 1, score_threshold: float = 0.5
+    ) -> Detector:
+        """The manifest's detector `model_id` (default: the manifest's default detector)."""
+        entry = manifest.get(model_id or manifest.default_detector, "detector")
+        return cls(manifest, entry, threads=threads, score_threshold=score_threshold)
 
     def _output_indices(self, outputs: dict[str, dict]) -> tuple[int, int]:
         """Regressors are the (1, N, 16) output, scores the (1, N, 1) one, whatever their names."""

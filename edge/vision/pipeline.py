@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.vision.align import CHIP_SIZE, align
-from edge.vision.detector import Detector
+from edge.vision.detector import Detector, FaceDetector
 from edge.vision.embedder import Embedder
 from edge.vision.quality import Quality, QualityGate, measure
 from edge.vision.runtime import Manifest
@@ -34,7 +34,11 @@ class FaceResult:
 
 
 class Vision:
-    """Frame in, faces with quality and descriptors out."""
+    """Frame in, faces with quality and descriptors out.
+
+    `detector` is the one to use (e.g. a `TiledDetector` for camera frames); without it, a plain
+    `Detector` of `detector_id` (default: the manifest's) with `threads` and `score_threshold`.
+    """
 
     def __init__(
         self,
@@ -44,13 +48,9 @@ class Vision:
         threads: int = 1,
         score_threshold: float = 0.5,
         gate: QualityGate | None = None,
+        detector: FaceDetector | None = None,
     ) -> None:
-        self.detector = Detector(
-            manifest,
-            manifest.get(detector_id or manifest.default_detector, "detector"),
-            threads=threads,
-            score_threshold=score_threshold,
-        )
+        self.detector: FaceDetector = detector or Detector.load(manifest, detector_id, threads, score_threshold)
         self.embedder = Embedder(
             manifest, manifest.get(embedder_id or manifest.default_embedder, "embedder"), threads=threads
         )
@@ -71,12 +71,26 @@ class Vision:
         quality = measure(face, self._chip)
         return quality, self.gate.reject_reason(quality)
 
+    def refine(self, frame: np.ndarray, face: Face) -> Face:
+        """`face` found again where it is large (`FaceDetector.refine`), the chip realigned to it
+        if it moved. After `assess` of the same face; what `embed` then describes."""
+        refined = self.detector.refine(frame, face)
+        if refined is not face:
+            align(frame, refined, out=self._chip)
+        return refined
+
+    def embed(self) -> np.ndarray:
+        """The descriptor of the chip the last `assess` (or `refine`) aligned.
+
+        Apart from `assess` so that the loop embeds only chips better than its track's last, and
+        apart from `refine` so that `edge bench` times the two stages apart.
+        """
+        return self.embedder.embed(self._chip)[0]
+
     def describe(self, frame: np.ndarray, face: Face, gated: bool = True) -> FaceResult:
         """Quality, gate verdict and, if it passed (or `gated` is False), the descriptor."""
         quality, rejected = self.assess(frame, face)
-        embedding = None
-        if rejected is None or not gated:
-            embedding = self.embedder.embed(self._chip)[0]
+        embedding = self.embed() if rejected is None or not gated else None
         return FaceResult(face, quality, rejected, embedding)
 
     def describe_single(self, frame: np.ndarray, label: str, gated: bool = True, several: str = "error") -> FaceResult:

@@ -46,7 +46,7 @@ def tile_boxes(height: int, width: int, tile_px: int) -> list[tuple[int, int, in
 
 
 class TiledDetector:
-    """`Detector.detect` over tiles of at most `tile_px` side (0: never tile); same contract."""
+    """`Detector.detect` over tiles of at most `tile_px` side (0: never tile); a `FaceDetector`."""
 
     def __init__(self, detector: Detector, tile_px: int = DEFAULT_TILE_PX) -> None:
         self.detector = detector
