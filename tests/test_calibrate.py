@@ -133,3 +133,34 @@ def test_model_build_keeps_calibration_of_unchanged_embedders(tmp_path):
     models = json.loads(written.read_text())["models"]
     assert models["same"] == {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}}
     assert models["rebuilt"] == {"sha256": "cc"}  # other weights: the old table would be a false claim
+
+
+def test_entries_record_data_software_and_cpu(setup, entries):
+    data, _ = setup
+    for entry in (entries["overall"], entries["worst_group"]):
+        assert entry["dataset_file"] == data[data.index("--identities") + 1]
+        assert set(entry["software"]) >= {"edge", "numpy", "opencv", "runtime"}
+        assert entry["software"]["runtime"].startswith(("ai-edge-litert", "tflite-runtime"))
+        assert entry["cpu"]["machine"] and entry["cpu"]["model"]
+    assert entries["record"]["calibration_table"]["fmr_curve"]["impostor_pairs"] == entries["overall"]["impostor_pairs"]
+
+
+def test_weaker_calibration_replaces_only_when_asked(setup, entries, data_dir, tmp_path, capsys):
+    """A run on fewer images may not silently replace an entry (or the curve) measured on more."""
+    data, models = setup
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    rows = lfw_subset(data_dir, {"female_East_Asian": 5, "male_White": 5}, 2)
+    smaller = ["--identities", str(write_csv(tmp_path / "small.csv", rows)), "--root", data[3], "--models", str(copy)]
+    before = (copy / "manifest.json").read_bytes()
+    code, err = calibrate(capsys, smaller, "--target-fmr", str(TARGET))
+    assert code == 1 and "--replace" in err and "nothing written" in err
+    assert str(entries["overall"]["impostor_pairs"]) in err
+    assert (copy / "manifest.json").read_bytes() == before
+    code, out = calibrate(capsys, smaller, "--target-fmr", str(TARGET), "--replace")
+    assert code == 0, out
+    table = json.loads((copy / "manifest.json").read_text())["models"][EMBEDDER]["calibration_table"]
+    overall = next(e for e in table["entries"] if e["scope"] == "overall")
+    assert overall["impostor_pairs"] < entries["overall"]["impostor_pairs"] and overall["dataset_file"].endswith(
+        "small.csv"
+    )

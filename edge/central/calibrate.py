@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from edge import __version__
+from edge.bench.machine import cpu_model, package_version
 from edge.central.evaluate import SWEEP_THRESHOLDS, group_size
 from edge.central.metrics import false_matches, false_non_matches, fmr_at, threshold_at_fmr
 from edge.central.scores import Scores
@@ -114,9 +118,29 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         "deciding_group": deciding,
         "groups": {g: _group_row(scores, g, threshold, g in supporting) for g in dataset.groups},
         "dataset": dataset.description,
+        "dataset_file": str(dataset.csv_path),
         "dataset_sha256": file_sha256(dataset.csv_path),
         "detector": detector_id,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **measured_on(),
+    }
+
+
+def measured_on() -> dict[str, Any]:
+    """The software and CPU a calibration ran on.
+
+    The same data on another machine or runtime gives a slightly different threshold (float
+    kernels differ; 0.4168 against 0.4125 on one rerun): the entry has to say where it came from.
+    """
+    return {
+        "software": {
+            "edge": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+            "runtime": package_version("ai-edge-litert", "tflite-runtime") or "none",
+        },
+        "cpu": {"machine": platform.machine(), "model": cpu_model(), "cores": os.cpu_count()},
     }
 
 
@@ -129,25 +153,56 @@ def fmr_curve(scores: Scores, thresholds: np.ndarray = SWEEP_THRESHOLDS) -> dict
         "thresholds": [round(float(t), 4) for t in thresholds],
         "overall": [round(fmr_at(overall, t), 6) for t in thresholds],
         "worst_group": [round(max(fmr_at(i, t) for i in groups), 6) if groups else None for t in thresholds],
+        "impostor_pairs": false_matches(overall, 0.0)[1],
         "dataset_sha256": file_sha256(scores.dataset.csv_path),
     }
 
 
+def _weaker(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> str | None:
+    """Why `new` may not silently replace `old`: it rests on fewer impostor comparisons."""
+    if old is None or old.get("impostor_pairs", 0) <= new["impostor_pairs"]:
+        return None
+    source = f"{old.get('dataset', 'a data set')} {old.get('dataset_sha256', '')[:12]}".strip()
+    return (
+        f"{what} rests on {old['impostor_pairs']} impostor comparisons ({source}), this run on {new['impostor_pairs']}"
+    )
+
+
 def record_calibration(
-    manifest_path: Path, embedder_id: str, entry: dict[str, Any], curve: dict[str, Any], operating_point: bool
+    manifest_path: Path,
+    embedder_id: str,
+    entry: dict[str, Any],
+    curve: dict[str, Any],
+    operating_point: bool,
+    replace_stronger: bool = False,
 ) -> None:
     """Add `entry` (replacing one with the same target and scope) and the curve to the embedder's record.
 
-    Only `calibration_table` and, with `operating_point`, `operating_point` change; the file is
-    replaced atomically so a device never reads half a manifest.
+    An entry or curve measured on more impostor comparisons than this run's is kept, and the
+    run refused (`CalibrationRefused`), unless `replace_stronger`: a quick run on a subset must
+    not silently undo a calibration on the full set. Only `calibration_table` and, with
+    `operating_point`, `operating_point` change; the file is replaced atomically so a device
+    never reads half a manifest.
     """
     manifest = json.loads(manifest_path.read_text())
     record = manifest["models"][embedder_id]
-    kept = [
-        e
-        for e in record.get("calibration_table", {}).get("entries", [])
-        if (e["target_fmr"], e["scope"]) != (entry["target_fmr"], entry["scope"])
+    table = record.get("calibration_table", {})
+    same = [
+        e for e in table.get("entries", []) if (e["target_fmr"], e["scope"]) == (entry["target_fmr"], entry["scope"])
     ]
+    weaker = [
+        why
+        for why in (
+            _weaker(
+                same[0] if same else None, entry, f"the entry for target {entry['target_fmr']:g} ({entry['scope']})"
+            ),
+            _weaker(table.get("fmr_curve"), curve, "the FMR curve"),
+        )
+        if why
+    ]
+    if weaker and not replace_stronger:
+        raise CalibrationRefused("; ".join(weaker) + ": pass --replace to replace them with this run's")
+    kept = [e for e in table.get("entries", []) if e not in same]
     entries = sorted([*kept, entry], key=lambda e: (e["target_fmr"], e["scope"]))
     record["calibration_table"] = {"entries": entries, "fmr_curve": curve}
     if operating_point:

@@ -2,8 +2,9 @@
 
 Measures the device's still-image path on a labeled set, picks the largest threshold whose
 measured FMR is at most F (overall, or in every sizeable group that supports F), and records it
-in the embedder's `calibration_table` in the manifest. A target the data cannot support exits
-with status 1 and writes nothing.
+in the embedder's `calibration_table` in the manifest, with the data set, software and CPU it
+was measured on. A target the data cannot support, or a run on fewer impostor comparisons than
+the entry or curve it would replace (without --replace), exits with status 1 and writes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
     except CalibrationRefused as e:
         raise CommandError(f"{e}; nothing written") from None
     manifest_path = load_manifest(settings.models.models_dir).directory / MANIFEST_NAME
-    record_calibration(manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point)
+    try:
+        record_calibration(
+            manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point, args.replace
+        )
+    except CalibrationRefused as e:
+        raise CommandError(f"{e}; nothing written") from None
     print_json(
         {
             "manifest": str(manifest_path),
@@ -65,5 +71,10 @@ def add_parser(sub) -> None:
         "--operating-point",
         action="store_true",
         help="also make this entry the embedder's operating point (the device's default threshold)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an entry or FMR curve measured on more impostor comparisons than this run's (refused otherwise)",
     )
     p.set_defaults(func=run)
