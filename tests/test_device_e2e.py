@@ -68,6 +68,33 @@ def settings_for(broker, gallery: Path, video: Path, state: Path, **extra):
     )
 
 
+def edge_run_command(video: Path, gallery: Path, broker_url: str, state: Path, *extra: str) -> list[str]:
+    """`edge run` as a subprocess command line: the slideshow, the gallery, device test/cam-1."""
+    return [
+        sys.executable,
+        "-m",
+        "edge.cli",
+        "run",
+        "--source",
+        f"file:{video}",
+        "--gallery",
+        str(gallery),
+        "--broker",
+        broker_url,
+        "--device-id",
+        "cam-1",
+        "--site",
+        "test",
+        "--state-dir",
+        str(state),
+        "--threshold",
+        str(THRESHOLD),
+        "--detector",
+        "blazeface_short_range",
+        *extra,
+    ]
+
+
 def unique_events(subscriber) -> list[dict]:
     """Match events in arrival order, de-duplicated by event_id as a receiver must."""
     seen, events = set(), []
@@ -176,28 +203,7 @@ def test_events_left_by_a_killed_process_arrive_after_restart(
     broker = broker_factory()
     broker.start()
     state = tmp_path / "state"
-    command = [
-        sys.executable,
-        "-m",
-        "edge.cli",
-        "run",
-        "--source",
-        f"file:{video}",
-        "--gallery",
-        str(gallery),
-        "--broker",
-        broker.url,
-        "--device-id",
-        "cam-1",
-        "--site",
-        "test",
-        "--state-dir",
-        str(state),
-        "--threshold",
-        str(THRESHOLD),
-        "--detector",
-        "blazeface_short_range",
-    ]
+    command = edge_run_command(video, gallery, broker.url, state)
     watch = subscriber_factory(broker.port, ["edge/test/cam-1/status"])
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

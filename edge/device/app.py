@@ -7,6 +7,7 @@ before the state folder, the outbox or the counters file is created or touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from pathlib import Path
 from edge import __version__
 from edge.config import ConfigError, Settings
 from edge.device.counters import Counters
+from edge.device.gallery_watch import GalleryWatcher
 from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.sources import LatestFrameGrabber, open_source
+from edge.device.state_dir import lock_state_dir
 from edge.device.timing import StageTimer
 from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
@@ -147,7 +150,14 @@ def mqtt_options(settings: Settings) -> MqttOptions:
 
 
 def run_device(settings: Settings, stop: threading.Event, max_frames: int | None = None) -> RunSummary:
-    """Run until `stop` is set, the source ends, or `max_frames` frames were processed."""
+    """Run until `stop` is set, the source ends, or `max_frames` frames were processed.
+
+    Every step after the capture thread starts runs inside one `ExitStack`, so whatever fails
+    (a corrupt counters file, a foreign outbox, a locked state folder) stops that thread
+    before the error leaves: a thread still decoding at interpreter exit aborts the process.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames must be at least 1, not {max_frames}")
     device, site = settings.device.device_id, settings.device.site
     vision = build_camera_vision(settings)
     point = operating_point(settings, vision.embedder.entry)
@@ -162,79 +172,85 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     options = mqtt_options(settings)
     topics = Topics(site, device)
     probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
-    grabber.start()
-    log.info(
-        "source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
-        source.info.uri,
-        vision.detector.entry.model_id,
-        vision.embedder.model_id,
-        vision.embedder.sha256[:12],
-        settings.match.gallery,
-        len(matcher.identity_ids),
-        matcher.version,
-    )
-    log.info(
-        "threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of strangers: %s",
-        threshold,
-        vision.embedder.metric,
-        point.origin,
-        "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
-        "unknown" if false_alerts is None else f"{false_alerts:.1f}",
-    )
+    with contextlib.ExitStack() as running:
+        grabber.start()
+        running.callback(grabber.stop)
+        log.info(
+            "source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
+            source.info.uri,
+            vision.detector.entry.model_id,
+            vision.embedder.model_id,
+            vision.embedder.sha256[:12],
+            settings.match.gallery,
+            len(matcher.identity_ids),
+            matcher.version,
+        )
+        log.info(
+            "threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of strangers: %s",
+            threshold,
+            vision.embedder.metric,
+            point.origin,
+            "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
+            "unknown" if false_alerts is None else f"{false_alerts:.1f}",
+        )
 
-    state = settings.device.state_dir
-    state.mkdir(parents=True, exist_ok=True)
-    writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
-    counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
-    outbox = Outbox(state / "outbox.sqlite")
-    status = StatusPayload(
-        state="online",
-        device_id=device,
-        site=site,
-        ts=datetime.now(timezone.utc),
-        started_at=datetime.now(timezone.utc),
-        versions=Versions(
-            software=__version__,
-            detector_model_id=vision.detector.entry.model_id,
-            embedder_model_id=vision.embedder.model_id,
-            embedder_sha256=vision.embedder.sha256,
-            gallery_version=matcher.version,
-        ),
-        details={
-            "threshold": threshold,
-            "metric": vision.embedder.metric,
-            "fmr": point.fmr,
-            "target_fmr": point.target_fmr,
-            "fmr_scope": point.scope,
-            "threshold_origin": point.origin,
-            "gallery_identities": len(matcher.identity_ids),
-            "expected_false_alerts_per_1000_scans": false_alerts,
-        },
-    )
-    link = MqttLink(options, topics, outbox, status)
-    loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(link.publish))
-    link.publish(
-        "config/reported",
-        ConfigReported(
-            version=0,
-            ts=datetime.now(timezone.utc),
+        state = settings.device.state_dir
+        running.enter_context(lock_state_dir(state))  # before anything in it is written
+        writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
+        counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
+        outbox = running.enter_context(Outbox(state / "outbox.sqlite"))
+        status = StatusPayload(
+            state="online",
             device_id=device,
             site=site,
-            config=effective_config(settings, point),
-        ),
-        retain=True,
-    )
-    link.start()
-    writer.start()
-    try:
-        link.require_connected(settings.mqtt.connect_timeout_s)
-        frames = loop.run(grabber, stop, max_frames)
-    finally:
-        grabber.stop()
-        writer.stop()  # every event and the last window into the outbox before the link flushes
-        if not link.flush(settings.mqtt.connect_timeout_s):
-            log.warning("broker did not acknowledge everything in time; the outbox keeps the rest")
-        link.stop()
-        pending = outbox.count_pending()
-        outbox.close()
+            ts=datetime.now(timezone.utc),
+            started_at=datetime.now(timezone.utc),
+            versions=Versions(
+                software=__version__,
+                detector_model_id=vision.detector.entry.model_id,
+                embedder_model_id=vision.embedder.model_id,
+                embedder_sha256=vision.embedder.sha256,
+                gallery_version=matcher.version,
+            ),
+            details={
+                "threshold": threshold,
+                "metric": vision.embedder.metric,
+                "fmr": point.fmr,
+                "target_fmr": point.target_fmr,
+                "fmr_scope": point.scope,
+                "threshold_origin": point.origin,
+                "gallery_identities": len(matcher.identity_ids),
+                "expected_false_alerts_per_1000_scans": false_alerts,
+            },
+        )
+        link = MqttLink(options, topics, outbox, status)
+        loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(link.publish))
+        link.publish(
+            "config/reported",
+            ConfigReported(
+                version=0,
+                ts=datetime.now(timezone.utc),
+                device_id=device,
+                site=site,
+                config=effective_config(settings, point),
+            ),
+            retain=True,
+        )
+        link.start()
+        writer.start()
+        watcher = GalleryWatcher(
+            settings.match, point, vision.embedder.entry, matcher, loop.swap_matcher, link, status.versions
+        )
+        watcher.start()  # after the link, which republishes the status it changes
+        try:
+            link.require_connected(settings.mqtt.connect_timeout_s)
+            frames = loop.run(grabber, stop, max_frames)
+        finally:
+            watcher.stop()  # first: no status change after the link's offline
+            grabber.stop()
+            writer.stop()  # every event and the last window into the outbox before the link flushes
+            if not link.flush(settings.mqtt.connect_timeout_s):
+                log.warning("broker did not acknowledge everything in time; the outbox keeps the rest")
+            link.stop()
+            pending = outbox.count_pending()
     return RunSummary(frames, dict(counters.totals), pending)

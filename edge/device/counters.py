@@ -136,9 +136,9 @@ class Counters:
 
 
 def _save_totals(path: Path, totals: dict[str, int]) -> None:
-    """Write `totals` to `path` atomically: a power cut leaves the old file or the new one."""
+    """Write `totals` to `path` atomically (a power cut leaves the old file or the new one), owner only."""
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(totals, f)
         f.flush()
         os.fsync(f.fileno())

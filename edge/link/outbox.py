@@ -18,6 +18,7 @@ transactions.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -78,8 +79,11 @@ class Outbox:
         if not path.parent.is_dir():
             raise OutboxError(f"outbox {path}: directory {path.parent} does not exist")
         try:
+            # Owner only (it holds identity ids and times); SQLite gives its -wal and -shm
+            # files the mode of the database file.
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             raise OutboxError(f"cannot open outbox {path}: {e}") from e
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -96,6 +100,9 @@ class Outbox:
                     f"outbox {path} is corrupt ({check}); it was left untouched: move it aside "
                     "to start with an empty outbox"
                 )
+            for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+                if file.exists():
+                    file.chmod(0o600)  # made by an older version
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
