@@ -66,13 +66,13 @@ TRAILER = b"100" + enc_tensor(np.zeros(0, np.float32).reshape(0, 0, 0, 0)) * 3
 
 @pytest.mark.parametrize("value", [0, 1, 127, 255, 256, -1, -300, 2**40, -(2**62), 2**63 - 1])
 def test_integers_round_trip(value: int) -> None:
-    assert DatReader(enc_int(value)).int() == value
+    assert DatReader(enc_int(value)).integer() == value
 
 
 def test_negative_integer_layout() -> None:
     """dlib writes -300 as control byte 0x82 (negative, two bytes) then 300 little-endian."""
     assert enc_int(-300) == bytes([0x82, 0x2C, 0x01])
-    assert DatReader(bytes([0x82, 0x2C, 0x01])).int() == -300
+    assert DatReader(bytes([0x82, 0x2C, 0x01])).integer() == -300
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_strings_bools_tensors_aliases() -> None:
 def test_malformed_primitives_name_file_and_offset(data: bytes, message: str) -> None:
     reader = DatReader(data, "bad.dat")
     read = {
-        "control byte": reader.int,
+        "control byte": reader.integer,
         "need 5 bytes": reader.string,
         "bad bool": reader.bool,
         "tensor version 3": reader.tensor,

@@ -75,8 +75,10 @@ def sample_clip(folder: Path, frames_per_appearance: int = 60) -> Clip:
         ) from None
     portrait_path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     portrait = cv2.imread(str(portrait_path))
+    if portrait is None:
+        raise FileNotFoundError(f"matplotlib's sample portrait {portrait_path} cannot be read")
     path = folder / "sample_clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25, (640, 480))
     for appearance in range(2):
         face = cv2.flip(portrait, 1) if appearance else portrait
         for t in range(frames_per_appearance):

@@ -75,21 +75,21 @@ class ClipSource(FrameSource):
             self.pace_fps = self.source.info.fps or _DEFAULT_FPS
 
     def read(self, out: np.ndarray | None = None) -> Frame | None:
-        while self.pace_fps is not None and self._late():
+        while self.pace_fps is not None and self._late(self.pace_fps):
             if self._timed_read(out) is None:
                 return None
             self.skipped += 1
         return self._timed_read(out)
 
-    def _late(self) -> bool:
+    def _late(self, fps: float) -> bool:
         """Wait for the next frame's time; True when it passed a whole frame ago."""
         now = time.monotonic()
         if self._first_due is None:
             self._first_due = now
-        due = self._first_due + self._next / self.pace_fps
+        due = self._first_due + self._next / fps
         if due > now:
             time.sleep(due - now)
-        return now - due > 1.0 / self.pace_fps
+        return now - due > 1.0 / fps
 
     def _timed_read(self, out: np.ndarray | None) -> Frame | None:
         start = time.perf_counter()

@@ -13,6 +13,7 @@ and the callers report it as a failed comparison.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def tar_at_fmr(genuine: np.ndarray, impostor: np.ndarray, fmr: float) -> tuple[f
     return 1.0 - fnmr_at(genuine, threshold), threshold
 
 
-def sweep(genuine: np.ndarray, impostor: np.ndarray, thresholds: np.ndarray) -> dict[str, list]:
+def sweep(genuine: np.ndarray, impostor: np.ndarray, thresholds: np.ndarray) -> dict[str, Any]:
     """FMR and FNMR, with their counts, at each threshold."""
     _, impostor_pairs = false_matches(impostor, 0.0)
     _, genuine_pairs = false_non_matches(genuine, 0.0)

@@ -78,8 +78,11 @@ def _points(report: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dic
         return in_force, None, None, None
     target, scope = chosen["target_fmr"], chosen["scope"]
     points, entries = report["operating_points"], calibration["entries"]
+    in_force = _find(points, target, scope)
+    if in_force is None:
+        raise ValueError(f"the report has no figures for its operating point (target FMR {target}, {scope})")
     return (
-        _find(points, target, scope),
+        in_force,
         _find(entries, target, scope),
         _find(points, target, "overall"),
         _find(entries, target, "overall"),

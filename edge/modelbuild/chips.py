@@ -81,7 +81,8 @@ def _round_robin(lists: list[list]) -> list:
 
 def cut_chips(detector: Detector, data_dir: Path, images: list[LabeledImage], count: int) -> ChipSet:
     """Chips from the first `count` images in which the detector finds a face."""
-    chips, used = [], []
+    chips: list[np.ndarray] = []
+    used: list[LabeledImage] = []
     for image in images:
         if len(chips) == count:
             break

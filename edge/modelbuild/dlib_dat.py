@@ -136,7 +136,7 @@ class DatReader:
     def at_end(self) -> bool:
         return self.pos == len(self.data)
 
-    def int(self) -> int:
+    def integer(self) -> int:
         """A control byte (low 4 bits: byte count, 0x80: negative), then little-endian bytes."""
         control = self._take(1)[0]
         size = control & 0x0F
@@ -148,8 +148,8 @@ class DatReader:
 
     def float(self) -> float:
         """An int64 mantissa and an int16 exponent: mantissa * 2**exponent."""
-        mantissa = self.int()
-        exponent = self.int()
+        mantissa = self.integer()
+        exponent = self.integer()
         if exponent in _SPECIAL_EXPONENTS:
             return _SPECIAL_EXPONENTS[exponent]
         return math.ldexp(mantissa, exponent)
@@ -162,7 +162,7 @@ class DatReader:
         return char == b"1"
 
     def string(self) -> str:
-        length = self.int()
+        length = self.integer()
         raw = bytes(self._take(length))
         try:
             return raw.decode("ascii")
@@ -191,14 +191,14 @@ class DatReader:
         return self._dims()
 
     def _dims(self) -> tuple[int, int, int, int]:
-        dims = tuple(self.int() for _ in range(4))
+        dims = (self.integer(), self.integer(), self.integer(), self.integer())
         if min(dims) < 0:
             raise self.error(f"negative tensor dimension in {dims}")
-        return dims  # type: ignore[return-value]
+        return dims
 
     def _version(self, expected: int, what: str) -> None:
         start = self.pos
-        found = self.int()
+        found = self.integer()
         if found != expected:
             self.pos = start
             raise self.error(f"{what} version {found}, expected {expected}")
@@ -215,12 +215,12 @@ def parse_dat(data: bytes, name: str = "<bytes>") -> DlibNet:
     reader._version(1, "add_loss_layer")
     loss = _loss(reader)
     outer_versions = []
-    while (version := reader.int()) != 3:
+    while (version := reader.integer()) != 3:
         if version not in (1, 2):
             raise reader.error(f"layer version {version}, expected 1 (tag/skip) or 2 (layer)")
         outer_versions.append(version)
     layers: list[Layer] = [_input(reader), _layer(reader)]
-    reader.int()  # the innermost layer also stores its sample expansion factor
+    reader.integer()  # the innermost layer also stores its sample expansion factor
     for version in reversed(outer_versions):
         layers.append(Marker() if version == 1 else _layer(reader))
     if not reader.at_end:
@@ -236,7 +236,7 @@ def _loss(r: DatReader) -> LossMetric:
 def _input(r: DatReader) -> InputRGB:
     r.expect_string("input_rgb_image_sized")
     mean = np.array([r.float(), r.float(), r.float()], dtype=np.float32)
-    return InputRGB(mean=mean, rows=r.int(), cols=r.int())
+    return InputRGB(mean=mean, rows=r.integer(), cols=r.integer())
 
 
 def _layer(r: DatReader) -> Layer:
@@ -267,9 +267,9 @@ def _split(r: DatReader, params: np.ndarray, *shapes: tuple[int, ...]) -> list[n
 
 def _conv(r: DatReader) -> Conv:
     params = r.tensor()
-    num_filters, rows, cols = r.int(), r.int(), r.int()
-    stride = (r.int(), r.int())
-    padding = (r.int(), r.int())
+    num_filters, rows, cols = r.integer(), r.integer(), r.integer()
+    stride = (r.integer(), r.integer())
+    padding = (r.integer(), r.integer())
     filters, biases = r.alias(), r.alias()
     for _ in range(4):  # learning-rate and weight-decay multipliers
         r.float()
@@ -282,7 +282,7 @@ def _conv(r: DatReader) -> Conv:
 def _affine(r: DatReader) -> Affine:
     params = r.tensor()
     gamma, beta = _split(r, params, r.alias(), r.alias())
-    mode = r.int()
+    mode = r.integer()
     return Affine(gamma=gamma.reshape(-1), beta=beta.reshape(-1), conv_mode=mode == 0)
 
 
@@ -296,18 +296,18 @@ def _add_prev(r: DatReader) -> AddPrev:
 
 def _pool(kind: str):
     def read(r: DatReader) -> Pool:
-        window = (r.int(), r.int())
-        stride = (r.int(), r.int())
-        return Pool(kind=kind, window=window, stride=stride, padding=(r.int(), r.int()))
+        window = (r.integer(), r.integer())
+        stride = (r.integer(), r.integer())
+        return Pool(kind=kind, window=window, stride=stride, padding=(r.integer(), r.integer()))
 
     return read
 
 
 def _fc(r: DatReader) -> FullyConnected:
-    num_outputs, num_inputs = r.int(), r.int()
+    num_outputs, num_inputs = r.integer(), r.integer()
     params = r.tensor()
     weights_shape, bias_shape = r.alias(), r.alias()  # the bias alias is empty without bias
-    has_bias = r.int() == 0  # FC_HAS_BIAS = 0, FC_NO_BIAS = 1
+    has_bias = r.integer() == 0  # FC_HAS_BIAS = 0, FC_NO_BIAS = 1
     for _ in range(4):
         r.float()
     weights, bias = _split(r, params, weights_shape, bias_shape)

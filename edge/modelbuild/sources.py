@@ -108,11 +108,11 @@ def extract(source: Source, archive: Path, member: str, cache_dir: Path) -> Path
                 shutil.copyfileobj(src, dst)
         else:
             with tarfile.open(archive, "r:gz") as tf:
-                src = tf.extractfile(name)
-                if src is None:
+                member_file = tf.extractfile(name)
+                if member_file is None:
                     raise KeyError(name)
-                with src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with member_file, open(target, "wb") as dst:
+                    shutil.copyfileobj(member_file, dst)
     except KeyError:
         target.unlink(missing_ok=True)
         raise SourceError(f"{archive}: no member {name}") from None
