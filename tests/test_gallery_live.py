@@ -3,21 +3,38 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import test_device_e2e
+from support_camera import MjpegCamera
+from support_wait import wait_until
+from test_device_e2e import ENROLLED, THRESHOLD, unique_events
 
-from edge.config import MatchConfig
+from edge.cli import main
+from edge.config import MatchConfig, load_settings
+from edge.device.app import run_device
 from edge.device.gallery_watch import GalleryWatcher
 from edge.gallery import GalleryStore, Matcher
 from edge.link import Versions
 from edge.vision import ModelEntry
 from edge.vision.operating_point import OperatingPoint
 
+# The end-to-end test's slideshow, its JPEGs and the gallery enrolled from other photos of
+# five of its people: the fixtures of test_device_e2e, shared.
+gallery, slideshow, slideshow_jpegs = (
+    test_device_e2e.gallery,
+    test_device_e2e.slideshow,
+    test_device_e2e.slideshow_jpegs,
+)
 POINT = OperatingPoint(0.5, 0.001, None, "overall", "test")  # 2 people: ~2.0 false alerts per 1,000; 3: ~3.0
 
 
@@ -148,3 +165,97 @@ def test_additions_over_the_false_alert_limit_are_refused_removals_never(tmp_pat
         },
     )
     assert grown.version != swapped.version
+
+
+REMOVED, KEPT, JOINER = "george_w_bush", "angela_bassett", "juan_pablo_montoya"
+PHOTO_FRAMES = 10  # camera frames each photo is shown for: 0.4 s at 25 fps
+
+
+@pytest.fixture
+def passers_by(slideshow, slideshow_jpegs) -> list[bytes]:
+    """Both slideshow photos of KEPT, REMOVED and JOINER as JPEGs, in turn, as people walking past."""
+    _, rows = slideshow
+    photos = {r["identity"]: [] for r in rows}
+    for r in rows:
+        photos[r["identity"]].append(slideshow_jpegs[(int(r["start_frame"]) + 12) // 3])  # mid-photo
+    return [photos[who][i] for i in range(2) for who in (KEPT, REMOVED, JOINER)]
+
+
+def events_of(sub, identity: str, version: str | None = None) -> list[dict]:
+    return [
+        e
+        for e in unique_events(sub)
+        if e["identity_id"] == identity and (version is None or e["gallery_version"] == version)
+    ]
+
+
+def last_status(sub) -> dict:
+    return json.loads(sub.messages("edge/test/cam-1/status")[-1].payload)
+
+
+def cli_json(args: list[str], capsys) -> dict:
+    capsys.readouterr()
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_running_device_uses_gallery_changes_from_the_next_frame(
+    broker, subscriber_factory, gallery, passers_by, data_dir, slideshow, tmp_path, capsys
+):
+    """While `run_device` watches a camera: `edge gallery remove` stops that person's alerts,
+    `edge enroll` makes a new person match, a corrupt file changes nothing; the status and
+    every event say which gallery version was in use."""
+    path = tmp_path / "gallery.sqlite"
+    shutil.copy(gallery, path)
+    camera = MjpegCamera(lambda n: passers_by[n // PHOTO_FRAMES % len(passers_by)], fps=25).start()
+    sub = subscriber_factory(broker.port, ["edge/#"])
+    settings = load_settings(
+        device={"device_id": "cam-1", "site": "test", "state_dir": tmp_path / "state"},
+        camera={"source": camera.url},
+        models={"detector": "blazeface_short_range"},
+        match={"gallery": path, "threshold": THRESHOLD, "gallery_poll_s": 0.5},
+        mqtt={"url": broker.url, "connect_timeout_s": 15},
+    )
+    stop, result = threading.Event(), {}
+    runner = threading.Thread(target=lambda: result.update(summary=run_device(settings, stop)))
+    runner.start()
+    try:
+        assert wait_until(lambda: events_of(sub, REMOVED), timeout=60)
+        first = last_status(sub)["versions"]["gallery_version"]
+        assert events_of(sub, REMOVED, first) and not events_of(sub, JOINER)
+
+        removal = cli_json(["gallery", "remove", "--gallery", str(path), "--id", REMOVED], capsys)
+        second = removal["version"]
+        assert second in removal["running_device"]
+        assert wait_until(lambda: last_status(sub)["versions"]["gallery_version"] == second)
+        assert last_status(sub)["details"]["gallery_identities"] == len(ENROLLED) - 1
+        assert wait_until(lambda: len(events_of(sub, KEPT, second)) >= 3, timeout=30)  # a full turn and more
+
+        _, rows = slideshow
+        shown = {r["source_path"] for r in rows}
+        photos = [
+            str(data_dir / r["path"])
+            for r in csv.DictReader(open(data_dir / "identities.csv"))
+            if r["identity"] == JOINER and r["path"] not in shown
+        ]
+        enrolment = cli_json(["enroll", "--gallery", str(path), "--name", JOINER, "--id", JOINER, *photos], capsys)
+        third = enrolment["gallery_version"]
+        assert third in enrolment["running_device"]
+        assert wait_until(lambda: events_of(sub, JOINER, third), timeout=30)
+        assert last_status(sub)["details"]["gallery_identities"] == len(ENROLLED)
+
+        path.write_bytes(b"this is not a gallery" * 100)
+        assert wait_until(lambda: last_status(sub)["details"].get("gallery_error"))
+        kept = len(events_of(sub, KEPT, third))
+        assert wait_until(lambda: len(events_of(sub, KEPT, third)) >= kept + 2, timeout=30)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+        camera.stop()
+    assert not runner.is_alive() and result["summary"].outbox_pending == 0
+    events = unique_events(sub)
+    versions = [e["gallery_version"] for e in events]
+    assert versions == sorted(versions, key=[first, second, third].index), "an event of an older gallery came later"
+    assert not events_of(sub, REMOVED, second) and not events_of(sub, REMOVED, third)
+    assert {e["gallery_version"] for e in events_of(sub, JOINER)} == {third}
+    assert last_status(sub)["versions"]["gallery_version"] == third

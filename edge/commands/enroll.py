@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.commands.common import CommandError, print_json, settings_from
+from edge.commands.gallery import running_device_note
 from edge.device.app import build_vision
 from edge.enrollment import Outcome, Person, add_to_gallery, describe_people, people_in_folder
 from edge.gallery import GalleryNotFound, GalleryStore
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             add_to_gallery(store, enrolled)
             templates = {i.identity_id: i.templates for i in store.identities()}
             summary["gallery_version"] = store.version
+            summary["running_device"] = running_device_note(settings, store.version)
     else:
         templates = {}
         summary["error"] = "no image passed; the gallery was not changed"

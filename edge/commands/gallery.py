@@ -52,12 +52,28 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def running_device_note(settings: Settings, version: str) -> str:
+    """What a device running on the changed gallery does with the change (`edge.device.gallery_watch`)."""
+    return (
+        f"a running device on this gallery uses version {version} within {settings.match.gallery_poll_s:g} s "
+        "(match.gallery_poll_s), from its next frame on"
+    )
+
+
 def run_remove(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    settings, entry = configured_embedder(args)
+    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256) as store:
         removed = store.remove(args.id)
-        print_json(
-            {"gallery": str(args.gallery), "removed": args.id, "templates_removed": removed, "version": store.version}
-        )
+        version = store.version
+    print_json(
+        {
+            "gallery": str(args.gallery),
+            "removed": args.id,
+            "templates_removed": removed,
+            "version": version,
+            "running_device": running_device_note(settings, version),
+        }
+    )
     return 0
 
 
