@@ -2,7 +2,8 @@
 
 `edge enroll` and `edge gallery remove` change the gallery file in place, one SQLite
 transaction per change. Every `match.gallery_poll_s` the watcher stats the file: no open, no
-lock, so the CLI never waits on it. Only when the file's inode, size or mtime changed does it
+lock, so the CLI never waits on it; the gallery uses SQLite's rollback journal, so every commit
+writes the file itself. Only when the file's inode, size or mtime changed does it
 open the gallery, read its content version and, if that differs from the one in use, build the
 new `Matcher` (on this thread, not the loop's). The loop adopts it at its next frame
 (`Loop.swap_matcher`): every event from then on carries the new `gallery_version`, and the
