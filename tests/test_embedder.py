@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.central.metrics import roc_auc
-from edge.vision import Embedder, FaceCountError, load_image
+from edge.vision import Embedder, FaceCountError, ModelEntry, ModelError, load_image
 
 
 def _pairs(data_dir, source: str, n_each: int) -> list[dict[str, str]]:
@@ -70,3 +70,10 @@ def test_embed_shapes_and_errors(stills_vision):
         embedder.embed(np.zeros((150, 150, 3), np.float32))
     with pytest.raises(ValueError, match="uint8 chips"):
         embedder.embed(np.zeros((1, 112, 112, 3), np.uint8))
+
+
+def test_an_embedder_declaring_another_distance_is_refused(manifest):
+    entry = manifest.get(manifest.default_embedder, "embedder")
+    cosine = ModelEntry(entry.model_id, entry.kind, entry.file, entry.sha256, {**entry.spec, "distance": "cosine"})
+    with pytest.raises(ModelError, match="declares distance 'cosine'"):
+        Embedder(manifest, cosine)

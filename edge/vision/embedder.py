@@ -7,6 +7,8 @@ the manifest's `threshold` (dlib's 0.6 unless calibrated otherwise) separates "s
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from edge.vision.align import CHIP_SIZE
@@ -30,7 +32,10 @@ class Embedder:
         self.sha256 = entry.sha256
         self.dim = int(entry.spec["output"]["dim"])
         self.threshold = float(entry.spec["threshold"])
-        self.metric = str(entry.spec.get("distance", "euclidean"))
+        declared = entry.spec.get("distance", "euclidean")
+        if declared != "euclidean":  # `distance` and the matcher compute nothing else
+            raise ModelError(f"embedder '{entry.model_id}' declares distance {declared!r}; only 'euclidean' exists")
+        self.metric: Literal["euclidean"] = "euclidean"
         self._interpreter = load_interpreter(manifest, entry, threads)
         inp = self._interpreter.get_input_details()[0]
         out = self._interpreter.get_output_details()[0]
