@@ -111,18 +111,18 @@ def read_identities(path: Path, root: Path, group_column: str = "group", within:
     groups = tuple(sorted({g for g in group_names if g}))
     code = np.array([groups.index(g) if g else -1 for g in group_names], np.int64)
     a, b = np.triu_indices(len(rows), k=1)
-    use_within = bool(rows) and bool(within) and within in rows[0]
-    if use_within:
-        source = np.array([r[within] for r in rows])
+    column = within if within and rows and within in rows[0] else None  # None: compare all
+    if column is not None:
+        source = np.array([r[column] for r in rows])
         keep = source[a] == source[b]
         a, b = a[keep], b[keep]
-    scope = f"all against all within {within}" if use_within else "all against all"
+    scope = f"all against all within {column}" if column else "all against all"
     return Dataset(
         csv_path=path,
         root=root,
         kind="identities",
         group_column=group_column,
-        within=within if use_within else None,
+        within=column,
         description=f"{path.name} ({scope})",
         images=tuple(paths),
         identities=tuple(identity.tolist()),
