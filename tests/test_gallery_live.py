@@ -147,7 +147,7 @@ def test_a_corrupt_or_foreign_gallery_keeps_the_last_good_one_and_says_why(tmp_p
 def test_additions_over_the_false_alert_limit_are_refused_removals_never(tmp_path, embedder, caplog):
     path = tmp_path / "gallery.sqlite"
     watcher, swaps, link = watcher_for(path, embedder, make_gallery(path, embedder, ["alice", "bob"]), limit=2.5)
-    grown = make_gallery(path, embedder, ["alice", "bob", "carol"])
+    make_gallery(path, embedder, ["alice", "bob", "carol"])
     watcher.check()
     assert swaps == []
     assert "2.5" in link.last[1]["gallery_error"] and link.last[1]["gallery_identities"] == 2
@@ -164,7 +164,20 @@ def test_additions_over_the_false_alert_limit_are_refused_removals_never(tmp_pat
             "gallery_error": None,
         },
     )
-    assert grown.version != swapped.version
+
+
+def test_a_second_change_within_the_same_mtime_tick_is_not_missed(tmp_path, embedder):
+    path = tmp_path / "gallery.sqlite"
+    watcher, swaps, _ = watcher_for(path, embedder, make_gallery(path, embedder, ["alice", "bob"]))
+    with GalleryStore.open(path, embedder.model_id, embedder.sha256) as store:
+        store.remove("bob")
+        stat = path.stat()
+        watcher.check()
+        store.remove("alice")  # the file's size stays; its mtime is set back to the first change's
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    watcher.check()
+    assert [m.identity_ids for m in swaps] == [("alice",), ()]
 
 
 REMOVED, KEPT, JOINER = "george_w_bush", "angela_bassett", "juan_pablo_montoya"
