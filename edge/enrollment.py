@@ -117,7 +117,7 @@ def add_to_gallery(store: GalleryStore, outcomes: Sequence[Outcome]) -> None:
             store.add(
                 o.person.id,
                 o.person.name,
-                np.stack([r.embedding for _, r in o.accepted]),
+                np.stack([r.embedded() for _, r in o.accepted]),
                 [r.quality.rank() for _, r in o.accepted],
                 [p.name for p, _ in o.accepted],
             )

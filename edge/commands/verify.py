@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     vision = build_vision(settings, args.detector or settings.models.stills_detector)
     a = vision.describe_single(load_image(args.image_a), str(args.image_a), gated=False)
     b = vision.describe_single(load_image(args.image_b), str(args.image_b), gated=False)
-    dist = distance(a.embedding, b.embedding)
+    dist = float(distance(a.embedded(), b.embedded()))
     point = operating_point(settings, vision.embedder.entry)
     print_json(
         {

@@ -32,6 +32,12 @@ class FaceResult:
     rejected: str | None
     embedding: np.ndarray | None
 
+    def embedded(self) -> np.ndarray:
+        """`embedding` where the caller knows there is one (the face passed, or went ungated)."""
+        if self.embedding is None:
+            raise ValueError(f"the face was not embedded: {self.rejected}")
+        return self.embedding
+
 
 class Vision:
     """Frame in, faces with quality and descriptors out.
