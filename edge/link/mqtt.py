@@ -217,7 +217,7 @@ class MqttLink:
 
         def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
             try:
-                handler(message.topic, message.payload)
+                handler(message.topic, bytes(message.payload))
             except Exception:
                 log.exception("handler for %s failed; message dropped", message.topic)
 
@@ -310,7 +310,7 @@ class MqttLink:
         userdata: Any,
         flags: paho.ConnectFlags,
         reason_code: paho.ReasonCode,
-        properties: paho.Properties,
+        properties: paho.Properties | None,  # None with MQTT 3.1.1
     ) -> None:
         try:
             if reason_code.is_failure:
