@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -35,8 +34,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -45,6 +42,7 @@ from local_broker import MOSQUITTO, Broker, free_port  # scripts/local_broker.py
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge.bench.clips import SLIDESHOW, sample_clip, slideshow_people  # noqa: E402
 from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import run_device  # noqa: E402
@@ -55,40 +53,19 @@ ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush
 THRESHOLD = 0.5
 
 
-def shared_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
+def shared_inputs() -> tuple[Path, list[tuple[str, list[Path]]]]:
     """The slideshow and, per enrolled person, their photos that the slideshow does not show."""
-    shown = {r["source_path"] for r in csv.DictReader(open(DATA / "videos" / "lfw_slideshow.csv"))}
-    rows = list(csv.DictReader(open(DATA / "identities.csv")))
-    people = [
-        (who, [DATA / r["path"] for r in rows if r["identity"] == who and r["path"] not in shown]) for who in ENROLLED
-    ]
-    return DATA / "videos" / "lfw_slideshow.mp4", people
+    people = [(p.name, list(p.photos)) for p in slideshow_people(DATA) if p.name in ENROLLED]
+    return DATA / SLIDESHOW, people
 
 
 def sample_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
     """Grace Hopper's portrait from matplotlib, and a clip of two appearances made from it."""
     try:
-        from matplotlib import cbook
-    except ImportError:
+        clip = sample_clip(work)
+    except FileNotFoundError:
         raise SystemExit("the sample needs matplotlib: pip install 'edge[demo]'") from None
-    portrait_path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    portrait = cv2.imread(str(portrait_path))
-    clip = work / "sample_clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
-    for appearance, mirrored in ((0, False), (1, True)):
-        face = cv2.flip(portrait, 1) if mirrored else portrait
-        for t in range(60):  # 2.4 s walking across, growing a little
-            frame = np.full((480, 640, 3), 40 + 20 * appearance, np.uint8)
-            scale = 0.45 + 0.002 * t
-            small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            x, y = 40 + 4 * t, 40
-            h, w = small.shape[:2]
-            frame[y : y + h, x : x + w] = small[: 480 - y, : 640 - x]
-            writer.write(frame)
-        for _ in range(15):  # 0.6 s of nobody
-            writer.write(np.full((480, 640, 3), 40, np.uint8))
-    writer.release()
-    return clip, [("grace_hopper", [portrait_path])]
+    return clip.path, [("grace_hopper", list(clip.people[0].photos))]
 
 
 class EmbeddedBroker:
@@ -175,7 +152,7 @@ def demo(work: Path, *, sample: bool) -> int:
     """Enroll, start a broker and a subscriber, run the loop; everything written goes under `work`."""
     use_shared = (DATA / "MANIFEST.md").is_file() and not sample
     print(f"== data: {DATA}" if use_shared else "== data: the sample portrait")
-    video, people = shared_inputs(work) if use_shared else sample_inputs(work)
+    video, people = shared_inputs() if use_shared else sample_inputs(work)
     gallery = work / "gallery.sqlite"
     gallery.unlink(missing_ok=True)
 
