@@ -118,31 +118,29 @@ def probe_broker(options: MqttOptions, client_id: str, timeout: float) -> None:
     """Connect once and leave: is the broker there, and does it let us in? Raises `LinkError`.
 
     Used before the device creates any state, so a broker that is unreachable at start stops
-    the start without a file written. Publishes nothing.
+    the start without a file written. Publishes nothing. Runs paho's loop on the caller's
+    thread: with a network thread, `disconnect()` closes the socket under it, and that thread
+    then logs "Client is not connected" at ERROR on a perfectly normal start.
     """
     client = configured_client(options, f"{client_id}-probe")
     client.connect_timeout = timeout
-    answered = threading.Event()
     verdict: list[paho.ReasonCode] = []
-
-    def on_connect(client, userdata, flags, reason_code, properties) -> None:
-        verdict.append(reason_code)
-        answered.set()
-
-    client.on_connect = on_connect
+    client.on_connect = lambda client, userdata, flags, reason_code, properties: verdict.append(reason_code)
     try:
         client.connect(options.host, options.port, options.keepalive)
     except OSError as e:
         raise LinkError(f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}") from e
-    client.loop_start()
     try:
-        if not answered.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not verdict and time.monotonic() < deadline:
+            if client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break  # the connection closed before a CONNACK came
+        if not verdict:
             raise LinkError(f"MQTT broker {options.address} did not answer CONNECT within {timeout:g} s")
         if verdict[0].is_failure:
             raise LinkError(f"MQTT broker {options.address} refused the connection: {verdict[0]}")
     finally:
         client.disconnect()
-        client.loop_stop()
 
 
 class MqttLink:
@@ -259,7 +257,9 @@ class MqttLink:
             except (RuntimeError, ValueError) as e:
                 log.warning("offline status may not have reached the broker: %s", e)
         # paho 2.2's loop thread logs "Client is not connected" at ERROR once the socket closes
-        # after a requested disconnect: noise, not news, so its logger goes quiet first.
+        # after a requested disconnect: noise, not news, so its logger goes quiet first. (Stopping
+        # the loop thread first would avoid it, but that thread does not end while a packet
+        # waits to be written, e.g. to a broker that stopped answering.)
         self._client.disable_logger()
         self._client.disconnect()
         self._client.loop_stop()
