@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
@@ -152,3 +154,106 @@ def test_one_writer_one_marker_thread(tmp_path: Path) -> None:
     assert delivered == ids
     assert box.count_pending() == 0
     box.close()
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 400 KB tmpfs (needs root: `mount -t tmpfs`); skips where it cannot be mounted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write a ballast file until the filesystem refuses; returns it (delete it to free space)."""
+    ballast = disk / "ballast"
+    with open(ballast, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    return ballast
+
+
+def put_until_refused(box: Outbox, limit: int = 500) -> list[str]:
+    """Put 2 KB messages until the disk refuses one (it goes to memory); all ids put."""
+    ids = []
+    while box.disk_error is None:
+        assert len(ids) < limit, "the disk never refused a write"
+        ids.append(f"m{len(ids):04d}")
+        assert box.put("edge/s/d/match", "x" * 2048, message_id=ids[-1])
+    return ids
+
+
+def test_full_disk_keeps_messages_in_memory_until_acknowledged(small_disk: Path) -> None:
+    with Outbox(small_disk / "outbox.db") as box:
+        fill(small_disk)
+        ids = put_until_refused(box) + put(box, 5, prefix="late")
+        assert "full" in box.disk_error
+        assert box.count_pending() == len(ids)
+        sent = []
+        while rows := box.pending(10):
+            for row in rows:
+                box.mark_delivered(row.message_id)
+                sent.append(row.message_id)
+        assert sent == ids and box.count_pending() == 0 and box.dropped == 0
+
+
+def test_full_disk_write_is_retried_and_nothing_is_lost(small_disk: Path) -> None:
+    path = small_disk / "outbox.db"
+    with Outbox(path) as box:
+        ballast = fill(small_disk)
+        ids = put_until_refused(box)
+        box.retry_disk()
+        assert box.disk_error is not None, "the disk is still full"
+        ballast.unlink()
+        box.retry_disk()
+        assert box.disk_error is None
+        ids += put(box, 3, prefix="after")
+    with Outbox(path) as box:
+        assert [r.message_id for r in box.pending(1000)] == ids
+
+
+def test_memory_queue_overflow_is_counted_not_silent(small_disk: Path, caplog) -> None:
+    with Outbox(small_disk / "outbox.db", memory_limit=4) as box:
+        fill(small_disk)
+        put_until_refused(box)
+        extra = [box.put("edge/s/d/match", "{}", message_id=f"x{i}") for i in range(10)]
+        assert extra == [True] * 3 + [False] * 7
+        assert box.dropped == 7 and "dropped" in caplog.text
+
+
+def test_restart_on_a_full_disk_names_it_and_keeps_the_outbox(small_disk: Path) -> None:
+    path = small_disk / "outbox.db"
+    with Outbox(path) as box:
+        put(box, 3)
+    (small_disk / "other.db").touch()
+    fill(small_disk)
+    try:
+        with Outbox(path) as box:
+            assert box.count_pending() == 3
+    except OutboxError as e:
+        assert "full" in str(e) and "free space" in str(e) and "aside" not in str(e)
+    with pytest.raises(OutboxError, match="full") as refused:
+        Outbox(small_disk / "other.db")  # a new outbox needs room for its schema
+    assert "free space" in str(refused.value) and "aside" not in str(refused.value)
+
+
+def test_wal_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with Outbox(path) as box:
+        for i in range(300):
+            box.put("edge/s/d/match", "x" * 2048, message_id=f"m{i}")
+            box.mark_delivered(f"m{i}")
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    assert wal <= 256 * 1024, f"WAL grew to {wal} bytes"

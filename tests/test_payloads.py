@@ -167,6 +167,19 @@ def test_stats_are_consistent_and_keyed_by_window() -> None:
         stats(window_id="has space")
 
 
+def test_degraded_status_and_dropped_messages_are_new_optional_fields() -> None:
+    """Payloads of devices that predate them still parse; new ones carry them."""
+    old_status = status().model_dump(mode="json", exclude={"reason"})
+    assert StatusPayload.model_validate_json(json.dumps(old_status)).reason is None
+    degraded = status(state="degraded", reason="state disk full")
+    assert StatusPayload.from_json(degraded.to_json()) == degraded
+    with pytest.raises(ValidationError):
+        status(reason="x" * 201)
+    old_stats = stats().model_dump(mode="json", exclude={"messages_dropped"})
+    assert StatsPayload.model_validate_json(json.dumps(old_stats)).messages_dropped == 0
+    assert StatsPayload.from_json(stats(messages_dropped=3).to_json()).messages_dropped == 3
+
+
 def test_ids_that_cannot_be_topic_levels_are_refused() -> None:
     for bad in ["", "a/b", "a+", "#", "with space", "-lead"]:
         with pytest.raises(ValidationError):

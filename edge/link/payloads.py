@@ -111,10 +111,16 @@ class Versions(Payload):
 
 
 class StatusPayload(Payload):
-    """`status`, QoS 1, retained: `online` birth from each connect, `offline` will and stop."""
+    """`status`, QoS 1, retained: `online` (or `degraded`) birth from each connect and on each
+    change of health, `offline` will and stop."""
 
-    state: Literal["online", "offline"] = Field(
-        description="'online' while connected; 'offline' after a clean stop or as last will."
+    state: Literal["online", "degraded", "offline"] = Field(
+        description="'online' while connected and healthy; 'degraded' while connected but a fault "
+        "needs an operator (`reason` says which, e.g. a full state disk); 'offline' after a clean "
+        "stop or as last will."
+    )
+    reason: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Why the state is 'degraded'; None otherwise."
     )
     device_id: Ident = Field(description="The device, as in the topic.")
     site: Ident = Field(description="The site, as in the topic.")
@@ -196,6 +202,11 @@ class StatsPayload(Payload):
     matches: NonNegativeInt = Field(
         description="Scans whose score crossed the threshold in this window (the scan itself may "
         "have been counted in the previous window, so matches may exceed scans in one window)."
+    )
+    messages_dropped: NonNegativeInt = Field(
+        default=0,
+        description="Messages (events, windows) lost in this window because the state disk refused "
+        "them and the memory queue that holds them meanwhile was full too; 0 on a healthy device.",
     )
     fps: NonNegativeFloat = Field(description="frames / window length in seconds.")
     latency_ms_p50: NonNegativeFloat | None = Field(
