@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from support_wait import wait_until
+from test_outbox import fill, small_disk  # noqa: F401 F811 (small_disk: a fixture)
 
 import edge
 from edge.link import (
@@ -323,6 +324,42 @@ def test_probe_and_stop_log_no_paho_error(broker: Broker, make_link: LinkFactory
             link.require_connected(10)
             link.stop()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_full_state_disk_degrades_the_status_and_loses_nothing(
+    broker: Broker,
+    subscriber_factory,
+    small_disk: Path,  # noqa: F811
+) -> None:
+    """Events the disk refused are sent from memory; the status says degraded, with the reason,
+    also after a reconnect, and online again once the disk takes writes."""
+    sub = subscriber_factory(broker.port, [TOPICS.match, TOPICS.status])
+    options = MqttOptions(host="127.0.0.1", port=broker.port, reconnect_max_delay=1)
+    with Outbox(small_disk / "outbox.db") as outbox:
+        link = MqttLink(options, TOPICS, outbox, status_for(TOPICS))
+        ballast = fill(small_disk)
+        ids = []
+        while outbox.disk_error is None or len(ids) < 300:  # grows the file until the disk refuses
+            assert len(ids) < 5000, "the disk never refused a write"
+            ids.append(link.publish("match", event(len(ids))))
+        link.start()
+        try:
+            assert sub.wait_for(has_all(set(ids)), timeout=30)
+            assert link.flush(10)
+            last = lambda: StatusPayload.from_json(sub.messages(TOPICS.status)[-1].payload)  # noqa: E731
+            assert wait_until(lambda: sub.messages(TOPICS.status) and last().state == "degraded")
+            assert "full" in (last().reason or "")
+            seen = len(sub.messages(TOPICS.status))
+            broker.stop()
+            broker.start()
+            after = lambda: [StatusPayload.from_json(m.payload).state for m in sub.messages(TOPICS.status)[seen:]]  # noqa: E731
+            assert wait_until(lambda: "degraded" in after(), timeout=15)
+            assert "online" not in after(), "a reconnect forgot the fault"
+            ballast.unlink()
+            assert wait_until(lambda: last().state == "online" and last().reason is None)
+            assert outbox.dropped == 0 and sum(event_ids(sub).values()) >= len(ids)
+        finally:
+            link.stop()
 
 
 def test_username_and_password_reach_the_broker(broker_factory, make_link: LinkFactory) -> None:

@@ -147,8 +147,9 @@ class MqttLink:
     """The device's one connection to the broker.
 
     `publish` writes to the durable outbox and returns at once, connected or not; the
-    `mqtt-outbox` thread sends. Status is `online` (retained) from every connect, `offline`
-    (retained) from `stop()` or, if the process dies, from the broker as the last will.
+    `mqtt-outbox` thread sends. Status is `online` (retained) from every connect, `degraded`
+    with a reason instead while the outbox's disk refuses writes, `offline` (retained) from
+    `stop()` or, if the process dies, from the broker as the last will.
     """
 
     def __init__(self, options: MqttOptions, topics: Topics, outbox: Outbox, status: StatusPayload) -> None:
@@ -171,6 +172,8 @@ class MqttLink:
         self._acks: queue.SimpleQueue[tuple[int, str | None]] = queue.SimpleQueue()
         self._mids: dict[int, str] = {}  # owned by the mqtt-outbox thread
         self._last_failure: str | None = None
+        self._degraded: str | None = None  # why the status says 'degraded' (the outbox's disk)
+        self._next_disk_retry = 0.0  # monotonic time; owned by the mqtt-outbox thread
         self._publisher = threading.Thread(target=self._run_publisher, name="mqtt-outbox", daemon=True)
 
     def _make_client(self) -> paho.Client:
@@ -238,6 +241,9 @@ class MqttLink:
         if details is not None:
             update["details"] = {**self._status.details, **details}
         self._status = self._status.model_copy(update=update)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
         if self._connected.is_set():
             self._client.publish(self.topics.status, self._status_as("online").to_json(), qos=1, retain=True)
 
@@ -374,12 +380,28 @@ class MqttLink:
             self._wake.clear()
             try:
                 self._settle_acks()
+                self._check_disk()
                 if self._connected.is_set():
                     self._hand_over()
             except Exception:
                 log.exception("outbox publisher failed; retrying in 1 s")
                 self._stopping.wait(1.0)
         self._settle_acks()
+
+    def _check_disk(self) -> None:
+        """While the outbox's disk refuses writes, retry it once a second; the status says
+        'degraded' (with the reason) from the first refusal until a write succeeds again."""
+        if self._outbox.disk_error is not None and time.monotonic() >= self._next_disk_retry:
+            self._next_disk_retry = time.monotonic() + 1.0
+            self._outbox.retry_disk()
+        reason = self._outbox.disk_error
+        if reason != self._degraded:
+            self._degraded = reason
+            if reason is None:
+                log.info("status online again: the state disk takes writes")
+            else:
+                log.warning("status degraded: %s", reason)
+            self._publish_status()
 
     def _settle_acks(self) -> None:
         """Delete acknowledged rows; mids not in the map are the status messages."""
@@ -414,4 +436,8 @@ class MqttLink:
             self._outbox.mark_in_flight(row.message_id)
 
     def _status_as(self, state: Literal["online", "offline"]) -> StatusPayload:
-        return self._status.model_copy(update={"state": state, "ts": utc_now()})
+        """The status to publish; 'online' is 'degraded', with its reason, while a fault lasts."""
+        reason = self._degraded
+        if state == "online" and reason is not None:
+            return self._status.model_copy(update={"state": "degraded", "reason": reason[:200], "ts": utc_now()})
+        return self._status.model_copy(update={"state": state, "reason": None, "ts": utc_now()})

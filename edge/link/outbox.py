@@ -79,10 +79,15 @@ def _columns(row: OutboxRow) -> tuple[str, str, str, int, int, float]:
     return row.message_id, row.topic, row.payload, row.qos, int(row.retain), row.created_at
 
 
+def free_bytes(path: Path) -> int:
+    """Space left to unprivileged writers on the filesystem that holds `path`."""
+    fs = os.statvfs(path.parent)
+    return fs.f_bavail * fs.f_frsize
+
+
 def disk_trouble(path: Path, error: sqlite3.OperationalError) -> str:
     """What a refused write means, naming a full filesystem (SQLite may say only "disk I/O error")."""
-    fs = os.statvfs(path.parent)
-    free = fs.f_bavail * fs.f_frsize
+    free = free_bytes(path)
     if "full" in str(error) or free < _LOW_SPACE:
         return f"{error}: the filesystem of {path.parent} is full ({free // 1024} KB free); free space on it"
     return f"{error}: check the filesystem of {path.parent}"
@@ -201,8 +206,13 @@ class Outbox:
             self._save_memory()
 
     def _save_memory(self) -> None:
-        """Move the memory queue and the deletions owed to disk, all or nothing. Lock held."""
+        """Move the memory queue and the deletions owed to disk, all or nothing. Lock held.
+
+        With nothing owed, a refusing disk counts as recovered once it has room again."""
         if not self._memory and not self._delivered:
+            if self.disk_error is not None and free_bytes(self.path) >= _LOW_SPACE:
+                log.warning("the disk of outbox %s has room again", self.path)
+                self.disk_error = None
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
