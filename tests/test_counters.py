@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edge.device.counters import COUNTS, Counters, CountersError
@@ -79,3 +81,17 @@ def test_corrupt_totals_file_is_a_clear_error(tmp_path):
 def test_empty_window_has_zero_latency(tmp_path):
     w = Counters(None, window_s=1).close_window()
     assert all(w[k] == 0 for k in COUNTS) and w["latency_ms_p95"] == 0.0
+
+
+def test_messages_dropped_by_the_outbox_are_counted_per_window_and_in_totals(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**{k: 0 for k in COUNTS if k != "messages_dropped"}, "frames": 5}))
+    dropped = [0]
+    c = Counters(path, window_s=1)  # a totals file from before messages_dropped existed
+    c.dropped_messages = lambda: dropped[0]
+    assert c.close_window()["messages_dropped"] == 0
+    dropped[0] = 3
+    assert c.close_window()["messages_dropped"] == 3
+    dropped[0] = 4
+    assert c.close_window()["messages_dropped"] == 1
+    assert Counters(path, window_s=1).totals == {**dict.fromkeys(COUNTS, 0), "frames": 5, "messages_dropped": 4}

@@ -27,6 +27,7 @@ from support_wait import wait_until
 from edge.cli import main
 from edge.config import load_settings
 from edge.device.app import run_device
+from edge.device.counters import COUNTS
 from edge.link import Outbox
 
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
@@ -111,8 +112,7 @@ def summed_stats(subscriber) -> dict[str, int]:
     for m in subscriber.messages("edge/test/cam-1/stats"):
         stats = json.loads(m.payload)
         windows[stats["window_id"]] = stats  # idempotent by window id
-    keys = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches")
-    return {k: sum(w[k] for w in windows.values()) for k in keys}
+    return {k: sum(w[k] for w in windows.values()) for k in COUNTS}
 
 
 def assert_metadata_only(payload: bytes) -> None:

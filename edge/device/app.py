@@ -199,6 +199,7 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
         writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
         counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
         outbox = running.enter_context(Outbox(state / "outbox.sqlite"))
+        counters.dropped_messages = lambda: outbox.dropped
         status = StatusPayload(
             state="online",
             device_id=device,

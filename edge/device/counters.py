@@ -7,6 +7,9 @@
   first descriptor).
 - quality_rejected: a track that ended without ever passing the gate.
 - match: a scan whose score crossed the threshold for some identity (one per track at most).
+- messages_dropped: events or windows lost because the state disk refused them and the outbox's
+  memory queue was full too (`Outbox.dropped`, read through `dropped_messages` at each window's
+  close); 0 on a healthy device.
 
 Windows carry an id unique across restarts (`<boot id>-<sequence>`), so the central report
 can sum them idempotently. Totals since installation persist in a small JSON file written
@@ -33,7 +36,8 @@ class CountersError(ValueError):
     """The persisted totals cannot be read; the message names the file."""
 
 
-COUNTS = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches")
+COUNTS = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches", "messages_dropped")
+_ADDED_LATER = {"messages_dropped"}  # absent from totals files written before it existed: 0
 _LATENCY_SAMPLES = 4096  # per window; enough for p95 at 30 fps over two minutes
 
 
@@ -49,6 +53,7 @@ class Window:
     scans: int = 0
     quality_rejected: int = 0
     matches: int = 0
+    messages_dropped: int = 0
     latency_ms: np.ndarray = field(default_factory=lambda: np.empty(_LATENCY_SAMPLES, np.float32), repr=False)
     latency_count: int = 0
 
@@ -72,6 +77,8 @@ class Counters:
         self._clock = clock
         self._rng = np.random.default_rng()
         self.boot_id = uuid.uuid4().hex[:12]
+        self.dropped_messages: Callable[[], int] = lambda: 0  # the outbox's drops so far (set by the device)
+        self._dropped_seen = 0
         self._sequence = 0
         self.totals = self._load_totals()
         self.window = self._new_window()
@@ -85,6 +92,8 @@ class Counters:
         if self.totals_path is not None and self.totals_path.is_file():
             try:
                 saved = json.loads(self.totals_path.read_text())
+                if isinstance(saved, dict):
+                    saved = {k: 0 for k in _ADDED_LATER} | saved
                 if not isinstance(saved, dict) or any(
                     not isinstance(saved.get(k), int) or saved[k] < 0 for k in COUNTS
                 ):
@@ -114,6 +123,9 @@ class Counters:
 
     def close_window(self) -> dict[str, Any]:
         """End the window: add it to the persisted totals and return its figures."""
+        dropped = self.dropped_messages()
+        self.add("messages_dropped", dropped - self._dropped_seen)
+        self._dropped_seen = dropped
         w, now = self.window, self._clock()
         counts = {k: getattr(w, k) for k in COUNTS}
         for k, v in counts.items():
