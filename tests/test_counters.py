@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_outbox import fill, small_disk  # noqa: F401 (small_disk: a fixture)
 
 from edge.device.counters import COUNTS, Counters, CountersError
 
@@ -95,3 +96,16 @@ def test_messages_dropped_by_the_outbox_are_counted_per_window_and_in_totals(tmp
     dropped[0] = 4
     assert c.close_window()["messages_dropped"] == 1
     assert Counters(path, window_s=1).totals == {**dict.fromkeys(COUNTS, 0), "frames": 5, "messages_dropped": 4}
+
+
+def test_a_full_disk_delays_the_totals_file_and_loses_no_count(small_disk, caplog):  # noqa: F811
+    path = small_disk / "counters.json"
+    c = Counters(path, window_s=1)
+    ballast = fill(small_disk)
+    c.add("frames", 3)
+    c.close_window()  # refused: logged, nothing raised, no half-written file left
+    assert "not saved" in caplog.text and not path.exists() and not path.with_suffix(".tmp").exists()
+    ballast.unlink()
+    c.add("frames", 4)
+    c.close_window()
+    assert Counters(path, window_s=1).totals["frames"] == 7

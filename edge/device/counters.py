@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 import uuid
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class CountersError(ValueError):
@@ -148,10 +151,18 @@ class Counters:
 
 
 def _save_totals(path: Path, totals: dict[str, int]) -> None:
-    """Write `totals` to `path` atomically (a power cut leaves the old file or the new one), owner only."""
+    """Write `totals` to `path` atomically (a power cut leaves the old file or the new one), owner only.
+
+    A disk that refuses (full) costs nothing but the file's freshness: the totals stay in memory
+    and the next window's save writes them all.
+    """
     tmp = path.with_suffix(".tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        json.dump(totals, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(totals, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        log.warning("counters not saved to %s (%s); they are saved again when the next window closes", path, e)
