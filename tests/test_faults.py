@@ -30,6 +30,7 @@ from test_device_e2e import (  # noqa: F401 (gallery, slideshow: fixtures)
     slideshow,
     unique_events,
 )
+from test_outbox import fill, small_disk  # noqa: F401 (small_disk: a fixture)
 
 from edge.device.app import run_device
 from edge.device.counters import CountersError
@@ -232,3 +233,30 @@ def test_two_instances_on_one_state_dir(broker, subscriber_factory, slideshow, g
     assert first_code == 0, first_err[-2000:]
     assert sub.wait_for(lambda ms: any(b'"offline"' in m.payload for m in ms), timeout=10)
     assert tally("two instances on one state folder", expected_events(rows), unique_events(sub)) == (0, 0)
+
+
+def test_full_state_disk(broker, subscriber_factory, slideshow, gallery, small_disk):  # noqa: F811
+    """The disk fills up mid-run: events go from memory, the status says degraded; a restart on
+    the full disk names it and advises nothing that would discard pending events."""
+    _, rows = slideshow
+    state = small_disk / "state"
+    sub = subscriber_factory(broker.port, ["edge/test/cam-1/#"])
+    device = start_edge(slideshow, gallery, broker, state)
+    try:
+        assert online(sub)
+        ballast = fill(small_disk)
+    finally:
+        code, err = finish(device)
+    assert code == 0, err[-2000:]
+    statuses = [json.loads(m.payload) for m in sub.messages("edge/test/cam-1/status")]
+    assert any(s["state"] == "degraded" and "is full" in s["reason"] for s in statuses), statuses
+    assert sub.wait_for(lambda ms: any(b'"offline"' in m.payload for m in ms), timeout=10)
+    windows = {s["window_id"]: s for s in map(json.loads, (m.payload for m in sub.messages("edge/test/cam-1/stats")))}
+    assert sum(w["messages_dropped"] for w in windows.values()) == 0
+    assert tally("full state disk", expected_events(rows), unique_events(sub)) == (0, 0)
+    code, err = run_edge(slideshow, gallery, broker, state, "--max-frames", "1")
+    line = assert_one_line_error(code, err, f"filesystem of {state} is full", "free space")
+    assert "aside" not in line
+    ballast.unlink()
+    code, err = run_edge(slideshow, gallery, broker, state, "--max-frames", "1")
+    assert code == 0, err[-2000:]
