@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -251,7 +252,10 @@ def _read_config_file(path: Path, parse: Callable[[str], Any]) -> dict[str, Any]
 
 class _TomlFile(TomlConfigSettingsSource):
     def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
-        import tomllib  # Python 3.11+, as pydantic-settings' own TOML source needs
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # Python 3.10: the same parser, as the package tomli (a dependency there)
+            import tomli as tomllib
 
         return _read_config_file(file_path, tomllib.loads)
 
