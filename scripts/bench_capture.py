@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -30,11 +29,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge.bench.clips import DATA_DIR  # noqa: E402
 from edge.bench.timer import peak_rss_mb  # noqa: E402
 from edge.device.sources import Frame, FrameSource, LatestFrameGrabber, SourceInfo, open_source  # noqa: E402
 
-DATA = Path(os.environ.get("EDGE_TEST_DATA", REPO.parent / "shared" / "data"))
-STREET = DATA / "videos" / "facenet_pytorch_street.mp4"
+STREET = DATA_DIR / "videos" / "facenet_pytorch_street.mp4"
 CONFIGS = {"grab/retrieve": False, "read only (baseline)": True}
 
 

@@ -26,7 +26,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -42,12 +41,11 @@ from local_broker import MOSQUITTO, Broker, free_port  # scripts/local_broker.py
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.bench.clips import SLIDESHOW, sample_clip, slideshow_people  # noqa: E402
+from edge.bench.clips import DATA_DIR, SLIDESHOW, sample_clip, slideshow_people  # noqa: E402
 from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import run_device  # noqa: E402
 
-DATA = Path(os.environ.get("EDGE_TEST_DATA") or REPO.parent / "shared" / "data")
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
 # dlib's 0.6 falsely matches grayscale LFW strangers in this clip; 0.5 keeps them apart.
 THRESHOLD = 0.5
@@ -55,8 +53,8 @@ THRESHOLD = 0.5
 
 def shared_inputs() -> tuple[Path, list[tuple[str, list[Path]]]]:
     """The slideshow and, per enrolled person, their photos that the slideshow does not show."""
-    people = [(p.name, list(p.photos)) for p in slideshow_people(DATA) if p.name in ENROLLED]
-    return DATA / SLIDESHOW, people
+    people = [(p.name, list(p.photos)) for p in slideshow_people(DATA_DIR) if p.name in ENROLLED]
+    return DATA_DIR / SLIDESHOW, people
 
 
 def sample_inputs(work: Path) -> tuple[Path, list[tuple[str, list[Path]]]]:
@@ -150,8 +148,8 @@ def main() -> int:
 
 def demo(work: Path, *, sample: bool) -> int:
     """Enroll, start a broker and a subscriber, run the loop; everything written goes under `work`."""
-    use_shared = (DATA / "MANIFEST.md").is_file() and not sample
-    print(f"== data: {DATA}" if use_shared else "== data: the sample portrait")
+    use_shared = (DATA_DIR / "MANIFEST.md").is_file() and not sample
+    print(f"== data: {DATA_DIR}" if use_shared else "== data: the sample portrait")
     video, people = shared_inputs() if use_shared else sample_inputs(work)
     gallery = work / "gallery.sqlite"
     gallery.unlink(missing_ok=True)

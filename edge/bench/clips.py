@@ -5,6 +5,7 @@ and with them outbox writes, happen as they would in service)."""
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import numpy as np
 from edge.enrollment import Person
 
 REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO.parent / "shared" / "data"
+# $EDGE_TEST_DATA when set (as for the tests and the demo), else ../shared/data beside the checkout
+DATA_DIR = Path(os.environ.get("EDGE_TEST_DATA") or REPO.parent / "shared" / "data")
 STREET = "videos/facenet_pytorch_street.mp4"  # 1920x1080, a street crowd, no identities
 HAMILTON = "face_recognition/examples/short_hamilton_clip.mp4"  # 640x360, two people on stage
 SLIDESHOW = "videos/lfw_slideshow.mp4"  # 640x640, 24 LFW photos of 12 people, 1 s each
