@@ -362,6 +362,34 @@ def test_full_state_disk_degrades_the_status_and_loses_nothing(
             link.stop()
 
 
+def test_a_device_that_dies_while_the_broker_is_down_does_not_stay_online(
+    broker_factory, make_link: LinkFactory, subscriber_factory
+) -> None:
+    """The broker crashes (its persistence holds the retained online), the device dies before it
+    can reconnect, the broker restarts: no will is left to say offline, so the online status must
+    expire instead of claiming a dead device is online for ever."""
+    broker = broker_factory(persistence=True)
+    broker.stop()
+    with broker.conf_path.open("a") as conf:
+        conf.write("autosave_interval 1\n")  # saves the retained status before the crash
+    broker.start()
+    link = make_link(broker.port, status_expiry_s=6)
+    link.start()
+    link.require_connected(10)
+    time.sleep(2.5)  # an autosave happens
+    os.kill(broker._proc.pid, signal.SIGKILL)
+    link.stop(timeout=0.5)  # gone without a word, as a dead device
+    broker.start()
+
+    def retained() -> list[tuple[str, bool]]:
+        sub = subscriber_factory(broker.port, [TOPICS.status])
+        sub.wait_for(bool, timeout=0.5)
+        return states(sub)
+
+    assert retained() == [("online", True)], "the crash did not leave the stale status this test is about"
+    assert wait_until(lambda: retained() == [], timeout=15)
+
+
 def test_username_and_password_reach_the_broker(broker_factory, make_link: LinkFactory) -> None:
     broker = broker_factory(users={"pi-01": "s3cret"})
     good = make_link(broker.port, username="pi-01", password="s3cret")

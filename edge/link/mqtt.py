@@ -12,6 +12,17 @@ Threads:
   would deadlock. `on_publish` therefore only queues the mid; since the thread that records
   a mid is the one that later reads the queue, an early PUBACK is never missed.
 
+Status after a broker crash: the `offline` last will is published by the broker when the
+device's connection ends without a DISCONNECT. If the broker crashes and the device dies before
+it can reconnect, there is no connection left to end, and a broker that restarts from its
+persistence file still holds the retained `online`. A persisted session with a will delay does
+not help (Mosquitto 2.0 does not publish a will restored from its persistence file; measured),
+so with MQTT 5 the retained `online`/`degraded` status carries a message expiry
+(`status_expiry_s`, 3 keepalives by default) and the device republishes it three times per
+expiry while connected: a live device always has a fresh status, a dead one's expires and
+subscribers find none. `offline` never expires. MQTT 3.1.1 has no message expiry: there a
+crashed broker can keep a dead device's `online`.
+
 Delivery: paho keeps unacknowledged QoS 1 messages in memory and resends them (DUP) after a
 reconnect, so in-flight rows stay in flight across reconnects; after a restart the outbox
 resends every row that was never acknowledged. Receivers de-duplicate by message id.
@@ -29,6 +40,8 @@ from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.link.base import MessageHandler
 from edge.link.broker_url import BrokerAddress, parse_broker_url
@@ -56,6 +69,7 @@ class MqttOptions:
     protocol: Literal["5", "3.1.1"] = "5"
     max_in_flight: int = 10  # outbox rows handed to paho and not yet acknowledged
     reconnect_max_delay: int = 60  # seconds; paho doubles the delay from 1 s up to this
+    status_expiry_s: int | None = None  # MQTT 5 expiry of the retained online status; None: 3 keepalives
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +81,8 @@ class MqttOptions:
             problems.append("max_in_flight must be at least 1")
         if self.reconnect_max_delay < 1:
             problems.append("reconnect_max_delay must be at least 1 s")
+        if self.status_expiry_s is not None and self.status_expiry_s < 3:
+            problems.append("status_expiry_s must be at least 3 s")
         if self.password is not None and self.username is None:
             problems.append("a password needs a username")
         if not self.tls and (self.ca_certs or self.certfile or self.keyfile):
@@ -85,6 +101,10 @@ class MqttOptions:
     @property
     def address(self) -> BrokerAddress:
         return BrokerAddress(self.host, self.port, self.tls)
+
+    @property
+    def status_expiry(self) -> int:
+        return self.status_expiry_s or 3 * self.keepalive
 
 
 def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
@@ -174,6 +194,7 @@ class MqttLink:
         self._last_failure: str | None = None
         self._degraded: str | None = None  # why the status says 'degraded' (the outbox's disk)
         self._next_disk_retry = 0.0  # monotonic time; owned by the mqtt-outbox thread
+        self._next_status = 0.0  # monotonic time the retained online status is refreshed
         self._publisher = threading.Thread(target=self._run_publisher, name="mqtt-outbox", daemon=True)
 
     def _make_client(self) -> paho.Client:
@@ -245,7 +266,17 @@ class MqttLink:
 
     def _publish_status(self) -> None:
         if self._connected.is_set():
-            self._client.publish(self.topics.status, self._status_as("online").to_json(), qos=1, retain=True)
+            self._publish_online(self._client)
+
+    def _publish_online(self, client: paho.Client) -> None:
+        """The retained online (or degraded) status, expiring unless refreshed (MQTT 5)."""
+        self._next_status = time.monotonic() + self.options.status_expiry / 3
+        properties = None
+        if self.options.protocol == "5":
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = self.options.status_expiry
+        status = self._status_as("online").to_json()
+        client.publish(self.topics.status, status, qos=1, retain=True, properties=properties)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish the retained `offline` status, disconnect, and stop both threads.
@@ -326,7 +357,7 @@ class MqttLink:
                 return
             self._last_failure = None
             self._refused.clear()
-            client.publish(self.topics.status, self._status_as("online").to_json(), qos=1, retain=True)
+            self._publish_online(client)
             with self._lock:
                 topics = sorted(self._subscriptions)
                 self._connected.set()
@@ -381,6 +412,8 @@ class MqttLink:
             try:
                 self._settle_acks()
                 self._check_disk()
+                if self._connected.is_set() and time.monotonic() >= self._next_status:
+                    self._publish_status()
                 if self._connected.is_set():
                     self._hand_over()
             except Exception:
