@@ -175,6 +175,26 @@ class StatsConfig(Section):
     window_s: float = Field(60.0, ge=1, le=86400, description="length of one counters window, seconds")
 
 
+class FleetConfig(Section):
+    """What ties a device to its fleet: the keys that let the centre, and nobody else, change it."""
+
+    signing_public_key: Path | None = Field(
+        None,
+        description="the fleet's Ed25519 public key (PEM); remote configuration and galleries signed with "
+        "it are accepted (unset: config/set and gallery/set are not subscribed)",
+    )
+    device_key: Path | None = Field(
+        None, description="this device's X25519 private key (PEM): opens the galleries sealed to it"
+    )
+    rollback_after_s: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="a remote change after which no frame arrives or the broker cannot be "
+        "reached for this long is rolled back to the last good configuration",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the device reads at start. Build with `load_settings`, which adds the files."""
 
@@ -188,6 +208,7 @@ class Settings(BaseSettings):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     @classmethod
     def settings_customise_sources(
