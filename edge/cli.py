@@ -13,6 +13,7 @@ from typing import Any
 
 import edge.commands
 from edge import __version__
+from edge.central.fleet_dir import FleetDirError
 from edge.commands.common import CommandError
 from edge.config import ConfigError
 from edge.device.counters import CountersError
@@ -26,6 +27,7 @@ OPERATOR_ERRORS = (
     CommandError,
     ConfigError,
     CountersError,
+    FleetDirError,
     FaceCountError,
     GalleryError,
     ImageError,

@@ -1,0 +1,87 @@
+"""The central tools' MQTT: one short connection with the fleet's `central` certificate.
+
+`edge fleet config set`, `gallery push` and `status` each connect, do one thing, and leave.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+from edge.central.fleet_dir import FleetDir
+from edge.link import LinkError, MqttOptions
+from edge.link.mqtt import configured_client
+
+CLIENT_ID = "edge-central"
+
+
+def central_options(fleet: FleetDir, broker_url: str) -> MqttOptions:
+    """Options for `broker_url`; an mqtts:// broker is reached with the fleet's central certificate."""
+    options = MqttOptions.from_url(broker_url)
+    if not options.tls:
+        return options
+    return MqttOptions.from_url(
+        broker_url, ca_certs=str(fleet.ca_cert), certfile=str(fleet.central_cert), keyfile=str(fleet.central_key)
+    )
+
+
+def _connected(options: MqttOptions, timeout: float) -> paho.Client:
+    client = configured_client(options, f"{CLIENT_ID}-{time.monotonic_ns() % 10**9}")
+    answered = threading.Event()
+    verdict: list[paho.ReasonCode] = []
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        verdict.append(reason_code)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(options.host, options.port, options.keepalive)
+    except OSError as e:
+        raise LinkError(f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}") from e
+    client.loop_start()
+    if not answered.wait(timeout) or verdict[0].is_failure:
+        client.disconnect()
+        client.loop_stop()
+        why = verdict[0] if verdict else f"no answer within {timeout:g} s"
+        raise LinkError(f"MQTT broker {options.address} refused the central tools: {why}")
+    return client
+
+
+def publish(options: MqttOptions, topic: str, payload: str, timeout: float = 10.0, retain: bool = False) -> None:
+    """Publish one message with QoS 1 and wait for the broker's acknowledgement."""
+    client = _connected(options, timeout)
+    try:
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise LinkError(f"MQTT broker {options.address} did not acknowledge {topic} within {timeout:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def retained(options: MqttOptions, topic_filter: str, settle_s: float = 1.0, timeout: float = 10.0) -> dict[str, bytes]:
+    """Every retained message under `topic_filter`: {topic: payload}, collected until `settle_s`
+    seconds pass without a new one (the broker sends retained messages right after SUBACK)."""
+    client = _connected(options, timeout)
+    found: dict[str, bytes] = {}
+    last = [time.monotonic()]
+
+    def on_message(client, userdata, message: paho.MQTTMessage) -> None:
+        if message.retain:
+            found[message.topic] = bytes(message.payload)
+            last[0] = time.monotonic()
+
+    client.on_message = on_message
+    try:
+        client.subscribe(topic_filter, qos=1)
+        last[0] = time.monotonic()
+        while time.monotonic() - last[0] < settle_s:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return dict(found)
