@@ -29,6 +29,7 @@ from pydantic import (
     JsonValue,
     NonNegativeFloat,
     NonNegativeInt,
+    PositiveInt,
     StringConstraints,
     model_validator,
 )
@@ -267,7 +268,44 @@ class ConfigReported(Payload):
     last_error: str | None = Field(
         default=None,
         max_length=2000,
-        description="Why the last `config/set` was refused (previous config kept); else None.",
+        description="Why the last `config/set` was refused or rolled back (previous config kept); else None.",
+    )
+    status: Literal["applied", "rejected", "rolled_back"] | None = Field(
+        default=None,
+        description="What became of the last `config/set`: 'applied' (in force), 'rejected' (refused, "
+        "nothing changed), 'rolled_back' (applied, then the last good configuration restored); None "
+        "when none came since the device started.",
+    )
+    answered_version: NonNegativeInt | None = Field(
+        default=None,
+        description="The version the last `config/set` claimed, so the sender can tell its answer; "
+        "None when it had none readable.",
+    )
+
+
+DottedKey = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z0-9_]+$")]
+"""A setting as `section.key`."""
+
+SettingValue = Annotated[str, StringConstraints(max_length=MAX_FREE_STRING)] | int | float | bool | None
+"""One setting's value: every remotely settable setting is a scalar (a camera pipeline may be long)."""
+
+
+class ConfigSet(Payload):
+    """`config/set`, centre -> device, QoS 1: a signed change to the device's remote overlay.
+
+    The signature (`edge.link.signed.sign` with the fleet key) covers every other field.
+    """
+
+    version: PositiveInt = Field(description="Must be above the version in force on the device (no replay).")
+    issued_at: UtcDatetime = Field(description="When the centre issued it (UTC); for the audit log.")
+    set: dict[DottedKey, SettingValue] = Field(
+        default_factory=dict, description="Dotted keys (`match.threshold`) and their new values (scalars)."
+    )
+    unset: list[DottedKey] = Field(
+        default_factory=list, description="Dotted keys removed from the overlay (back to the device's file)."
+    )
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="Base64 Ed25519 signature over the canonical form of the other fields."
     )
 
 
