@@ -281,9 +281,15 @@ class _TomlFile(TomlConfigSettingsSource):
         return _read_config_file(file_path, tomllib.loads)
 
 
+# The remote overlay's own bookkeeping (version in force, last good overlay): not settings.
+OVERLAY_META = "_meta"
+
+
 class _JsonFile(JsonConfigSettingsSource):
     def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
-        return _read_config_file(file_path, json.loads)
+        data = _read_config_file(file_path, json.loads)
+        data.pop(OVERLAY_META, None)
+        return data
 
 
 def _named_sources(
