@@ -49,7 +49,7 @@ def status_for(topics: Topics, gallery: str, threshold: float, fmr: float | None
     )
 
 
-def reported(topics: Topics, version: int, last_error: str | None = None) -> ConfigReported:
+def reported(topics: Topics, version: int, answered: int, last_error: str | None = None) -> ConfigReported:
     return ConfigReported(
         version=version,
         ts=NOW,
@@ -57,6 +57,8 @@ def reported(topics: Topics, version: int, last_error: str | None = None) -> Con
         site=topics.site,
         config={"match": {"threshold": None}},
         last_error=last_error,
+        status="applied" if last_error is None else "rejected",
+        answered_version=answered,
     )
 
 
@@ -86,14 +88,14 @@ def fleet(broker, tmp_path) -> Iterator[str]:
         return made
 
     online = Topics("north", "pi-01")
-    link("north", "pi-01", status_for(online, "g-7", 0.4125, 0.00012), reported(online, 3))
+    link("north", "pi-01", status_for(online, "g-7", 0.4125, 0.00012), reported(online, 3, 3))
     stopped = Topics("north", "pi-02")
     refusal = "config/set version 4: match.threshold: Input should be less than or equal to 2 (got 7)"
     gone = link(
         "north",
         "pi-02",
         status_for(stopped, "g-2", 0.5, None, gallery_error="stale version 1"),
-        reported(stopped, 3, refusal),
+        reported(stopped, 3, 4, refusal),
     )
     gone.stop()
     old = status_for(Topics("south", "jet-1"), "g-1", 0.4125, 0.00012).model_copy(
@@ -119,12 +121,13 @@ def test_json_has_every_device_with_its_versions_and_operating_point(fleet, tmp_
     live = rows["north/pi-01"]
     assert live["state"] == "online" and not live["stale"] and live["problems"] == []
     assert live["software"] == edge.__version__ and live["embedder"] == "dlib_resnet_v1_int8"
-    assert live["config_version"] == 3 and live["gallery_version"] == "g-7"
+    assert live["config_version"] == 3 and live["config_outcome"] == "applied" and live["gallery_version"] == "g-7"
     assert live["threshold"] == 0.4125 and live["fmr"] == 0.00012
     assert live["false_alerts_per_1000"] == pytest.approx(0.6)
     assert live["last_refused"] is None
     stopped = rows["north/pi-02"]
     assert stopped["state"] == "offline" and not stopped["stale"]
+    assert (stopped["config_version"], stopped["config_answered"], stopped["config_outcome"]) == (3, 4, "rejected")
     assert stopped["last_refused"].startswith("config: config/set version 4: match.threshold")
     assert stopped["fmr"] is None and stopped["false_alerts_per_1000"] is None
     old = rows["south/jet-1"]
@@ -150,8 +153,9 @@ def test_table_is_aligned_and_says_what_each_device_is_doing(fleet, tmp_path, ca
         r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(\d+[smhd] ago\)", live
     )
     assert "blazeface_full_range + dlib_resnet_v1_int8" in live and "0.4125" in live and "0.00012" in live
-    assert live[starts[5] :].startswith("3 ") and live[starts[6] :].startswith("g-7 ")
+    assert live[starts[5] :].startswith("3 applied ") and live[starts[6] :].startswith("g-7 ")
     assert by_device["north/pi-02"][starts[1] :].startswith("offline ")
+    assert by_device["north/pi-02"][starts[5] :].startswith("3 (v4 rejected) ")
     assert "config: config/set version 4: match.threshold" in by_device["north/pi-02"]
     assert by_device["south/jet-1"][starts[1] :].startswith("online, stale ") and "(2h ago)" in by_device["south/jet-1"]
     assert by_device["south/usb-9"][starts[1] :].startswith("malformed ")

@@ -38,7 +38,8 @@ class DeviceRow:
     detector: str | None = None
     embedder: str | None = None
     config_version: int | None = None
-    config_outcome: str | None = None  # applied, rejected, rolled_back (when the device says)
+    config_outcome: str | None = None  # what became of the last config/set: applied, rejected, rolled_back
+    config_answered: int | None = None  # the version that last config/set claimed
     gallery_version: str | None = None
     threshold: float | None = None
     fmr: float | None = None
@@ -97,13 +98,9 @@ def _apply_reported(row: DeviceRow, payload: bytes) -> None:
         row.problems.append(f"config/reported is malformed: {_short(e)}")
         return
     row.config_version = reported.version
-    outcome = getattr(reported, "outcome", None)  # newer devices say applied/rejected/rolled_back
-    row.config_outcome = outcome if isinstance(outcome, str) else None
-    refused = reported.last_error
-    if not refused and outcome in ("rejected", "rolled_back"):
-        refused = getattr(reported, "reason", None)
-    if isinstance(refused, str) and refused:
-        row.last_refused = f"config: {refused}"  # a config refusal is named before a gallery one
+    row.config_outcome, row.config_answered = reported.status, reported.answered_version
+    if reported.last_error:
+        row.last_refused = f"config: {reported.last_error}"  # a config refusal is named before a gallery one
     point = reported.config.get("operating_point")
     if isinstance(point, dict):  # the status's figures win; these fill in for a device offline since
         row.threshold = row.threshold if row.threshold is not None else _number(point.get("threshold"))
@@ -183,7 +180,10 @@ def table(rows: list[DeviceRow], now: datetime | None = None) -> str:
         if r.last_seen is not None:
             seen = f"{r.last_seen:%Y-%m-%d %H:%M:%S}Z ({_age((now - r.last_seen).total_seconds())} ago)"
         models = "-" if r.detector is None else f"{r.detector} + {r.embedder}"
-        config = _cell(r.config_version) + (f" {r.config_outcome}" if r.config_outcome else "")
+        config = _cell(r.config_version)
+        if r.config_outcome is not None:
+            answered = r.config_answered not in (None, r.config_version)
+            config += f" (v{r.config_answered} {r.config_outcome})" if answered else f" {r.config_outcome}"
         refused = r.last_refused if r.last_refused is None or len(r.last_refused) <= 60 else r.last_refused[:59] + "…"
         lines.append(
             (
