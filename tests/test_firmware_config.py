@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import load_settings
@@ -13,9 +14,33 @@ from edge.config import load_settings
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware-config"
 
 
-def test_device_config_template_is_valid():
-    settings = load_settings(FIRMWARE / "edge.toml")
-    assert settings.device.device_id == "pi-01" and settings.mqtt.url.startswith("mqtts://")
+BOARD_SOURCES = {"pi": "picam:0", "jetson": "gst:nvarguscamerasrc ", "usb": "v4l2:/dev/video0"}
+
+
+def render(board: str, site: str, device_id: str, broker: str) -> str:
+    """A board's template with its placeholders replaced, as `edge fleet provision` does: plain text."""
+    text = (FIRMWARE / "boards" / f"{board}.toml").read_text()
+    return text.replace("{{site}}", site).replace("{{device_id}}", device_id).replace("{{broker}}", broker)
+
+
+@pytest.mark.parametrize("board", sorted(BOARD_SOURCES))
+def test_board_template_renders_to_a_valid_config(board, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text(render(board, "north", "pi-01", "mqtts://broker.example.org:8883"))
+    assert "{{" not in config.read_text()
+    settings = load_settings(config)
+    assert (settings.device.site, settings.device.device_id) == ("north", "pi-01")
+    assert settings.camera.source.startswith(BOARD_SOURCES[board])
+    assert settings.mqtt.url == "mqtts://broker.example.org:8883"
+    etc = Path("/etc/edge")
+    assert (settings.mqtt.ca_file, settings.mqtt.cert_file, settings.mqtt.key_file) == (
+        etc / "ca.crt",
+        etc / "device.crt",
+        etc / "device.key",
+    )
+    fleet = settings.fleet
+    assert (fleet.signing_public_key, fleet.device_key) == (etc / "fleet-signing.pub", etc / "box.key")
+    assert settings.device.state_dir == Path("/var/lib/edge")
 
 
 def _publish_results(port: int, user: str, topics: list[str]) -> dict[str, str]:

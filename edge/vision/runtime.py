@@ -66,11 +66,17 @@ class Manifest:
 
 
 def default_models_dir() -> Path:
-    """$EDGE_MODELS_DIR, else the `models/` folder beside the package (a checkout or bundle)."""
+    """$EDGE_MODELS_DIR, else the models inside the installed package (`edge/models/`, which
+    only a built wheel has: setup.py copies them there), else the checkout's `models/` (a
+    source tree or an editable install)."""
     env = os.environ.get("EDGE_MODELS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "models"
+    if (packaged / MANIFEST_NAME).is_file():
+        return packaged
+    return package.parent / "models"
 
 
 def load_manifest(models_dir: Path | None = None) -> Manifest:
