@@ -94,13 +94,13 @@ def fleet(broker, tmp_path) -> Iterator[str]:
     gone = link(
         "north",
         "pi-02",
-        status_for(stopped, "g-2", 0.5, None, gallery_error="stale version 1"),
+        status_for(stopped, "g-2", 0.5, None, gallery_push_error="gallery/set version 1 is not newer than 2"),
         reported(stopped, 3, 4, refusal),
     )
     gone.stop()
-    old = status_for(Topics("south", "jet-1"), "g-1", 0.4125, 0.00012).model_copy(
-        update={"ts": NOW - timedelta(hours=2)}
-    )
+    old = status_for(
+        Topics("south", "jet-1"), "g-1", 0.4125, 0.00012, gallery_error="gallery.sqlite: not a gallery"
+    ).model_copy(update={"ts": NOW - timedelta(hours=2)})
     publish_raw(broker.port, "edge/south/jet-1/status", old.to_json().encode())
     publish_raw(broker.port, "edge/south/usb-9/status", b'{"state": "online", "site": ')
     publish_raw(broker.port, "edge/south/usb-9/config/reported", b"\xff\xfe not json")
@@ -133,6 +133,7 @@ def test_json_has_every_device_with_its_versions_and_operating_point(fleet, tmp_
     old = rows["south/jet-1"]
     assert old["state"] == "online" and old["stale"], "a two-hour-old online status is not marked stale"
     assert old["config_version"] is None, "no config/reported was retained for it"
+    assert old["last_refused"] == "gallery: gallery.sqlite: not a gallery"
     broken = rows["south/usb-9"]
     assert broken["state"] == "malformed" and broken["software"] is None
     assert [p.split(":")[0] for p in broken["problems"]] == ["status is malformed", "config/reported is malformed"]

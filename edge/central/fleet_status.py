@@ -87,8 +87,10 @@ def _apply_status(row: DeviceRow, payload: bytes, now: datetime, stale_after_s: 
     row.threshold = _number(d.get("threshold"))
     row.fmr = _number(d.get("fmr"))
     row.false_alerts_per_1000 = _number(d.get("expected_false_alerts_per_1000_scans"))
-    if isinstance(d.get("gallery_error"), str):
-        row.last_refused = f"gallery: {d['gallery_error']}"
+    # A refused gallery/set push, else a gallery file the device could not load.
+    refused = next((d[k] for k in ("gallery_push_error", "gallery_error") if isinstance(d.get(k), str)), None)
+    if refused:
+        row.last_refused = f"gallery: {refused}"
 
 
 def _apply_reported(row: DeviceRow, payload: bytes) -> None:
