@@ -1,4 +1,4 @@
-"""`edge enroll` and `edge gallery`: gated enrollment, listing, removal, export."""
+"""`edge enroll` and `edge gallery`: gated enrollment, listing, removal, export, import."""
 
 from __future__ import annotations
 
@@ -192,3 +192,55 @@ def test_enroll_folder_refuses_name_clashes_before_adding_anyone(people_folder, 
     (people_folder / "li peng" / "x.jpg").symlink_to(lfw / "Colin_Powell_0001.jpg")
     code, _, err = run(capsys, "enroll", "--gallery", tmp_path / "other.sqlite", "--folder", people_folder)
     assert code == 1 and "both make the id 'li_peng'" in err
+
+
+def synthetic_gallery(path, embedder, people: list[str]):
+    """A gallery of `people`, one random template each, made through the store (no photos)."""
+    from edge.gallery import GalleryStore
+
+    with GalleryStore.create(path, embedder.model_id, embedder.sha256) as store:
+        for i, name in enumerate(people):
+            v = np.random.default_rng(i).normal(size=(1, 128)).astype(np.float32)
+            store.add(name, name, v / np.linalg.norm(v) * 0.5)
+        return store.version
+
+
+def test_import_replaces_the_gallery_atomically_with_a_bundle(manifest, tmp_path, capsys):
+    embedder = manifest.get(manifest.default_embedder, "embedder")
+    source, target = tmp_path / "source.sqlite", tmp_path / "target.sqlite"
+    wanted = synthetic_gallery(source, embedder, ["ada", "grace"])
+    synthetic_gallery(target, embedder, ["someone"])
+    assert run(capsys, "gallery", "export", "--gallery", source, "--out", tmp_path / "bundle.json")[0] == 0
+    leftover = tmp_path / ".target.sqlite.dead.incoming"  # what a killed import leaves
+    leftover.write_bytes(b"half a gallery")
+    before = target.stat().st_ino
+    code, summary, _ = run(capsys, "gallery", "import", "--gallery", target, tmp_path / "bundle.json")
+    assert code == 0 and summary["version"] == wanted and summary["identities"] == 2
+    assert wanted in summary["running_device"]
+    assert target.stat().st_ino != before, "not a new file renamed over the old one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "source.sqlite", "target.sqlite"]
+    listing = run(capsys, "gallery", "list", "--gallery", target)[1]
+    assert listing["version"] == wanted and [p["identity_id"] for p in listing["people"]] == ["ada", "grace"]
+    assert target.stat().st_mode & 0o777 == 0o600
+    code, created, _ = run(capsys, "gallery", "import", "--gallery", tmp_path / "new.sqlite", tmp_path / "bundle.json")
+    assert code == 0 and created["version"] == wanted
+
+
+def test_import_of_a_damaged_or_foreign_bundle_changes_nothing(manifest, tmp_path, capsys, monkeypatch):
+    embedder = manifest.get(manifest.default_embedder, "embedder")
+    source, target = tmp_path / "source.sqlite", tmp_path / "target.sqlite"
+    synthetic_gallery(source, embedder, ["ada", "grace"])
+    synthetic_gallery(target, embedder, ["someone"])
+    bundle = tmp_path / "bundle.json"
+    assert run(capsys, "gallery", "export", "--gallery", source, "--out", bundle)[0] == 0
+    original = target.read_bytes()
+    edited = json.loads(bundle.read_text())
+    edited["identities"][0]["name"] = "Mallory"
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    code, _, err = run(capsys, "gallery", "import", "--gallery", target, tmp_path / "edited.json")
+    assert code == 1 and "edited.json" in err and "does not match its content" in err
+    monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
+    code, _, err = run(capsys, "gallery", "import", "--gallery", target, bundle)
+    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
+    assert target.read_bytes() == original
+    assert {p.name for p in tmp_path.iterdir()} == {"bundle.json", "edited.json", "source.sqlite", "target.sqlite"}

@@ -1,4 +1,4 @@
-"""`edge gallery list|remove|export`: look after a gallery file without running the loop."""
+"""`edge gallery list|remove|export|import`: look after a gallery file without running the loop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from edge.commands.common import print_json, settings_from
 from edge.config import Settings
 from edge.device.app import operating_point
-from edge.gallery import GalleryStore
+from edge.gallery import GalleryStore, read_bundle, replace_gallery
 from edge.vision import ModelEntry, load_manifest
 from edge.vision.operating_point import expected_false_alerts_per_1000
 
@@ -84,13 +84,32 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import(args: argparse.Namespace) -> int:
+    """Replace the gallery with a bundle, atomically, as a device does with `gallery/set`."""
+    settings, entry = configured_embedder(args)
+    bundle = read_bundle(args.bundle)
+    version = replace_gallery(args.gallery, bundle, entry.model_id, entry.sha256)
+    print_json(
+        {
+            "gallery": str(args.gallery),
+            "bundle": str(args.bundle),
+            "version": version,
+            "identities": len(bundle.identities),
+            "templates": sum(len(r.templates) for r in bundle.identities),
+            "running_device": running_device_note(settings, version),
+        }
+    )
+    return 0
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("gallery", help="list, remove or export enrolled people")
+    p = sub.add_parser("gallery", help="list, remove, export or import enrolled people")
     verbs = p.add_subparsers(dest="verb", required=True)
     for name, func, text in (
         ("list", run_list, "list enrolled people (no embeddings shown)"),
         ("remove", run_remove, "remove a person and every template of theirs"),
         ("export", run_export, "write a bundle to move the gallery to another device"),
+        ("import", run_import, "replace the gallery with a bundle's content, atomically"),
     ):
         v = verbs.add_parser(name, help=text)
         v.add_argument("--gallery", type=Path, required=True)
@@ -101,4 +120,6 @@ def add_parser(sub) -> None:
             v.add_argument(
                 "--out", type=Path, required=True, help="bundle file (JSON with the templates of ENROLLED people only)"
             )
+        if name == "import":
+            v.add_argument("bundle", type=Path, help="bundle file (as edge gallery export writes it)")
         v.set_defaults(func=func)

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -77,6 +77,7 @@ class GalleryWatcher:
         self._versions = versions
         self._seen: tuple[int, ...] | None = None  # the stamp last read; None: read at the next poll
         self._error: str | None = None
+        self._lock = threading.Lock()  # one check at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gallery", daemon=True)
 
@@ -89,7 +90,14 @@ class GalleryWatcher:
             self._thread.join()
 
     def check(self) -> None:
-        """Read the gallery if its file changed; use it if it holds a new, acceptable version."""
+        """Read the gallery if its file changed; use it if it holds a new, acceptable version.
+
+        Also called from other threads (a gallery pushed over MQTT is swapped in at once, not
+        at the next poll): one check at a time."""
+        with self._lock:
+            self._check()
+
+    def _check(self) -> None:
         stamp = _stamp(self.path)
         if stamp == self._seen:
             return
@@ -110,7 +118,7 @@ class GalleryWatcher:
                 self._error = None
                 self._report()
             return
-        refusal = self._over_limit(new)
+        refusal = self.over_limit(new.version, new.identity_ids)
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -126,17 +134,18 @@ class GalleryWatcher:
             len(old),
         )
 
-    def _over_limit(self, new: Matcher) -> str | None:
-        """Why `new` is refused for the false-alert limit, or None; a removal is never refused."""
+    def over_limit(self, version: str, identity_ids: Sequence[str]) -> str | None:
+        """Why gallery `version` of these people is refused for the false-alert limit, or None;
+        a removal is never refused. (A pushed gallery is checked before it replaces the file.)"""
         limit = self._match.max_false_alerts_per_1000_scans
-        expected = expected_false_alerts_per_1000(self._point.fmr, len(new))
+        expected = expected_false_alerts_per_1000(self._point.fmr, len(identity_ids))
         if limit is None or expected is None or expected <= limit:
             return None
         text = (
-            f"gallery version {new.version}: {len(new)} enrolled people expect {expected:.1f} false alerts per "
-            f"1,000 scans of strangers, above match.max_false_alerts_per_1000_scans = {limit:g}"
+            f"gallery version {version}: {len(identity_ids)} enrolled people expect {expected:.1f} false alerts "
+            f"per 1,000 scans of strangers, above match.max_false_alerts_per_1000_scans = {limit:g}"
         )
-        if set(new.identity_ids) > set(self._matcher.identity_ids):
+        if set(identity_ids) > set(self._matcher.identity_ids):
             return f"{text}; remove people or raise the limit"
         log.warning("%s; used anyway, as it removes people (a removal always takes effect)", text)
         return None

@@ -11,6 +11,7 @@ template is within the threshold. Depends on numpy and the standard library only
 """
 
 from edge.gallery.bundle import FORMAT as BUNDLE_FORMAT
+from edge.gallery.bundle import Bundle, encode_bundle, parse_bundle, read_bundle
 from edge.gallery.embedding import EMBEDDING_DIM
 from edge.gallery.errors import (
     GalleryBundleError,
@@ -25,10 +26,11 @@ from edge.gallery.errors import (
     UnknownIdentity,
 )
 from edge.gallery.matcher import Match, Matcher, Nearest
-from edge.gallery.store import GalleryStore, IdentitySummary
+from edge.gallery.store import GalleryStore, IdentitySummary, remove_leftovers, replace_gallery
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "Bundle",
     "EMBEDDING_DIM",
     "GalleryBundleError",
     "GalleryCorrupt",
@@ -45,4 +47,9 @@ __all__ = [
     "Matcher",
     "Nearest",
     "UnknownIdentity",
+    "encode_bundle",
+    "parse_bundle",
+    "read_bundle",
+    "remove_leftovers",
+    "replace_gallery",
 ]

@@ -57,8 +57,8 @@ class Bundle:
     identities: tuple[IdentityRecord, ...]
 
 
-def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
-    """Write `bundle` as JSON, atomically (temporary file, fsync, rename) and with mode 0600."""
+def encode_bundle(bundle: Bundle) -> bytes:
+    """`bundle` as the JSON bytes a bundle file holds (and `gallery/set` seals)."""
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -72,6 +72,12 @@ def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
         "exported_at": utc_now(),
         "identities": [_identity_doc(r) for r in bundle.identities],
     }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
+    """Write `bundle` as JSON, atomically (temporary file, fsync, rename) and with mode 0600."""
+    data = encode_bundle(bundle)
     target = Path(path)
     if target.is_dir():
         raise GalleryBundleError(f"cannot write gallery bundle {target}: it is a folder; name a file in it")
@@ -80,8 +86,8 @@ def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
     except OSError as e:  # no such folder, no permission
         raise GalleryBundleError(f"cannot write gallery bundle {target}: {e.strerror} ({target.parent})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -93,17 +99,25 @@ def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Parse and check a bundle file; any problem raises `GalleryBundleError` naming the path."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        data = Path(path).read_bytes()
     except FileNotFoundError as e:
         raise GalleryBundleError(f"gallery bundle {path} does not exist") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise GalleryBundleError(f"gallery bundle {path} is not readable JSON: {e}") from e
+    except OSError as e:
+        raise GalleryBundleError(f"gallery bundle {path} cannot be read: {e.strerror or e}") from e
+    return parse_bundle(data, f"gallery bundle {path}")
+
+
+def parse_bundle(data: bytes, what: str = "gallery bundle") -> Bundle:
+    """Parse and check a bundle's bytes; any problem raises `GalleryBundleError` naming `what`."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise GalleryBundleError(f"{what} is not readable JSON: {e}") from e
     try:
         return _parse(doc)
     except (InvalidInput, KeyError, TypeError, ValueError) as e:
         problem = f"missing field {e}" if isinstance(e, KeyError) else str(e)
-        raise GalleryBundleError(f"gallery bundle {path} is invalid: {problem}") from e
+        raise GalleryBundleError(f"{what} is invalid: {problem}") from e
 
 
 def _identity_doc(r: IdentityRecord) -> dict[str, Any]:

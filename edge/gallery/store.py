@@ -12,7 +12,9 @@ snapshot built by `matcher()`, never the store itself.
 
 from __future__ import annotations
 
+import glob
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +53,7 @@ from edge.gallery.fields import (
 from edge.gallery.matcher import Matcher
 from edge.gallery.schema import CREATE_STATEMENTS, SCHEMA_VERSION, check_schema
 
+_INCOMING = ".incoming"  # suffix of a replacement being built (`replace_gallery`)
 _INSERT_TEMPLATE = "INSERT INTO templates (identity_id, embedding, quality, source, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -132,17 +135,19 @@ class GalleryStore:
     @classmethod
     def from_bundle(
         cls,
-        bundle_path: str | os.PathLike[str],
+        bundle: Bundle | str | os.PathLike[str],
         path: str | os.PathLike[str],
         model_id: str,
         model_sha256: str,
     ) -> GalleryStore:
-        """A new gallery file at `path` holding the bundle's content; nothing is created
-        unless the bundle is valid and made with this embedder."""
+        """A new gallery file at `path` holding the bundle's content (a parsed `Bundle` or a
+        bundle file); nothing is created unless the bundle is valid and made with this embedder."""
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
-        bundle = read_bundle(bundle_path)
+        what = f"gallery bundle {bundle.version}" if isinstance(bundle, Bundle) else f"gallery bundle {bundle}"
+        if not isinstance(bundle, Bundle):
+            bundle = read_bundle(bundle)
         _check_same_embedder(
-            f"gallery bundle {bundle_path}",
+            what,
             bundle.model_id,
             bundle.model_sha256,
             model_id,
@@ -261,10 +266,15 @@ class GalleryStore:
         The bundle holds the embeddings of ENROLLED people only, with names and source
         labels: biometric data, for moving a gallery between trusted machines only.
         """
+        bundle = self.bundle()
+        write_bundle(path, bundle)
+        return bundle.version
+
+    def bundle(self) -> Bundle:
+        """The whole gallery as a `Bundle` (`encode_bundle` makes it the bytes `gallery/set` seals)."""
         records = canonical_order(self._records())
         version = content_version(self.model_id, self.model_sha256, records)
-        write_bundle(path, Bundle(self.model_id, self.model_sha256, version, tuple(records)))
-        return version
+        return Bundle(self.model_id, self.model_sha256, version, tuple(records))
 
     def import_bundle(self, path: str | os.PathLike[str]) -> str:
         """Replace the whole gallery with a bundle's content in one transaction (`gallery/set`).
@@ -316,6 +326,46 @@ class GalleryStore:
     def _change_key(self) -> tuple[int, int]:
         """Changes whenever any connection commits to the file (data_version) or we write."""
         return self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes
+
+
+def replace_gallery(path: str | os.PathLike[str], bundle: Bundle, model_id: str, model_sha256: str) -> str:
+    """Replace the gallery file at `path` (or create it) with `bundle`'s content, atomically;
+    returns the new version. `edge gallery import` and `gallery/set` both come here.
+
+    The new file is built beside the old one (same folder, so the same filesystem), fsynced,
+    renamed over it, and the folder fsynced: a reader (a running device's `GalleryWatcher`) or
+    a power cut sees the old gallery or the new one, never a mixture, and never a half-built
+    file. A bundle that is invalid or for another embedder changes nothing.
+    """
+    path = Path(path)
+    remove_leftovers(path)
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_INCOMING}")
+    try:
+        GalleryStore.from_bundle(bundle, scratch, model_id, model_sha256).close()
+        _fsync(scratch)
+        os.replace(scratch, path)
+        _fsync(path.parent)  # the rename itself survives a power cut
+    except OSError as e:
+        raise GalleryError(f"cannot replace gallery {path}: {e.strerror or e}") from e
+    finally:
+        scratch.unlink(missing_ok=True)
+    return bundle.version
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(path: str | os.PathLike[str]) -> None:
+    """Delete half-built replacements of the gallery at `path` that a killed process left
+    (they hold templates: biometric data, so they are not left lying about)."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{_INCOMING}*"):
+        leftover.unlink(missing_ok=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
