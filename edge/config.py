@@ -195,6 +195,17 @@ class FleetConfig(Section):
     )
 
 
+class HomeAssistantConfig(Section):
+    """Home Assistant MQTT discovery: the device announces its sensors so nobody writes YAML."""
+
+    enabled: bool = Field(False, description="publish Home Assistant discovery configs (retained) at every connect")
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the device reads at start. Build with `load_settings`, which adds the files."""
 
@@ -209,6 +220,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ from edge.device.timing import StageTimer
 from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
+from edge.link.homeassistant import discovery_configs
 from edge.redact import masked
 from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
@@ -149,6 +150,17 @@ def mqtt_options(settings: Settings) -> MqttOptions:
     )
 
 
+def home_assistant_discovery(settings: Settings, topics: Topics) -> dict[str, str]:
+    """The Home Assistant discovery configs to announce at every connect; none unless enabled."""
+    ha = settings.homeassistant
+    if not ha.enabled:
+        return {}
+    try:
+        return discovery_configs(ha.discovery_prefix, topics, __version__)
+    except ValueError as e:
+        raise ConfigError(f"homeassistant.enabled: {e}") from None
+
+
 def run_device(settings: Settings, stop: threading.Event, max_frames: int | None = None) -> RunSummary:
     """Run until `stop` is set, the source ends, or `max_frames` frames were processed.
 
@@ -171,6 +183,7 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
     options = mqtt_options(settings)
     topics = Topics(site, device)
+    discovery = home_assistant_discovery(settings, topics)
     probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
     with contextlib.ExitStack() as running:
         grabber.start()
@@ -225,6 +238,8 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
             },
         )
         link = MqttLink(options, topics, outbox, status)
+        for topic, config in discovery.items():
+            link.announce(topic, config)
         loop = build_loop(settings, vision, matcher, threshold, counters, writer.defer(link.publish))
         link.publish(
             "config/reported",

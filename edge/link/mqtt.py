@@ -184,7 +184,8 @@ class MqttLink:
         self.client_id = options.client_id or f"edge-{topics.site}-{topics.device_id}"
         self._client = self._make_client()
         self._subscriptions: set[str] = set()
-        self._lock = threading.Lock()  # guards _subscriptions against on_connect's snapshot
+        self._announcements: dict[str, str] = {}  # topic -> payload, retained at every connect
+        self._lock = threading.Lock()  # guards _subscriptions and _announcements against on_connect's snapshot
         self._connected = threading.Event()
         self._refused = threading.Event()  # the last CONNACK said no (credentials, ACL, ...)
         self._stopping = threading.Event()
@@ -249,6 +250,18 @@ class MqttLink:
             connected = self._connected.is_set()
         if connected:
             self._client.subscribe(topic, qos=1)
+
+    def announce(self, topic: str, payload: str) -> None:
+        """Publish `payload` retained (QoS 1) on `topic`, outside the device's root if need be, now
+        when connected and again at every connect, like the status: it describes the device (Home
+        Assistant discovery), so it needs no outbox, only to be there after any reconnect."""
+        with self._lock:
+            self._announcements[topic] = payload
+            connected = self._connected.is_set()
+        # Room for these too beside the status and the outbox rows (see configured_client).
+        self._client.max_inflight_messages_set(self.options.max_in_flight + 4 + len(self._announcements))
+        if connected:
+            self._client.publish(topic, payload, qos=1, retain=True)
 
     def update_status(self, *, versions: Versions | None = None, details: dict[str, Scalar] | None = None) -> None:
         """Change the retained status (a new gallery version, a health detail) and republish it.
@@ -360,7 +373,10 @@ class MqttLink:
             self._publish_online(client)
             with self._lock:
                 topics = sorted(self._subscriptions)
+                announcements = dict(self._announcements)
                 self._connected.set()
+            for topic, payload in announcements.items():
+                client.publish(topic, payload, qos=1, retain=True)
             for topic in topics:
                 client.subscribe(topic, qos=1)
             self._wake.set()
