@@ -1,8 +1,9 @@
 """A real Mosquitto on a loopback port, for the demo (scripts/demo.py) and the tests.
 
 `Broker(workdir)` writes a config (anonymous or with a password file, optional ACL and
-persistence), `start()` waits until the port accepts connections, `stop()` and `start()`
-again keep the port, `pause()`/`resume()` freeze it (SIGSTOP/SIGCONT).
+persistence, or a listener of the caller's such as `edge fleet broker-config`'s TLS one),
+`start()` waits until the port accepts connections, `stop()` and `start()` again keep the port,
+`pause()`/`resume()` freeze it (SIGSTOP/SIGCONT).
 
 Why here, in scripts/ and not in the package: the appliance connects to a broker and never runs
 one, and no off-device tool (edge/central) needs one either; only the checkout's demo and tests
@@ -45,14 +46,23 @@ class Broker:
     """One Mosquitto on a fixed loopback port; `stop()` and `start()` keep the port."""
 
     def __init__(
-        self, workdir: Path, *, persistence: bool = False, users: dict[str, str] | None = None, acl: str | None = None
+        self,
+        workdir: Path,
+        *,
+        persistence: bool = False,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        listener: str | None = None,
+        port: int | None = None,
     ) -> None:
+        """`listener`: config text that replaces the anonymous loopback listener (with its own
+        authentication and ACL), listening on `port`."""
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path = workdir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            listener if listener is not None else f"listener {self.port} 127.0.0.1",
             f"user {getpass.getuser()}",  # only used when run as root: stay the same user
             "log_dest stderr",
             "log_type error",
@@ -73,7 +83,7 @@ class Broker:
                     [MOSQUITTO_PASSWD, "-b", str(password_file), name, password], check=True, capture_output=True
                 )
             lines += ["allow_anonymous false", f"password_file {password_file}"]
-        else:
+        elif listener is None:
             lines.append("allow_anonymous true")
         if acl is not None:
             (workdir / "acl").write_text(acl)

@@ -92,18 +92,28 @@ def _require_mosquitto() -> None:
 
 @pytest.fixture
 def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Broker]]:
-    """`make(persistence=False, users=None, acl=None) -> Broker`, started; stopped at teardown.
+    """`make(persistence=False, users=None, acl=None, listener=None, port=None) -> Broker`, started;
+    stopped at teardown.
 
     `users` maps user names to passwords (anonymous access is then off); `acl` is the text of
-    a Mosquitto ACL file.
+    a Mosquitto ACL file; `listener` replaces the anonymous loopback listener on `port` (e.g. the
+    TLS listener `edge fleet broker-config` writes).
     """
     _require_mosquitto()
     brokers: list[Broker] = []
 
-    def make(*, persistence: bool = False, users: dict[str, str] | None = None, acl: str | None = None) -> Broker:
+    def make(
+        *,
+        persistence: bool = False,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        listener: str | None = None,
+        port: int | None = None,
+    ) -> Broker:
         if users and not os.access(MOSQUITTO_PASSWD, os.X_OK):
             pytest.skip(f"mosquitto_passwd not installed at {MOSQUITTO_PASSWD}")
-        b = Broker(tmp_path_factory.mktemp("mosquitto"), persistence=persistence, users=users, acl=acl)
+        workdir = tmp_path_factory.mktemp("mosquitto")
+        b = Broker(workdir, persistence=persistence, users=users, acl=acl, listener=listener, port=port)
         brokers.append(b)
         b.start()
         return b

@@ -25,6 +25,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -122,8 +123,8 @@ def _derive(shared: bytes, epk: bytes) -> bytes:
 # -- key files (PEM) --------------------------------------------------------------------------
 
 
-def write_private_key(path: Path, key: Ed25519PrivateKey | X25519PrivateKey) -> None:
-    """PKCS#8 PEM, created 0600 (never readable by others, not even for a moment)."""
+def write_private_key(path: Path, key: Ed25519PrivateKey | X25519PrivateKey | EllipticCurvePrivateKey) -> None:
+    """PKCS#8 PEM, created 0600 (never readable by others, not even for a moment); the EC keys are TLS keys."""
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -144,8 +145,10 @@ def _read(path: Path, what: str) -> bytes:
         raise KeyFileError(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
-def load_private_key(path: Path, kind: type[Ed25519PrivateKey] | type[X25519PrivateKey], what: str) -> Any:
-    """A PEM private key of `kind` (Ed25519 for signing, X25519 for opening galleries)."""
+def load_private_key(
+    path: Path, kind: type[Ed25519PrivateKey] | type[X25519PrivateKey] | type[EllipticCurvePrivateKey], what: str
+) -> Any:
+    """A PEM private key of `kind` (Ed25519 for signing, X25519 for opening galleries, EC for TLS)."""
     try:
         key = serialization.load_pem_private_key(_read(path, what), password=None)
     except (ValueError, TypeError) as e:
