@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["support_broker"]  # real Mosquitto on a free loopback port
+# real Mosquitto on a free loopback port; the package built as a wheel and installed in a fresh venv
+pytest_plugins = ["support_broker", "support_wheel"]
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", REPO / "models")).resolve()
