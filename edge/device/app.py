@@ -22,6 +22,7 @@ from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.sources import LatestFrameGrabber, open_source
 from edge.device.state_dir import lock_state_dir
 from edge.device.timing import StageTimer
+from edge.device.watchdog import Notifier
 from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
@@ -258,10 +259,13 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
             settings.match, point, vision.embedder.entry, matcher, loop.swap_matcher, link, status.versions
         )
         watcher.start()  # after the link, which republishes the status it changes
+        notifier = Notifier.from_env()  # systemd: READY=1 now, WATCHDOG=1 while frames flow
         try:
             link.require_connected(settings.mqtt.connect_timeout_s)
-            frames = loop.run(grabber, stop, max_frames)
+            notifier.ready()
+            frames = loop.run(grabber, stop, max_frames, notifier)
         finally:
+            notifier.stopping()
             watcher.stop()  # first: no status change after the link's offline
             grabber.stop()
             writer.stop()  # every event and the last window into the outbox before the link flushes

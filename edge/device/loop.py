@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from edge.device.counters import Counters
 from edge.device.sources import Frame, LatestFrameGrabber
 from edge.device.timing import StageTimer
+from edge.device.watchdog import Notifier
 from edge.gallery import Matcher
 from edge.link.payloads import MatchEvent, Payload, StatsPayload
 from edge.vision import Vision
@@ -206,8 +207,16 @@ class Loop:
         )
         return stats
 
-    def run(self, grabber: LatestFrameGrabber, stop: threading.Event, max_frames: int | None = None) -> int:
-        """Process frames until `stop` is set, the source ends or `max_frames`; returns frames done."""
+    def run(
+        self,
+        grabber: LatestFrameGrabber,
+        stop: threading.Event,
+        max_frames: int | None = None,
+        notifier: Notifier | None = None,
+    ) -> int:
+        """Process frames until `stop` is set, the source ends or `max_frames`; returns frames done.
+        `notifier` hears of every frame and every wait without one (systemd's watchdog)."""
+        notifier = notifier or Notifier(None, None)  # not under systemd: no-op
         done = 0
         while not stop.is_set() and (max_frames is None or done < max_frames):
             frame = grabber.latest(timeout=1.0)
@@ -215,8 +224,10 @@ class Loop:
             if frame is None:
                 if grabber.ended:
                     break
+                notifier.no_frame()
             else:
                 self.process(frame)
+                notifier.frame()
                 done += 1
             if self.counters.due():
                 self.close_window()
