@@ -82,7 +82,7 @@ def signed_object(received: Received, key: Ed25519PublicKey) -> dict[str, Any]:
         raise Refused(received.refused or "no message")
     try:
         message = json.loads(received.payload)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise Refused(f"not JSON: {e}") from None
     if not isinstance(message, dict):
         raise Refused(f"not a JSON object but {type(message).__name__}")
@@ -97,7 +97,7 @@ def claimed_version(received: Received) -> int | None:
     """The `version` a message says it has, for correlating a refusal (never trusted beyond that)."""
     try:
         version = json.loads(received.payload or b"").get("version")
-    except (UnicodeDecodeError, ValueError, AttributeError):
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
     return version if isinstance(version, int) and not isinstance(version, bool) and version >= 0 else None
 
