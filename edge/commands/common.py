@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Settings, load_settings
-
-REMOTE_OVERLAY = "remote-config.json"
+from edge.device.overlay import OVERLAY_FILE as REMOTE_OVERLAY
 
 
 class CommandError(Exception):

@@ -8,14 +8,15 @@ import signal
 import threading
 from pathlib import Path
 
-from edge.commands.common import print_json, settings_from
+from edge.commands.common import config_file, print_json, settings_from
+from edge.config import load_settings
 from edge.device.app import run_device
 
 log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, _, _ = settings_from(
+    settings, flags, _ = settings_from(
         args,
         **{
             "camera.source": args.source,
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    summary = run_device(settings, stop, args.max_frames)
+    path = config_file(args)
+    summary = run_device(settings, stop, args.max_frames, reload=lambda overlay: load_settings(path, overlay, **flags))
     print_json({"frames": summary.frames, "totals": summary.totals, "outbox_pending": summary.outbox_pending})
     return 0
 

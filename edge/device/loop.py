@@ -23,12 +23,14 @@ the durable outbox on its own thread. No network call and no disk write happen h
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from edge.device.camera import Camera
 from edge.device.counters import Counters
 from edge.device.sources import Frame, LatestFrameGrabber
 from edge.device.timing import StageTimer
@@ -93,10 +95,25 @@ class Loop:
         # thread is one reference store, so none can be lost between a read and a reset.
         self._pending_matcher: Matcher = matcher
         self._dropped_seen = 0
+        self._changes: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self.last_frame_at = time.monotonic()  # when the last frame was processed (a health sign)
 
     def swap_matcher(self, matcher: Matcher) -> None:
         """Use `matcher` from the next frame on (safe from any thread; the latest swap wins)."""
         self._pending_matcher = matcher
+
+    def between_frames(self, change: Callable[[], object]) -> None:
+        """Run `change` on the loop's thread before its next frame (safe from any thread): a
+        remote configuration replaces options, tracker, gate or camera there, never mid-frame."""
+        self._changes.put(change)
+
+    def _run_changes(self) -> None:
+        while True:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            change()
 
     def process(self, frame: Frame) -> None:
         """Everything the loop does with one frame."""
@@ -209,7 +226,7 @@ class Loop:
 
     def run(
         self,
-        grabber: LatestFrameGrabber,
+        grabber: LatestFrameGrabber | Camera,
         stop: threading.Event,
         max_frames: int | None = None,
         notifier: Notifier | None = None,
@@ -219,6 +236,7 @@ class Loop:
         notifier = notifier or Notifier(None, None)  # not under systemd: no-op
         done = 0
         while not stop.is_set() and (max_frames is None or done < max_frames):
+            self._run_changes()
             frame = grabber.latest(timeout=1.0)
             self._count_drops(grabber)
             if frame is None:
@@ -228,6 +246,7 @@ class Loop:
             else:
                 self.process(frame)
                 notifier.frame()
+                self.last_frame_at = time.monotonic()
                 done += 1
             if self.counters.due():
                 self.close_window()
@@ -236,7 +255,7 @@ class Loop:
         self.close_window()
         return done
 
-    def _count_drops(self, grabber: LatestFrameGrabber) -> None:
+    def _count_drops(self, grabber: LatestFrameGrabber | Camera) -> None:
         dropped = grabber.frames_dropped
         if dropped != self._dropped_seen:
             self.counters.add("frames_dropped", dropped - self._dropped_seen)
