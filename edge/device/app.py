@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge import __version__
 from edge.config import ConfigError, Settings
 from edge.device.audit import AUDIT_LOG, AuditLog
+from edge.device.camera import Camera
 from edge.device.counters import Counters
 from edge.device.gallery_watch import GalleryWatcher
 from edge.device.loop import Loop, LoopOptions, Publish
+from edge.device.overlay import OVERLAY_FILE, Overlay
+from edge.device.remote_config import Builders, Reload, RemoteConfig, Running, operating_details
 from edge.device.remote_gallery import RemoteGallery, accepted_version, push_keys
-from edge.device.sources import LatestFrameGrabber, open_source
 from edge.device.state_dir import lock_state_dir
 from edge.device.timing import StageTimer
 from edge.device.watchdog import Notifier
@@ -29,6 +33,7 @@ from edge.device.writer import DiskWriter
 from edge.gallery import GalleryStore, Matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
 from edge.link.homeassistant import discovery_configs
+from edge.link.signed import load_public_key
 from edge.redact import masked
 from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
@@ -164,8 +169,23 @@ def home_assistant_discovery(settings: Settings, topics: Topics) -> dict[str, st
         raise ConfigError(f"homeassistant.enabled: {e}") from None
 
 
-def run_device(settings: Settings, stop: threading.Event, max_frames: int | None = None) -> RunSummary:
+def remote_config_key(settings: Settings, reload: Reload | None) -> Ed25519PublicKey | None:
+    """The fleet key that signs `config/set`; None: remote configuration is off."""
+    path = settings.fleet.signing_public_key
+    if path is None:
+        return None
+    if reload is None:
+        raise ValueError("remote configuration needs `reload`, the device's settings loader")
+    return load_public_key(path, Ed25519PublicKey, "fleet.signing_public_key")
+
+
+def run_device(
+    settings: Settings, stop: threading.Event, max_frames: int | None = None, reload: Reload | None = None
+) -> RunSummary:
     """Run until `stop` is set, the source ends, or `max_frames` frames were processed.
+
+    `reload` loads the settings again with another remote overlay (same file, environment and
+    flags): remote configuration (`fleet.signing_public_key`) validates each change with it.
 
     Every step after the capture thread starts runs inside one `ExitStack`, so whatever fails
     (a corrupt counters file, a foreign outbox, a locked state folder) stops that thread
@@ -181,21 +201,18 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
     false_alerts = expected_false_alerts(settings, point, len(matcher.identity_ids))
     push = push_keys(settings.fleet)  # None: no gallery/set
     pushed = accepted_version(settings.device.state_dir) if push is not None else 0
-    camera = settings.camera
-    source = open_source(
-        camera.source, width=camera.width, height=camera.height, fps=camera.fps, decode_threads=camera.decode_threads
-    )
-    grabber = LatestFrameGrabber(source, stop_event=stop, reconnect_max_s=camera.reconnect_max_s)
+    fleet_key = remote_config_key(settings, reload)
+    camera = Camera(settings.camera)
     options = mqtt_options(settings)
     topics = Topics(site, device)
     discovery = home_assistant_discovery(settings, topics)
     probe_broker(options, f"edge-{site}-{device}", settings.mqtt.connect_timeout_s)
     with contextlib.ExitStack() as running:
-        grabber.start()
-        running.callback(grabber.stop)
+        camera.start()
+        running.callback(camera.stop)
         log.info(
             "source %s, detector %s, embedder %s (sha256 %s), gallery %s: %d identities, version %s",
-            source.info.uri,
+            camera.info.uri,
             vision.detector.entry.model_id,
             vision.embedder.model_id,
             vision.embedder.sha256[:12],
@@ -214,6 +231,7 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
 
         state = settings.device.state_dir
         running.enter_context(lock_state_dir(state))  # before anything in it is written
+        config_version = Overlay.read(state / OVERLAY_FILE).version
         writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
         counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
         outbox = running.enter_context(Outbox(state / "outbox.sqlite"))
@@ -232,14 +250,9 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
                 gallery_version=matcher.version,
             ),
             details={
-                "threshold": threshold,
+                **operating_details(point, false_alerts, config_version),
                 "metric": vision.embedder.metric,
-                "fmr": point.fmr,
-                "target_fmr": point.target_fmr,
-                "fmr_scope": point.scope,
-                "threshold_origin": point.origin,
                 "gallery_identities": len(matcher.identity_ids),
-                "expected_false_alerts_per_1000_scans": false_alerts,
             },
         )
         link = MqttLink(options, topics, outbox, status)
@@ -249,7 +262,7 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
         link.publish(
             "config/reported",
             ConfigReported(
-                version=0,
+                version=config_version,
                 ts=datetime.now(timezone.utc),
                 device_id=device,
                 site=site,
@@ -268,17 +281,25 @@ def run_device(settings: Settings, stop: threading.Event, max_frames: int | None
         if push is not None:
             pushes = RemoteGallery(push, f"{site}/{device}", vision.embedder.entry, watcher, link, state, pushed, audit)
             pushes.start()
+        remote = None
+        if fleet_key is not None and reload is not None:
+            builders = Builders(build_camera_vision, operating_point, expected_false_alerts, effective_config)
+            now = Running(settings, point, false_alerts)
+            remote = RemoteConfig(now, reload, fleet_key, link, loop, camera, builders, state / OVERLAY_FILE, audit)
+            remote.start()
         notifier = Notifier.from_env()  # systemd: READY=1 now, WATCHDOG=1 while frames flow
         try:
             link.require_connected(settings.mqtt.connect_timeout_s)
             notifier.ready()
-            frames = loop.run(grabber, stop, max_frames, notifier)
+            frames = loop.run(camera, stop, max_frames, notifier)
         finally:
             notifier.stopping()
+            if remote is not None:
+                remote.stop()  # first: it changes the loop and the camera
             if pushes is not None:
                 pushes.stop()  # first: it swaps galleries through the watcher
             watcher.stop()  # first: no status change after the link's offline
-            grabber.stop()
+            camera.stop()
             writer.stop()  # every event and the last window into the outbox before the link flushes
             if not link.flush(settings.mqtt.connect_timeout_s):
                 log.warning("broker did not acknowledge everything in time; the outbox keeps the rest")
