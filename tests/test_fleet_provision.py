@@ -23,6 +23,7 @@ from support_fleet import TlsClient, fleet_broker
 
 from edge.central.fleet_dir import FleetDir
 from edge.central.fleet_pki import common_name, load_certificate
+from edge.central.fleet_wheels import Target, missing_requirements
 from edge.cli import main
 from edge.config import load_settings
 from local_broker import free_port
@@ -88,6 +89,15 @@ def test_second_device_from_the_first_bundle_wheels_and_no_second_pi_01(provisio
     assert main([*args, "--device-id", "pi-01", *offline, "--out", str(tmp_path / "again")]) == 1
     assert "already provisioned" in capsys.readouterr().err
     assert not (tmp_path / "again").exists()
+
+
+def test_wheels_follow_the_board_python_not_the_one_pip_runs_on(provisioned):
+    if sys.version_info < (3, 11):
+        pytest.skip("needs a Python whose markers differ from 3.10's (tomli)")
+    _, bundle, _ = provisioned
+    assert missing_requirements(Target(platform.machine(), PYTHON_VERSION), bundle / "wheels") == []
+    # pip evaluated `tomli; python_version < "3.11"` for this Python: a 3.10 board needs more.
+    assert missing_requirements(Target(platform.machine(), "3.10"), bundle / "wheels") == ["tomli>=1.1"]
 
 
 def _enroll_images(data_dir: Path) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge.central.fleet_bundle import ARCHES, BOARDS, Request, provision
 from edge.central.fleet_dir import FleetDir
+from edge.central.fleet_wheels import Target
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,8 +17,7 @@ def run(args: argparse.Namespace) -> int:
         device_id=args.device_id,
         broker=args.broker,
         board=args.board,
-        arch=args.arch or board.arch,
-        python_version=args.python_version or board.python_version,
+        target=Target(args.arch or board.arch, args.python_version or board.python_version),
         wheel=args.wheel,
         wheels_from=args.wheels_from,
     )
