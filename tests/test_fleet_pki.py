@@ -156,3 +156,21 @@ def test_broker_refuses_clients_without_a_fleet_certificate(fleet, tmp_path, bro
         TlsClient(port, fleet.ca_cert, other.central_cert, other.central_key, timeout=3)
     with pytest.raises(OSError):  # a broker certificate from another CA: the client refuses the broker
         TlsClient(port, other.ca_cert, other.central_cert, other.central_key, timeout=3)
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"--broker": "mqtt://broker.example.org"}, "mqtts://"),
+        ({"--site": "north/east"}, "site: String should match pattern"),
+        ({"--device-id": "pi+01"}, "device_id: String should match pattern"),
+        ({"--fleet": "nowhere"}, "not a fleet folder"),
+    ],
+)
+def test_provision_refuses_a_bad_request_before_writing_anything(fleet, tmp_path, capsys, change, why):
+    options = {"--fleet": str(fleet.root), "--site": "north", "--device-id": "pi-01"}
+    options |= {"--broker": "mqtts://broker.example.org", "--board": "pi", "--out": str(tmp_path / "bundle")}
+    options |= change
+    assert main(["fleet", "provision", *[x for pair in options.items() for x in pair]]) == 1
+    assert why in capsys.readouterr().err
+    assert not (tmp_path / "bundle").exists() and not (fleet.root / "devices" / "north").exists()

@@ -69,6 +69,8 @@ def test_bundle_holds_everything_the_board_needs(provisioned):
     wheels = sorted(p.name for p in (bundle / "wheels").glob("*.whl"))
     assert any(w.startswith("edge-") for w in wheels) and any(w.startswith("ai_edge_litert-") for w in wheels)
     assert not any(w.startswith(("matplotlib", "dlib", "tensorflow")) for w in wheels), wheels
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o700
+    assert stat.S_IMODE(bundle.with_name("bundle.tar.gz").stat().st_mode) == 0o600
     with tarfile.open(bundle.with_name("bundle.tar.gz")) as tar:
         names = set(tar.getnames())
     assert {f"bundle/{f}" for f in BUNDLE_FILES} | {f"bundle/certs/{f}" for f in CERTS} <= names

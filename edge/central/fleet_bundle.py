@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -75,10 +76,16 @@ def provision(fleet: FleetDir, request: Request, out: Path) -> Path:
         scratch.rename(out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    tarball = out.with_name(out.name + ".tar.gz")
-    with tarfile.open(tarball, "w:gz") as tar:
-        tar.add(out, arcname=out.name)
+    tarball = _tarball(out)
+    # The bundle holds the device's private keys: the folder is 0700 (mkdtemp), the tarball 0600.
+    with os.fdopen(os.open(tarball, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        with tarfile.open(fileobj=f, mode="w:gz") as tar:
+            tar.add(out, arcname=out.name)
     return tarball
+
+
+def _tarball(out: Path) -> Path:
+    return out.with_name(out.name + ".tar.gz")
 
 
 def issue_device(fleet: FleetDir, site: str, device_id: str, certs: Path) -> None:
@@ -124,8 +131,8 @@ def _check(fleet: FleetDir, request: Request, out: Path) -> None:
         raise FleetDirError(f"--board {request.board!r}: one of {', '.join(BOARDS)}")
     if request.target.arch not in ARCHES:
         raise FleetDirError(f"--arch {request.target.arch!r}: one of {', '.join(ARCHES)}")
-    if out.exists():
-        raise FleetDirError(f"{out} exists: give a new folder for the bundle")
+    if out.exists() or _tarball(out).exists():
+        raise FleetDirError(f"{out} or {_tarball(out).name} exists: give a new folder for the bundle")
     missing = [p for p in (FIRMWARE / "install.sh", _template(request.board)) if not p.is_file()]
     if missing:
         raise FleetDirError(f"{missing[0]} not found: run edge fleet provision from a checkout of edge")
