@@ -35,10 +35,19 @@ class Subscriber:
 
     `persistent=True` uses a fixed client id and a persistent session (MQTT 3.1.1
     clean_session=False), so with a persistent broker nothing is missed while either side
-    restarts.
+    restarts. `tls=(ca, cert, key)` connects to a TLS listener with that client certificate
+    (e.g. the fleet's central one, for a broker made by `edge fleet broker-config`).
     """
 
-    def __init__(self, port: int, topics: list[str], *, client_id: str = "", persistent: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        persistent: bool = False,
+        tls: tuple[str, str, str] | None = None,
+    ) -> None:
         self._topics = topics
         self._cond = threading.Condition()
         self._messages: list[Received] = []
@@ -47,6 +56,9 @@ class Subscriber:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=not persistent
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
+        if tls is not None:
+            ca, cert, key = tls
+            self._client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
@@ -131,11 +143,18 @@ def broker(broker_factory: Callable[..., Broker]) -> Broker:
 
 @pytest.fixture
 def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
-    """`make(port, topics, client_id="", persistent=False) -> Subscriber`; stopped at teardown."""
+    """`make(port, topics, client_id="", persistent=False, tls=None) -> Subscriber`; stopped at teardown."""
     subscribers: list[Subscriber] = []
 
-    def make(port: int, topics: list[str], *, client_id: str = "", persistent: bool = False) -> Subscriber:
-        s = Subscriber(port, topics, client_id=client_id, persistent=persistent)
+    def make(
+        port: int,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        persistent: bool = False,
+        tls: tuple[str, str, str] | None = None,
+    ) -> Subscriber:
+        s = Subscriber(port, topics, client_id=client_id, persistent=persistent, tls=tls)
         subscribers.append(s)
         return s
 

@@ -14,12 +14,14 @@ from edge.cli import main
 from local_broker import Broker
 
 
-def fleet_broker(broker_factory: Callable[..., Broker], fleet: Path, out: Path, port: int) -> Broker:
+def fleet_broker(
+    broker_factory: Callable[..., Broker], fleet: Path, out: Path, port: int, persistence: bool = False
+) -> Broker:
     """`edge fleet broker-config` for localhost and 127.0.0.1 on `port`, run by a real Mosquitto."""
     args = ["fleet", "broker-config", "--fleet", str(fleet), "--host", "localhost", "--ip", "127.0.0.1"]
     args += ["--port", str(port), "--installed-at", str(out), "--out", str(out)]
     assert main(args) == 0
-    return broker_factory(listener=(out / "edge.conf").read_text(), port=port)
+    return broker_factory(listener=(out / "edge.conf").read_text(), port=port, persistence=persistence)
 
 
 class TlsClient:

@@ -28,17 +28,20 @@ import test_device_e2e
 import test_gallery_live
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from support_broker import free_port
 from support_camera import MjpegCamera
+from support_fleet import fleet_broker
 from support_wait import wait_until
 from test_device_e2e import ENROLLED, THRESHOLD, unique_events
 from test_gallery_live import KEPT, PHOTO_FRAMES, REMOVED, events_of
 
+from edge.central.fleet_bundle import issue_device
 from edge.central.fleet_dir import FleetDir
 from edge.cli import main
 from edge.gallery import Bundle, GalleryStore, encode_bundle
 from edge.gallery.content import IdentityRecord, TemplateRecord, canonical_order, content_version
 from edge.link import gallery_set
-from edge.link.signed import b64, load_private_key, load_public_key, seal, sign, write_private_key, write_public_key
+from edge.link.signed import b64, load_private_key, load_public_key, seal, sign, write_public_key
 
 gallery, slideshow, slideshow_jpegs = (
     test_device_e2e.gallery,
@@ -52,14 +55,11 @@ ROOT = f"edge/{SITE}/{DEVICE}"
 
 @pytest.fixture
 def fleet(tmp_path) -> FleetDir:
-    """A fleet made by `edge fleet init`, with this device's box key as provisioning leaves it."""
+    """A fleet made by `edge fleet init`, and this device's keys and certificate as `edge fleet
+    provision` issues them (into tmp_path/certs, the bundle's /etc/edge)."""
     assert main(["fleet", "init", str(tmp_path / "fleet")]) == 0
     fleet = FleetDir(tmp_path / "fleet")
-    box = X25519PrivateKey.generate()
-    write_private_key(tmp_path / "box.key", box)
-    folder = fleet.device_dir(SITE, DEVICE)
-    folder.mkdir(parents=True)
-    write_public_key(folder / "box.pub", box.public_key())
+    issue_device(fleet, SITE, DEVICE, tmp_path / "certs")
     return fleet
 
 
@@ -73,7 +73,13 @@ def camera(passers_by):
 class Device:
     """`edge run` in its own process, configured as a provisioned device is (TOML, fleet keys)."""
 
-    def __init__(self, tmp_path: Path, broker, camera: MjpegCamera, gallery_path: Path, fleet: FleetDir) -> None:
+    def __init__(self, tmp_path: Path, broker, camera: MjpegCamera, gallery_path: Path, tls: bool) -> None:
+        certs = tmp_path / "certs"
+        if tls:  # the fleet's TLS listener, with this device's certificate
+            mqtt = f'url = "mqtts://localhost:{broker.port}"\nca_file = "{certs / "ca.crt"}"\n'
+            mqtt += f'cert_file = "{certs / "device.crt"}"\nkey_file = "{certs / "device.key"}"'
+        else:
+            mqtt = f'url = "{broker.url}"'
         self.gallery = gallery_path
         self.state = tmp_path / "state"
         self.log = tmp_path / "device.log"
@@ -93,13 +99,13 @@ gallery = "{gallery_path}"
 threshold = {THRESHOLD}
 gallery_poll_s = 0.5
 [mqtt]
-url = "{broker.url}"
+{mqtt}
 connect_timeout_s = 15
 [stats]
 window_s = 1
 [fleet]
-signing_public_key = "{fleet.signing_pub}"
-device_key = "{tmp_path / "box.key"}"
+signing_public_key = "{certs / "fleet-signing.pub"}"
+device_key = "{certs / "box.key"}"
 """
         )
         self.broker = broker
@@ -142,16 +148,31 @@ device_key = "{tmp_path / "box.key"}"
 
 
 @pytest.fixture
-def device(tmp_path, broker_factory, camera, gallery, fleet):
-    """A device (not started) on a copy of the five-person gallery, with a broker that persists."""
-    broker = broker_factory(persistence=True)
-    path = tmp_path / "gallery" / "gallery.sqlite"
-    path.parent.mkdir()
-    shutil.copy(gallery, path)
-    device = Device(tmp_path, broker, camera, path, fleet)
-    yield device
-    if device.process is not None:
-        device.stop()
+def make_device(tmp_path, broker_factory, camera, gallery, fleet):
+    """`make(tls)`: a device (not started) on a copy of the five-person gallery, with a broker
+    that persists: plain, or the fleet's (`edge fleet broker-config`: TLS and the ACL)."""
+    devices = []
+
+    def make(tls: bool) -> Device:
+        if tls:
+            broker = fleet_broker(broker_factory, fleet.root, tmp_path / "broker", free_port(), persistence=True)
+        else:
+            broker = broker_factory(persistence=True)
+        path = tmp_path / "gallery" / "gallery.sqlite"
+        path.parent.mkdir()
+        shutil.copy(gallery, path)
+        devices.append(Device(tmp_path, broker, camera, path, tls))
+        return devices[-1]
+
+    yield make
+    for device in devices:
+        if device.process is not None:
+            device.stop()
+
+
+@pytest.fixture
+def device(make_device) -> Device:
+    return make_device(tls=False)
 
 
 def statuses(sub) -> list[dict]:
@@ -200,12 +221,15 @@ def wait_online(sub, device: Device, timeout: float = 90) -> None:
 
 
 def test_a_pushed_gallery_is_in_force_for_the_next_events_and_the_broker_keeps_only_ciphertext(
-    device, fleet, manifest, subscriber_factory, tmp_path, capsys
+    make_device, fleet, manifest, subscriber_factory, tmp_path, capsys
 ):
+    """Over the fleet's broker (TLS, the ACL): the centre pushes with `edge fleet gallery push`."""
+    device = make_device(tls=True)
     broker = device.broker
+    central = (str(fleet.ca_cert), str(fleet.central_cert), str(fleet.central_key))
     # A persistent session that is away: the broker keeps the push for it, in its persistence file.
-    subscriber_factory(broker.port, [f"{ROOT}/gallery/set"], client_id="away", persistent=True).stop()
-    sub = subscriber_factory(broker.port, ["edge/#"])
+    subscriber_factory(broker.port, [f"{ROOT}/gallery/set"], client_id="away", persistent=True, tls=central).stop()
+    sub = subscriber_factory(broker.port, ["edge/#"], tls=central)
     device.start()
     assert wait_until(lambda: events_of(sub, REMOVED), timeout=90), device.log.read_text()[-3000:]
     first = statuses(sub)[-1]["versions"]["gallery_version"]
@@ -218,7 +242,7 @@ def test_a_pushed_gallery_is_in_force_for_the_next_events_and_the_broker_keeps_o
         second = store.version
     capsys.readouterr()
     args = ["fleet", "gallery", "push", f"{SITE}/{DEVICE}", "--gallery", str(pushed), "--fleet", str(fleet.root)]
-    assert main([*args, "--broker", broker.url, "--wait", "30"]) == 0
+    assert main([*args, "--broker", f"mqtts://localhost:{broker.port}", "--wait", "30"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["gallery_version"] == second and report["device_gallery_version"] == second
     assert report["gallery_identities"] == len(ENROLLED) - 1
@@ -473,3 +497,25 @@ def test_bad_gallery_pushes_change_nothing_and_each_is_refused_with_its_reason_w
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_push_command_says_why_a_device_refused_and_what_the_fleet_lacks(
+    device, fleet, subscriber_factory, tmp_path, capsys
+):
+    sub = subscriber_factory(device.broker.port, [f"{ROOT}/#"])
+    device.start()
+    wait_online(sub, device)
+    before = device.gallery.read_bytes()
+    # The fleet folder holds a box key the device does not have (say, it was re-provisioned).
+    write_public_key(fleet.device_dir(SITE, DEVICE) / "box.pub", X25519PrivateKey.generate().public_key())
+    push = ["fleet", "gallery", "push", "--gallery", str(device.gallery), "--fleet", str(fleet.root)]
+    capsys.readouterr()
+    assert main([*push, f"{SITE}/{DEVICE}", "--broker", device.broker.url, "--wait", "30"]) == 1
+    err = capsys.readouterr().err
+    assert "device refused the gallery" in err and "does not open" in err and "Traceback" not in err
+    assert device.gallery.read_bytes() == before and device.audit()[-1]["outcome"] == "refused"
+    assert main([*push, f"{SITE}/cam-9", "--broker", device.broker.url]) == 1
+    assert "test/cam-9 was not provisioned" in capsys.readouterr().err
+    push[push.index("--fleet") + 1] = str(tmp_path / "nowhere")
+    assert main([*push, f"{SITE}/{DEVICE}", "--broker", device.broker.url]) == 1
+    assert "edge fleet init" in capsys.readouterr().err
