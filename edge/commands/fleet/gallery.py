@@ -27,7 +27,7 @@ from edge.commands.common import CommandError, print_json
 from edge.commands.gallery import open_store
 from edge.device.atomic import write_atomically
 from edge.gallery import encode_bundle
-from edge.link import Topics, gallery_set
+from edge.link import MqttOptions, Topics, gallery_set
 from edge.link.signed import load_private_key, load_public_key
 
 VERSION_FILE = "gallery.version"
@@ -82,18 +82,17 @@ def run_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def wait_for_device(options, status_topic: str, version: int, gallery_version: str, wait_s: float) -> dict[str, Any]:
+def wait_for_device(
+    options: MqttOptions, status_topic: str, version: int, gallery_version: str, wait_s: float
+) -> dict[str, Any]:
     """What the device's retained status says about push `version`, once it says anything."""
     deadline = time.monotonic() + wait_s
     while True:
-        payload = retained(options, status_topic, settle_s=0.5).get(status_topic)
-        try:
-            status = json.loads(payload) if payload is not None else {}
-            details = status.get("details", {})
-            in_use = status.get("versions", {}).get("gallery_version")
-        except (ValueError, AttributeError):
-            status, details, in_use = {}, {}, None
-        if details.get("gallery_push_version", 0) >= version and in_use == gallery_version:
+        status = _json_object(retained(options, status_topic, settle_s=0.5).get(status_topic))
+        details = _json_object(status.get("details"))
+        in_use = _json_object(status.get("versions")).get("gallery_version")
+        accepted = details.get("gallery_push_version")
+        if isinstance(accepted, int) and accepted >= version and in_use == gallery_version:
             return {
                 "device_gallery_version": in_use,
                 "gallery_identities": details.get("gallery_identities"),
@@ -107,6 +106,16 @@ def wait_for_device(options, status_topic: str, version: int, gallery_version: s
                 f"the device did not report gallery version {gallery_version} within {wait_s:g} s "
                 f"(push {version} was sent; is the device online? edge fleet status)"
             )
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    """`value` (JSON text or an already parsed value) as an object; {} for anything else."""
+    if isinstance(value, (bytes, str)):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def add_verb(verbs) -> None:
