@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Raspberry Pi bundle, end to end, as aarch64 code under qemu-user on this x86 machine
-# (how and why: ../shared/notes/arm64.md). About 4 minutes here with the root and the wheels cached (5 more for the first root):
-# too slow for CI, run it before a release or a change of models, runtime or dependencies.
+# (how and why: ../shared/notes/arm64.md). About 4 minutes here with the root and the wheels cached,
+# 5 more for the first root: too slow for CI, run it before a release or a change of models,
+# runtime or dependencies.
 #
 #   sudo scripts/check_arm64.sh
 #
