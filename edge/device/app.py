@@ -134,9 +134,19 @@ def effective_config(settings: Settings, point: OperatingPoint) -> dict:
 
 
 def load_matcher(settings: Settings, vision: Vision) -> Matcher:
-    if settings.match.gallery is None:
+    """The gallery's matcher. A fleet device (it takes galleries over MQTT) whose gallery file does
+    not exist yet, as on a board fresh from its bundle, starts with an empty gallery, matches nobody
+    and counts scans until `edge fleet gallery push` gives it one; anywhere else a missing gallery
+    stops the start, since it is most likely a wrong path."""
+    gallery, embedder = settings.match.gallery, vision.embedder
+    if gallery is None:
         raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
-    with GalleryStore.open(settings.match.gallery, vision.embedder.model_id, vision.embedder.sha256) as store:
+    fleet = settings.fleet
+    if not gallery.exists() and fleet.signing_public_key is not None and fleet.device_key is not None:
+        log.warning("no gallery at %s yet: starting with nobody enrolled until a gallery is pushed", gallery)
+        with GalleryStore.create(gallery, embedder.model_id, embedder.sha256) as store:
+            return store.matcher()
+    with GalleryStore.open(gallery, embedder.model_id, embedder.sha256) as store:
         return store.matcher()
 
 
