@@ -166,6 +166,18 @@ def test_additions_over_the_false_alert_limit_are_refused_removals_never(tmp_pat
     )
 
 
+def test_a_remote_operating_point_change_reaches_the_watcher(tmp_path, embedder):
+    """After `config/set` moves the threshold, the status and the false-alert limit use its FMR."""
+    path = tmp_path / "gallery.sqlite"
+    watcher, swaps, link = watcher_for(path, embedder, make_gallery(path, embedder, ["alice", "bob"]))
+    stricter = OperatingPoint(0.4, 0.0001, None, "overall", "remote")
+    watcher.use_operating_point(MatchConfig(gallery=path, max_false_alerts_per_1000_scans=0.25), stricter)
+    assert link.last[1]["expected_false_alerts_per_1000_scans"] == pytest.approx(0.2, rel=0.01)
+    make_gallery(path, embedder, ["alice", "bob", "carol"])  # 0.3 expected: over the new limit
+    watcher.check()
+    assert swaps == [] and "0.25" in link.last[1]["gallery_error"]
+
+
 def test_a_second_change_within_the_same_mtime_tick_is_not_missed(tmp_path, embedder):
     path = tmp_path / "gallery.sqlite"
     watcher, swaps, _ = watcher_for(path, embedder, make_gallery(path, embedder, ["alice", "bob"]))

@@ -295,7 +295,9 @@ def run_device(
         if fleet_key is not None and reload is not None:
             builders = Builders(build_camera_vision, operating_point, expected_false_alerts, effective_config)
             now = Running(settings, point, false_alerts)
-            remote = RemoteConfig(now, reload, fleet_key, link, loop, camera, builders, state / OVERLAY_FILE, audit)
+            remote = RemoteConfig(
+                now, reload, fleet_key, link, loop, camera, builders, state / OVERLAY_FILE, audit, watcher
+            )
             remote.start()
         notifier = Notifier.from_env()  # systemd: READY=1 now, WATCHDOG=1 while frames flow
         try:

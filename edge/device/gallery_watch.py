@@ -89,6 +89,13 @@ class GalleryWatcher:
         if self._thread.is_alive():
             self._thread.join()
 
+    def use_operating_point(self, match: MatchConfig, point: OperatingPoint) -> None:
+        """A remote configuration changed the threshold or the false-alert limit: later galleries are
+        judged by the new ones, and the status's expected false alerts say the new figure now."""
+        with self._lock:
+            self._match, self._point = match, point
+            self._report()
+
     def check(self) -> None:
         """Read the gallery if its file changed; use it if it holds a new, acceptable version.
 

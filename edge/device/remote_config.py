@@ -41,6 +41,7 @@ from edge.device.atomic import replace as replace_file
 from edge.device.atomic import temporary_beside, write_atomically
 from edge.device.audit import AuditLog
 from edge.device.camera import Camera
+from edge.device.gallery_watch import GalleryWatcher
 from edge.device.inbox import Inbox, Received, Refused, claimed_version, require_newer, signed_object
 from edge.device.loop import Loop
 from edge.device.overlay import MAX_MESSAGE_BYTES, Overlay, check_keys, sections_changed, shadowed
@@ -107,8 +108,10 @@ class RemoteConfig:
         builders: Builders,
         overlay_path: Path,
         audit: AuditLog,
+        gallery: GalleryWatcher,
     ) -> None:
         self._running = running
+        self._gallery = gallery
         self._reload = reload
         self._key = key
         self._link = link
@@ -229,6 +232,7 @@ class RemoteConfig:
             except concurrent.futures.TimeoutError:
                 continue
             self._running = replace(new, vision=None)
+            self._gallery.use_operating_point(new.settings.match, new.point)
             return True
         return False
 
