@@ -1,8 +1,9 @@
-"""The one build step pyproject.toml cannot declare: the models ship inside the package.
+"""The one build step pyproject.toml cannot declare: top-level folders ship inside the package.
 
-`models/` stays at the repository root (the build scripts, model cards and evaluations live
-there); a wheel carries its runtime files as `edge/models/`, which `edge.vision.runtime` finds
-first, so an install outside the checkout runs without `$EDGE_MODELS_DIR`.
+`models/` and `firmware-config/` stay at the repository root (the build scripts, model cards and
+evaluations live there too); a wheel carries the runtime models as `edge/models/` and the board
+files as `edge/firmware-config/`, which `edge.resources.shipped` finds first, so an install
+outside the checkout runs (and provisions) without the checkout.
 """
 
 from pathlib import Path
@@ -10,18 +11,22 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-MODELS = Path("models")
-PACKAGED = ("*.tflite", "manifest.json", "MODEL_CARD*.md")  # also listed in MANIFEST.in, for the sdist
+# (folder, patterns), also listed in MANIFEST.in for the sdist
+PACKAGED = {
+    "models": ("*.tflite", "manifest.json", "MODEL_CARD*.md"),
+    "firmware-config": ("*.sh", "*.service", "*.conf", "acl", "boards/*.toml"),
+}
 
 
-class BuildWithModels(build_py):
+class BuildWithShippedFolders(build_py):
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / "edge" / "models"
-        self.mkpath(str(target))
-        for pattern in PACKAGED:
-            for source in sorted(MODELS.glob(pattern)):
-                self.copy_file(str(source), str(target / source.name))
+        for folder, patterns in PACKAGED.items():
+            for pattern in patterns:
+                for source in sorted(Path(folder).glob(pattern)):
+                    target = Path(self.build_lib) / "edge" / source
+                    self.mkpath(str(target.parent))
+                    self.copy_file(str(source), str(target))
 
 
-setup(cmdclass={"build_py": BuildWithModels})
+setup(cmdclass={"build_py": BuildWithShippedFolders})

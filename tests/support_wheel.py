@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.central.fleet_wheels import build_wheel
+
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "edge", "models"]
 DEVICE_INSTALL = "edge[litert]"  # what install.sh installs on a board
 WHEELHOUSE = REPO / ".cache" / "wheelhouse" / f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
 
@@ -33,20 +34,8 @@ def pip(python: Path | str, *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def edge_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package's wheel, built by pip (setuptools in an isolated build environment)."""
-    work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"
-    source.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "eval", "eval-fp16")
-    for name in SOURCE:
-        path = REPO / name
-        if path.is_dir():
-            shutil.copytree(path, source / name, ignore=ignore)
-        else:
-            shutil.copy2(path, source / name)
-    pip(sys.executable, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(work / "dist"), str(source))
-    (wheel,) = (work / "dist").glob("edge-*.whl")
-    return wheel
+    """The package's wheel, built by pip from a copy of the checkout, as `edge fleet provision` builds it."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")

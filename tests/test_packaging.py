@@ -50,6 +50,10 @@ def test_wheel_carries_the_manifest_and_every_model_it_lists(edge_wheel, models_
         assert json.loads(wheel.read("edge/models/manifest.json")) == json.loads(
             (models_dir / "manifest.json").read_text()
         )
+        for board in ("pi", "jetson", "usb"):  # what `edge fleet provision` needs outside a checkout
+            assert f"edge/firmware-config/boards/{board}.toml" in names
+        for name in ("install.sh", "firstboot.sh", "edge.service"):
+            assert f"edge/firmware-config/{name}" in names
 
 
 def test_installed_package_finds_its_own_models_and_no_checkout(installed_edge, tmp_path):

@@ -27,13 +27,14 @@ from pydantic import ValidationError
 
 from edge.central.fleet_dir import FleetDir, FleetDirError
 from edge.central.fleet_pki import Authority, write_certificate
-from edge.central.fleet_wheels import SOURCE_TREE, Target, collect_wheels
+from edge.central.fleet_wheels import Target, collect_wheels
 from edge.config import DeviceConfig, describe_validation_error
 from edge.link.broker_url import parse_broker_url
 from edge.link.errors import BrokerUrlError
 from edge.link.signed import write_private_key, write_public_key
+from edge.resources import shipped
 
-FIRMWARE = SOURCE_TREE / "firmware-config"
+FIRMWARE = shipped("firmware-config")
 
 
 # Each board's template is firmware-config/boards/<board>.toml; its usual CPU and system Python:

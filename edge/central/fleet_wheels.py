@@ -27,7 +27,16 @@ EXTRAS = "litert"  # the device's TFLite interpreter (install.sh installs edge[l
 GLIBC_MINOR = 35
 # What building the wheel reads. It is built from a copy of these: in the checkout, setuptools'
 # build/ folder keeps modules deleted since the last build and would ship them.
-BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "edge", "models")
+BUILD_INPUTS = (
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "edge",
+    "models",
+    "firmware-config",
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ def collect_wheels(target: Target, dest: Path, wheel: Path | None = None, wheels
     dest.mkdir(parents=True, exist_ok=True)
     source = ["--no-index", "--find-links", str(wheels_from)] if wheels_from else []
     with tempfile.TemporaryDirectory() as tmp:
-        own = wheel or _build_wheel(Path(tmp))
+        own = wheel or build_wheel(Path(tmp))
         name, version, _, _ = _parse(own)
         if name != "edge":
             raise FleetDirError(f"--wheel {own}: not a wheel of edge (edge-VERSION-py3-none-any.whl)")
@@ -118,7 +127,7 @@ def _parse(wheel: Path):
         raise FleetDirError(f"{wheel} is not a wheel file name") from None
 
 
-def _build_wheel(tmp: Path) -> Path:
+def build_wheel(tmp: Path) -> Path:
     """The package's wheel, built from a copy of the checkout this code runs from."""
     if not (SOURCE_TREE / "pyproject.toml").is_file():
         raise FleetDirError("edge is not running from a checkout: give the package's wheel with --wheel PATH")
@@ -126,7 +135,9 @@ def _build_wheel(tmp: Path) -> Path:
     for name in BUILD_INPUTS:
         source = SOURCE_TREE / name
         if source.is_dir():
-            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "eval", "eval-fp16")
+            )
         elif source.is_file():
             tree.mkdir(exist_ok=True)
             shutil.copy(source, tree / name)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.resources import shipped
+
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
@@ -67,16 +69,9 @@ class Manifest:
 
 def default_models_dir() -> Path:
     """$EDGE_MODELS_DIR, else the models inside the installed package (`edge/models/`, which
-    only a built wheel has: setup.py copies them there), else the checkout's `models/` (a
-    source tree or an editable install)."""
+    only a built wheel has), else the checkout's `models/` (see `edge.resources`)."""
     env = os.environ.get("EDGE_MODELS_DIR")
-    if env:
-        return Path(env)
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "models"
-    if (packaged / MANIFEST_NAME).is_file():
-        return packaged
-    return package.parent / "models"
+    return Path(env) if env else shipped("models")
 
 
 def load_manifest(models_dir: Path | None = None) -> Manifest:
