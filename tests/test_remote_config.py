@@ -341,6 +341,23 @@ def test_a_camera_that_cannot_open_or_goes_dark_is_rolled_back(
     assert outcomes == [("rolled_back", 1), ("applied", 2), ("rolled_back", 2)]
 
 
+def test_a_change_on_trial_that_keeps_the_device_from_starting_is_rolled_back_at_the_start(
+    device, broker, subscriber_factory, camera, tmp_path
+):
+    """Restarted mid-trial into a camera that cannot open, the device starts on the last good config."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    on_trial = Overlay().changed({"camera.source": f"file:{tmp_path / 'missing.mp4'}"}, [], 7)
+    (state / OVERLAY_FILE).write_bytes(on_trial.encode())
+    sub = subscriber_factory(broker.port, [f"{ROOT}/#"])
+    report = started(sub, device)
+    assert report["status"] == "rolled_back" and report["answered_version"] == 7
+    assert "missing.mp4" in report["last_error"] and report["config"]["camera"]["source"] == camera.url
+    assert Overlay.read(state / OVERLAY_FILE) == Overlay({}, 7)
+    assert wait_until(lambda: frames_flowing(sub, 0), timeout=30), device.log.read_text()[-3000:]
+    assert [(e["outcome"], e["version"]) for e in audit_lines(tmp_path)] == [("rolled_back", 7)]
+
+
 def test_sigkill_during_an_apply_leaves_the_old_or_the_new_configuration(
     device, broker, fleet_key, subscriber_factory, tmp_path
 ):

@@ -9,14 +9,17 @@ import threading
 from pathlib import Path
 
 from edge.commands.common import config_file, print_json, settings_from
-from edge.config import load_settings
+from edge.config import Settings, load_settings
 from edge.device.app import run_device
+from edge.device.sources import SourceError
+from edge.device.start_fallback import roll_back_unstartable
+from edge.vision import ModelError
 
 log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, flags, _ = settings_from(
+    settings, flags, overlay = settings_from(
         args,
         **{
             "camera.source": args.source,
@@ -38,7 +41,17 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     path = config_file(args)
-    summary = run_device(settings, stop, args.max_frames, reload=lambda overlay: load_settings(path, overlay, **flags))
+
+    def reload(overlay: Path | None) -> Settings:
+        return load_settings(path, overlay, **flags)
+
+    try:
+        summary = run_device(settings, stop, args.max_frames, reload=reload)
+    except (SourceError, ModelError) as e:  # what a remote change can break; see start_fallback
+        rolled_back = roll_back_unstartable(settings.device.state_dir, e)
+        if rolled_back is None:
+            raise
+        summary = run_device(reload(overlay), stop, args.max_frames, reload=reload, rolled_back=rolled_back)
     print_json({"frames": summary.frames, "totals": summary.totals, "outbox_pending": summary.outbox_pending})
     return 0
 

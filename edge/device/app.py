@@ -26,6 +26,7 @@ from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.overlay import OVERLAY_FILE, Overlay
 from edge.device.remote_config import Builders, Reload, RemoteConfig, Running, operating_details
 from edge.device.remote_gallery import RemoteGallery, accepted_version, push_keys
+from edge.device.start_fallback import StartRollback
 from edge.device.state_dir import lock_state_dir
 from edge.device.timing import StageTimer
 from edge.device.watchdog import Notifier
@@ -190,12 +191,18 @@ def remote_config_key(settings: Settings, reload: Reload | None) -> Ed25519Publi
 
 
 def run_device(
-    settings: Settings, stop: threading.Event, max_frames: int | None = None, reload: Reload | None = None
+    settings: Settings,
+    stop: threading.Event,
+    max_frames: int | None = None,
+    reload: Reload | None = None,
+    rolled_back: StartRollback | None = None,
 ) -> RunSummary:
     """Run until `stop` is set, the source ends, or `max_frames` frames were processed.
 
     `reload` loads the settings again with another remote overlay (same file, environment and
     flags): remote configuration (`fleet.signing_public_key`) validates each change with it.
+    `rolled_back`: a change on trial kept the last start from starting and was rolled back
+    (`edge.device.start_fallback`); the first `config/reported` says so.
 
     Every step after the capture thread starts runs inside one `ExitStack`, so whatever fails
     (a corrupt counters file, a foreign outbox, a locked state folder) stops that thread
@@ -277,6 +284,9 @@ def run_device(
                 device_id=device,
                 site=site,
                 config=effective_config(settings, point),
+                status=None if rolled_back is None else "rolled_back",
+                answered_version=None if rolled_back is None else rolled_back.version,
+                last_error=None if rolled_back is None else rolled_back.reason[:2000],
             ),
             retain=True,
         )
