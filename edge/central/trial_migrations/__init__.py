@@ -1,0 +1,1 @@
+"""Alembic migrations of the field-trial database; `TrialStore.open` runs them to head."""

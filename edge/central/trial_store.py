@@ -1,0 +1,225 @@
+"""The field-trial store: device traffic and operator verdicts, SQLite (WAL) or PostgreSQL.
+
+One code path for both backends (SQLAlchemy Core, Alembic migrations run on open). Devices send
+at least once, so every `add_*` is idempotent: a message already stored (same `window_id`,
+`event_id`, or the same device, time and state of a status or config report) is skipped and
+reported as not new. `add_many` does a whole batch in one transaction (the collector's
+throughput); when another writer stores one of its messages meanwhile, the batch is retried.
+Verdicts are append-only: the latest per event counts, the history is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.exc import IntegrityError
+
+from edge.central.trial_queries import MissingWindow, TrialFilter, TrialQueries
+from edge.central.trial_schema import OUTCOMES, UNIQUE_KEYS, configs, devices, events, statuses, verdicts, windows
+from edge.link.payloads import ConfigReported, MatchEvent, Payload, StatsPayload, StatusPayload, utc_now
+
+__all__ = ["OUTCOMES", "MissingWindow", "TrialFilter", "TrialStore", "TrialStoreError", "VerdictInput"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "trial_migrations"
+_WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
+BATCH_RETRIES = 5  # a concurrent writer stored one of the batch's messages: look again
+
+
+class TrialStoreError(Exception):
+    """The store cannot do what was asked (bad URL, unknown event, bad verdict)."""
+
+
+@dataclass(frozen=True)
+class VerdictInput:
+    """One operator verdict to store: who found what about which alert, and when."""
+
+    event_id: str
+    outcome: str
+    by: str
+    note: str | None = None
+    at: datetime | None = None  # None: now
+
+
+def database_url(url: str) -> sa.URL:
+    """A SQLAlchemy URL: `postgresql://` uses psycopg 3; a plain path is a SQLite file."""
+    try:
+        parsed = sa.make_url(url if "://" in url else f"sqlite:///{Path(url).resolve()}")
+    except sa.exc.ArgumentError as e:
+        raise TrialStoreError(f"--db {url!r} is not a database URL: {e}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise TrialStoreError(f"--db {url!r}: use sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
+    return parsed
+
+
+def _sqlite_setup(engine: sa.Engine) -> None:
+    """WAL (readers never block the writer) and BEGIN IMMEDIATE: a batch's look-up and insert
+    hold the write lock together, so two writers never both insert what neither saw."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions begin below, not in the driver
+        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+            dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database to the newest schema (creates it when empty)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _row(payload: Payload, received_at: datetime) -> tuple[sa.Table, dict[str, Any]]:
+    """The table and row for one message."""
+    if isinstance(payload, StatsPayload):
+        parsed = _WINDOW_ID.match(payload.window_id)
+        row = payload.model_dump()
+        row.update(
+            boot_id=parsed["boot"] if parsed else None,
+            sequence=int(parsed["seq"]) if parsed else None,
+            received_at=received_at,
+        )
+        return windows, row
+    if isinstance(payload, MatchEvent):
+        return events, {**payload.model_dump(), "received_at": received_at}
+    if isinstance(payload, StatusPayload):
+        row = payload.model_dump(exclude={"versions"})
+        row.update(payload.versions.model_dump(), received_at=received_at)
+        return statuses, row
+    if isinstance(payload, ConfigReported):
+        return configs, {**payload.model_dump(), "received_at": received_at}
+    raise TypeError(f"the trial store keeps status, match, stats and config/reported, not {type(payload).__name__}")
+
+
+def _key(table: sa.Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c] for c in UNIQUE_KEYS[table.name])
+
+
+def _insert_new(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """Insert the rows whose key is not stored yet; returns the keys inserted."""
+    names = UNIQUE_KEYS[table.name]
+    fresh: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        fresh.setdefault(_key(table, row), row)
+    key_columns = sa.tuple_(*(table.c[n] for n in names))
+    stored = connection.execute(sa.select(*(table.c[n] for n in names)).where(key_columns.in_(list(fresh))))
+    for key in stored:
+        fresh.pop(tuple(key), None)
+    if fresh:
+        connection.execute(table.insert(), list(fresh.values()))
+    return set(fresh)
+
+
+class TrialStore(TrialQueries):
+    """A trial database: `TrialStore.open(url)` migrates it to the newest schema; the reads
+    (`windows`, `events`, `verdicts`, `statuses`, `configs`, `missing_windows`) come from
+    `TrialQueries`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> TrialStore:
+        parsed = database_url(url)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            _sqlite_setup(engine)
+        try:
+            migrate(engine)
+        except sa.exc.OperationalError as e:
+            engine.dispose()
+            raise TrialStoreError(f"cannot open the trial database {parsed!r}: {e.orig}") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> TrialStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- device traffic ----------------------------------------------------------------------
+
+    def add_many(self, payloads: Sequence[Payload], received_at: datetime | None = None) -> list[bool]:
+        """Store a batch in one transaction; for each message, whether it was new (False: a
+        duplicate, of a stored message or of an earlier one in the batch)."""
+        received = received_at or utc_now()
+        rows = [_row(p, received) for p in payloads]
+        by_table: dict[sa.Table, list[dict[str, Any]]] = {}
+        for table, row in rows:
+            by_table.setdefault(table, []).append(row)
+        device_rows = [{"site": r["site"], "device_id": r["device_id"], "first_seen": received} for _, r in rows]
+        for attempt in range(BATCH_RETRIES):
+            try:
+                with self.engine.begin() as connection:
+                    _insert_new(connection, devices, device_rows)
+                    inserted = {t: _insert_new(connection, t, r) for t, r in by_table.items()}
+                break
+            except IntegrityError:
+                if attempt == BATCH_RETRIES - 1:
+                    raise
+        new = []
+        for table, row in rows:  # the first of two equal messages in the batch is the new one
+            key = _key(table, row)
+            new.append(key in inserted[table])
+            inserted[table].discard(key)
+        return new
+
+    def add(self, payload: Payload) -> bool:
+        """Store one message; False when it was already stored."""
+        return self.add_many([payload])[0]
+
+    add_status = add_match = add_stats = add_config = add
+
+    # -- verdicts ----------------------------------------------------------------------------
+
+    def unknown_events(self, event_ids: Iterable[str]) -> set[str]:
+        """The ids among these that name no stored event."""
+        wanted = set(event_ids)
+        with self.engine.connect() as connection:
+            known = connection.scalars(sa.select(events.c.event_id).where(events.c.event_id.in_(wanted)))
+            return wanted - set(known)
+
+    def add_verdicts(self, items: Sequence[VerdictInput]) -> None:
+        """Append verdicts, all or none: an unknown event or outcome refuses the whole lot."""
+        for item in items:
+            if item.outcome not in OUTCOMES:
+                raise TrialStoreError(f"outcome {item.outcome!r} for {item.event_id}: use one of {', '.join(OUTCOMES)}")
+            if not item.by.strip():
+                raise TrialStoreError(f"verdict on {item.event_id}: say who checked it (by)")
+            if item.at is not None and item.at.tzinfo is None:
+                raise TrialStoreError(f"verdict on {item.event_id}: time {item.at} has no time zone")
+        unknown = self.unknown_events(i.event_id for i in items)
+        if unknown:
+            raise TrialStoreError(f"no alert with event id {', '.join(sorted(unknown))} in the trial database")
+        now = utc_now()
+        rows = [
+            {"event_id": i.event_id, "outcome": i.outcome, "by": i.by, "note": i.note, "at": i.at or now} for i in items
+        ]
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(verdicts.insert(), rows)
+
+    def add_verdict(
+        self, event_id: str, outcome: str, by: str, note: str | None = None, at: datetime | None = None
+    ) -> None:
+        """Append one verdict; an unknown event id is refused."""
+        self.add_verdicts([VerdictInput(event_id, outcome, by, note, at)])
