@@ -1,0 +1,117 @@
+"""What a trial report is computed from: plain records, so the figures do not depend on the store.
+
+The loader (`load.py`) fills these from the trial store; tests and other tools can build them by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+OUTCOMES = ("confirmed", "false_alert", "not_checked")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One received counters window (`stats`), de-duplicated by window id."""
+
+    window_id: str
+    site: str
+    device_id: str
+    start: datetime
+    end: datetime
+    frames: int
+    scans: int
+    quality_rejected: int
+    matches: int
+
+    @property
+    def day(self) -> date:
+        return self.start.date()
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One match event: a question for a person."""
+
+    event_id: str
+    site: str
+    device_id: str
+    ts: datetime
+    identity_id: str
+    score: float
+    threshold: float
+
+    @property
+    def day(self) -> date:
+        return self.ts.date()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One operator verdict; verdicts are append-only, the latest per event counts."""
+
+    event_id: str
+    outcome: str
+    by: str
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status a device sent: the versions and details (threshold, fmr, ...) in force from `ts`."""
+
+    site: str
+    device_id: str
+    ts: datetime
+    versions: dict[str, Any]
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MissingWindow:
+    """A window known to exist (its boot's sequence has a hole) that never arrived: scans unknown."""
+
+    site: str
+    device_id: str
+    window_id: str
+    day: date
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the report covers; None means no limit. Days are UTC and both ends are included."""
+
+    first_day: date | None = None
+    last_day: date | None = None
+    site: str | None = None
+    device_id: str | None = None
+
+    def takes(self, site: str, device_id: str, day: date) -> bool:
+        return (
+            (self.site is None or site == self.site)
+            and (self.device_id is None or device_id == self.device_id)
+            and (self.first_day is None or day >= self.first_day)
+            and (self.last_day is None or day <= self.last_day)
+        )
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "from": None if self.first_day is None else self.first_day.isoformat(),
+            "to": None if self.last_day is None else self.last_day.isoformat(),
+            "site": self.site,
+            "device": self.device_id,
+        }
+
+
+@dataclass
+class TrialData:
+    """Everything a report needs; status history may reach before the selection (what was in force)."""
+
+    windows: list[Window] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
+    missing: list[MissingWindow] = field(default_factory=list)

@@ -1,0 +1,57 @@
+"""Read a selection of the trial store into `TrialData` (the store's read API, nothing else)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from edge.central.trial_queries import TrialFilter
+from edge.central.trial_report.data import Alert, MissingWindow, Selection, Status, TrialData, Verdict, Window
+from edge.central.trial_store import TrialStore
+
+_VERSIONS = ("software", "detector_model_id", "embedder_model_id", "gallery_version")
+
+
+def _filter(selection: Selection, with_time: bool = True) -> TrialFilter:
+    """The store's filter for a selection of whole UTC days."""
+    start = end = None
+    if with_time and selection.first_day is not None:
+        start = datetime.combine(selection.first_day, time(), UTC)
+    if with_time and selection.last_day is not None:
+        end = datetime.combine(selection.last_day + timedelta(days=1), time(), UTC)
+    return TrialFilter(start, end, selection.site, selection.device_id)
+
+
+def load(store: TrialStore, selection: Selection) -> TrialData:
+    """The selection's windows, alerts and latest verdicts; its devices' whole status history (what
+    was in force when the selection begins may have been reported before it) and every gap (a gap
+    shows only between two windows received, which may lie outside the selection's days)."""
+    f, everything = _filter(selection), _filter(selection, with_time=False)
+    return TrialData(
+        windows=[
+            Window(
+                r["window_id"],
+                r["site"],
+                r["device_id"],
+                r["window_start"],
+                r["window_end"],
+                r["frames"],
+                r["scans"],
+                r["quality_rejected"],
+                r["matches"],
+            )
+            for r in store.windows(f)
+        ],
+        alerts=[
+            Alert(r["event_id"], r["site"], r["device_id"], r["ts"], r["identity_id"], r["score"], r["threshold"])
+            for r in store.events(f)
+        ],
+        verdicts=[Verdict(r["event_id"], r["outcome"], r["by"], r["at"], r["note"]) for r in store.verdicts(f)],
+        statuses=[
+            Status(r["site"], r["device_id"], r["ts"], {k: r[k] for k in _VERSIONS}, dict(r["details"]))
+            for r in store.statuses(everything)
+        ],
+        missing=[
+            MissingWindow(m.site, m.device_id, f"{m.boot_id}-{m.sequence:06d}", m.after.date())
+            for m in store.missing_windows(everything)
+        ],
+    )

@@ -1,0 +1,47 @@
+"""`edge trial report`: a trial's scans, alerts and verdicts, with every denominator, as four files."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from edge.central.trial_report import build_report, write_report
+from edge.central.trial_report.data import Selection
+from edge.central.trial_report.load import load
+from edge.central.trial_store import TrialStore, TrialStoreError
+from edge.commands.common import CommandError
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day: use YYYY-MM-DD (UTC)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    selection = Selection(args.first_day, args.last_day, args.site, args.device)
+    if args.first_day and args.last_day and args.first_day > args.last_day:
+        raise CommandError(f"--from {args.first_day} is after --to {args.last_day}")
+    try:  # the store's errors are the operator's (bad URL, server down): one line, not a traceback
+        with TrialStore.open(args.db) as store:
+            data = load(store, selection)
+    except TrialStoreError as e:
+        raise CommandError(" ".join(str(e).split())) from None
+    report = build_report(data, selection)
+    for path in write_report(report, args.out):
+        print(path)
+    print(report["headline"])
+    return 0
+
+
+def add_verb(verbs) -> None:
+    p = verbs.add_parser("report", help="report.md, .csv, .json and a self-contained .html of a trial")
+    p.add_argument("--db", required=True, help="the trial database: sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
+    p.add_argument("--from", dest="first_day", type=_day, help="first day included, YYYY-MM-DD (UTC)")
+    p.add_argument("--to", dest="last_day", type=_day, help="last day included, YYYY-MM-DD (UTC)")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--device", help="only this device (its id)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the four files (created if needed)")
+    p.set_defaults(func=run)
