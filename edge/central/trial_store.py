@@ -4,7 +4,8 @@ One code path for both backends (SQLAlchemy Core, Alembic migrations run on open
 at least once, so every `add_*` is idempotent: a message already stored (same `window_id`,
 `event_id`, or the same device, time and state of a status or config report) is skipped and
 reported as not new. `add_many` does a whole batch in one transaction (the collector's
-throughput); when another writer stores one of its messages meanwhile, the batch is retried.
+throughput); when another writer stores one of its messages meanwhile, the batch is done again
+row by row, each duplicate skipped (portable: no dialect's "ON CONFLICT").
 Verdicts are append-only: the latest per event counts, the history is kept.
 """
 
@@ -30,7 +31,6 @@ __all__ = ["OUTCOMES", "MissingWindow", "TrialFilter", "TrialStore", "TrialStore
 
 MIGRATIONS = Path(__file__).resolve().parent / "trial_migrations"
 _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
-BATCH_RETRIES = 5  # a concurrent writer stored one of the batch's messages: look again
 
 
 class TrialStoreError(Exception):
@@ -57,7 +57,9 @@ def database_url(url: str) -> sa.URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise TrialStoreError(f"--db {url!r}: use sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
+        raise TrialStoreError(
+            f"--db {url!r} is not a SQLite or PostgreSQL database URL: use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
+        )
     return parsed
 
 
@@ -111,19 +113,36 @@ def _key(table: sa.Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c] for c in UNIQUE_KEYS[table.name])
 
 
-def _insert_new(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
-    """Insert the rows whose key is not stored yet; returns the keys inserted."""
+def _insert_new(
+    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], one_by_one: bool = False
+) -> set[tuple[Any, ...]]:
+    """Insert the rows whose key is not stored yet; returns the keys inserted.
+
+    `one_by_one`: each row in its own savepoint, a duplicate key skipped (slower; for a batch
+    that met a concurrent writer storing the same message between the look-up and the insert).
+    """
     names = UNIQUE_KEYS[table.name]
     fresh: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         fresh.setdefault(_key(table, row), row)
     key_columns = sa.tuple_(*(table.c[n] for n in names))
     stored = connection.execute(sa.select(*(table.c[n] for n in names)).where(key_columns.in_(list(fresh))))
-    for key in stored:
-        fresh.pop(tuple(key), None)
-    if fresh:
-        connection.execute(table.insert(), list(fresh.values()))
-    return set(fresh)
+    for found in stored:
+        fresh.pop(tuple(found), None)
+    ordered = sorted(fresh)  # two writers lock the same keys in the same order: no deadlock
+    if not one_by_one:
+        if ordered:
+            connection.execute(table.insert(), [fresh[k] for k in ordered])
+        return set(ordered)
+    inserted: set[tuple[Any, ...]] = set()
+    for key in ordered:
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert(), fresh[key])
+            inserted.add(key)
+        except IntegrityError:
+            pass  # the other writer stored it first
+    return inserted
 
 
 class TrialStore(TrialQueries):
@@ -163,25 +182,27 @@ class TrialStore(TrialQueries):
         duplicate, of a stored message or of an earlier one in the batch)."""
         received = received_at or utc_now()
         rows = [_row(p, received) for p in payloads]
-        by_table: dict[sa.Table, list[dict[str, Any]]] = {}
+        by_table: dict[sa.Table, list[dict[str, Any]]] = {t: [] for t in (windows, events, statuses, configs)}
         for table, row in rows:
             by_table.setdefault(table, []).append(row)
         device_rows = [{"site": r["site"], "device_id": r["device_id"], "first_seen": received} for _, r in rows]
-        for attempt in range(BATCH_RETRIES):
-            try:
-                with self.engine.begin() as connection:
-                    _insert_new(connection, devices, device_rows)
-                    inserted = {t: _insert_new(connection, t, r) for t, r in by_table.items()}
-                break
-            except IntegrityError:
-                if attempt == BATCH_RETRIES - 1:
-                    raise
+        try:
+            inserted = self._insert_batch(device_rows, by_table, one_by_one=False)
+        except IntegrityError:
+            inserted = self._insert_batch(device_rows, by_table, one_by_one=True)
         new = []
         for table, row in rows:  # the first of two equal messages in the batch is the new one
             key = _key(table, row)
             new.append(key in inserted[table])
             inserted[table].discard(key)
         return new
+
+    def _insert_batch(
+        self, device_rows: list[dict[str, Any]], by_table: dict[sa.Table, list[dict[str, Any]]], one_by_one: bool
+    ) -> dict[sa.Table, set[tuple[Any, ...]]]:
+        with self.engine.begin() as connection:
+            _insert_new(connection, devices, device_rows, one_by_one)
+            return {t: _insert_new(connection, t, r, one_by_one) for t, r in by_table.items() if r}
 
     def add(self, payload: Payload) -> bool:
         """Store one message; False when it was already stored."""

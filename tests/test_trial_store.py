@@ -1,0 +1,200 @@
+"""The trial store on SQLite and on a real PostgreSQL: migrations, idempotent storage, gaps."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import uuid
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from edge.central.trial_schema import devices, metadata
+from edge.central.trial_store import MissingWindow, TrialFilter, TrialStore, TrialStoreError
+from edge.link.payloads import ConfigReported, MatchEvent, StatsPayload, StatusPayload, Versions
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def window(seq: int, boot: str = "boot1", device: str = "cam1", site: str = "north", scans: int = 4) -> StatsPayload:
+    """Window `seq` of a device's boot; window ids are unique across devices (a random boot id)."""
+    start = T0 + timedelta(minutes=seq)
+    return StatsPayload(
+        window_id=f"{device}.{boot}-{seq:06d}",
+        device_id=device,
+        site=site,
+        window_start=start,
+        window_end=start + timedelta(minutes=1),
+        frames=600,
+        frames_dropped=3,
+        detections=20,
+        scans=scans,
+        quality_rejected=2,
+        matches=1,
+        fps=10.0,
+        latency_ms_p50=30.0,
+        latency_ms_p95=45.0,
+    )
+
+
+def alert(seq: int, device: str = "cam1", site: str = "north") -> MatchEvent:
+    """The alert of window `seq`: the same arguments give the same event (the same event_id)."""
+    return MatchEvent(
+        event_id=uuid.UUID(bytes=hashlib.md5(f"{device}-{seq}".encode()).digest(), version=4).hex,
+        ts=T0 + timedelta(minutes=seq, seconds=20),
+        device_id=device,
+        site=site,
+        track_id=seq,
+        identity_id="id-7",
+        score=0.31,
+        threshold=0.4,
+        metric="cosine",
+        model_id="mobilefacenet",
+        gallery_version="g3",
+        window_id=f"{device}.boot1-{seq:06d}",
+    )
+
+
+def status(minute: int, state: str = "online") -> StatusPayload:
+    versions = Versions(software="0.3.0", detector_model_id="bf", embedder_model_id="mfn", embedder_sha256="abcd1234")
+    return StatusPayload(
+        state=state,  # type: ignore[arg-type]
+        device_id="cam1",
+        site="north",
+        ts=T0 + timedelta(minutes=minute),
+        started_at=T0,
+        versions=versions,
+        details={"threshold": 0.4},
+    )
+
+
+@pytest.fixture
+def store(db_url: str):
+    with TrialStore.open(db_url) as s:
+        yield s
+
+
+def test_migrations_from_empty_make_exactly_the_schema(db_url: str) -> None:
+    with TrialStore.open(db_url) as store, store.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_revision() == "0001"
+        assert compare_metadata(context, metadata) == []
+    with TrialStore.open(db_url) as again:  # opening a migrated database changes nothing
+        assert again.windows() == []
+
+
+def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
+    names = zipfile.ZipFile(edge_wheel).namelist()
+    assert "edge/central/trial_migrations/env.py" in names
+    assert "edge/central/trial_migrations/versions/0001_trial_tables.py" in names
+
+
+def test_a_message_stored_twice_counts_once_in_any_order(store: TrialStore) -> None:
+    sent = [window(s) for s in range(1, 11)] + [alert(s) for s in (2, 5, 9)]
+    replay = sent + random.Random(4).sample(sent, len(sent))  # every message again, reordered
+    assert store.add_many(replay[:8]) == [True] * 8
+    new = store.add_many(replay[8:])
+    assert sum(new) == len(sent) - 8
+    assert store.add(window(3)) is False and store.add_match(alert(5)) is False
+
+    stored = store.windows()
+    assert len(stored) == 10 and sum(w["scans"] for w in stored) == 40
+    assert [e["event_id"] for e in store.events()] == [e.event_id for e in sorted(sent[10:], key=lambda e: e.ts)]
+    assert stored[0]["boot_id"] == "cam1.boot1" and stored[0]["sequence"] == 1
+    assert stored[0]["window_start"] == T0 + timedelta(minutes=1)  # aware UTC on both backends
+
+
+def test_duplicates_inside_one_batch_are_new_once(store: TrialStore) -> None:
+    assert store.add_many([window(1), window(1), alert(1), alert(1)]) == [True, False, True, False]
+
+
+def test_status_and_config_history_is_kept_without_duplicates(store: TrialStore) -> None:
+    config = ConfigReported(version=2, ts=T0, device_id="cam1", site="north", config={"match": {"threshold": 0.4}})
+    assert store.add_many([status(0), status(0), status(30, "degraded"), config, config]) == [
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert [(s["state"], s["embedder_model_id"], s["details"]) for s in store.statuses()] == [
+        ("online", "mfn", {"threshold": 0.4}),
+        ("degraded", "mfn", {"threshold": 0.4}),
+    ]
+    assert [(c["version"], c["config"]) for c in store.configs()] == [(2, {"match": {"threshold": 0.4}})]
+
+
+def test_missing_windows_per_device_and_boot(store: TrialStore) -> None:
+    store.add_many(
+        [window(s) for s in (1, 2, 5, 6)]  # 3 and 4 missing
+        + [window(s, boot="boot2") for s in (1, 3)]  # a new boot starts again at 1; 2 missing
+        + [window(s, device="cam2") for s in (7, 8, 9)]  # complete
+        + [window(s, device="cam3", site="south") for s in (1, 3)]
+    )
+    gaps = store.missing_windows()
+    assert [(g.device_id, g.boot_id, g.sequence) for g in gaps] == [
+        ("cam1", "cam1.boot1", 3),
+        ("cam1", "cam1.boot1", 4),
+        ("cam1", "cam1.boot2", 2),
+        ("cam3", "cam3.boot1", 2),
+    ]
+    assert gaps[0] == MissingWindow(
+        "north", "cam1", "cam1.boot1", 3, T0 + timedelta(minutes=3), T0 + timedelta(minutes=5)
+    )
+    assert [g.sequence for g in store.missing_windows(TrialFilter(site="south"))] == [2]
+    # a gap is never a zero: the missing windows are absent, not stored as empty ones
+    assert {(w["boot_id"], w["sequence"]) for w in store.windows(TrialFilter(device_id="cam1"))} == {
+        ("cam1.boot1", 1),
+        ("cam1.boot1", 2),
+        ("cam1.boot1", 5),
+        ("cam1.boot1", 6),
+        ("cam1.boot2", 1),
+        ("cam1.boot2", 3),
+    }
+
+
+def test_filters_by_time_site_and_device(store: TrialStore) -> None:
+    store.add_many([window(s) for s in range(1, 6)] + [window(1, device="cam9", site="south"), alert(2), alert(4)])
+    later = TrialFilter(start=T0 + timedelta(minutes=3), end=T0 + timedelta(minutes=5))
+    assert [w["sequence"] for w in store.windows(later)] == [3, 4]
+    assert [e["track_id"] for e in store.events(later)] == [4]
+    assert [w["device_id"] for w in store.windows(TrialFilter(site="south"))] == ["cam9"]
+    assert len(store.windows(TrialFilter(site="north", device_id="cam1"))) == 5
+
+
+def test_two_writers_storing_the_same_messages_store_each_once(store: TrialStore) -> None:
+    """Two collectors may both receive a message (a redelivery after a restart): each key is
+    stored once, and exactly one of them reports it new."""
+    messages = [window(s) for s in range(1, 201)] + [alert(s) for s in range(1, 201, 3)]
+    news: list[list[bool]] = [[], []]
+
+    def write(i: int) -> None:
+        order = random.Random(i).sample(messages, len(messages))
+        for start in range(0, len(order), 25):
+            news[i].extend(store.add_many(order[start : start + 25]))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [len(n) for n in news] == [len(messages), len(messages)]  # neither writer failed
+    assert sum(news[0]) + sum(news[1]) == len(messages)
+    assert len(store.windows()) == 200 and len(store.events()) == 67
+
+
+@pytest.mark.parametrize("url", ["mysql://x@y/z", "not a url://", "sqlite:///no/such/folder/trial.db"])
+def test_a_bad_database_url_is_one_clear_error(url: str) -> None:
+    with pytest.raises(TrialStoreError, match="database"):
+        TrialStore.open(url)
+
+
+def test_a_naive_time_is_refused(store: TrialStore) -> None:
+    with store.engine.begin() as connection, pytest.raises(sa.exc.StatementError, match="naive"):
+        connection.execute(devices.insert(), {"site": "s", "device_id": "d", "first_seen": datetime(2026, 1, 1)})
