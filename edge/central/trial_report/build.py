@@ -65,7 +65,7 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
         keys = sorted(set(ws) | set(als) | set(gaps))
         return {k: figures(ws[k], als[k], outcomes, expected, gaps[k]) for k in keys}
 
-    trial = group(lambda r: "trial")["trial"]
+    trial = figures(windows, alerts, outcomes, expected, len(missing))
     first, last = _span(data, selection, windows, alerts)
     devices = {(w.site, w.device_id) for w in windows} | {(a.site, a.device_id) for a in alerts}
     return {

@@ -1,0 +1,359 @@
+"""The trial report reproduces a hand-made event and verdict log, number by number.
+
+Three devices on two sites over two UTC days, 12-hour windows. cam-b's window 3 never arrived
+(one alert of it did); cam-a's threshold changed at the start of day two. Every expected figure
+below was worked out by hand from the log; the 95% intervals from the Wilson formula written out
+here, not from the code under test. Runs on SQLite and PostgreSQL (`db_url`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.central.trial_report import build_report, write_report
+from edge.central.trial_report.data import Selection, TrialData
+from edge.central.trial_report.load import load
+from edge.central.trial_store import TrialStore
+from edge.link.payloads import MatchEvent, StatsPayload, StatusPayload, Versions
+
+DAY1 = datetime(2026, 6, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DEVICES = {"cam-a": "north", "cam-b": "north", "cam-c": "south"}
+
+# device -> sequence -> (frames, scans, quality_rejected, matches); window s covers DAY1 + 12 h * (s - 1)
+WINDOWS = {
+    "cam-a": {1: (10000, 1000, 50, 2), 2: (12000, 1500, 60, 1), 3: (9000, 800, 40, 1), 4: (11000, 1200, 30, 2)},
+    "cam-b": {1: (5000, 400, 20, 1), 2: (6000, 600, 25, 0), 4: (7000, 700, 35, 1)},  # 3 is missing
+    "cam-c": {1: (8000, 900, 45, 1), 2: (8000, 1100, 55, 1), 3: (4000, 500, 10, 0), 4: (4000, 500, 10, 1)},
+}
+# alert name -> (device, hours after DAY1, verdicts in the order given: (outcome, hours after DAY1))
+ALERTS = {
+    "a1": ("cam-a", 3, [("confirmed", 30)]),
+    "a2": ("cam-a", 9, [("false_alert", 30)]),
+    "a3": ("cam-a", 15, [("confirmed", 30), ("false_alert", 40)]),  # changed: the latest counts
+    "a4": ("cam-a", 26, [("confirmed", 40)]),
+    "a5": ("cam-a", 37, [("not_checked", 40)]),
+    "a6": ("cam-a", 44, []),
+    "b1": ("cam-b", 4, [("false_alert", 30)]),
+    "b2": ("cam-b", 29, [("confirmed", 40)]),  # in the missing window
+    "b3": ("cam-b", 39, []),
+    "c1": ("cam-c", 1, [("confirmed", 30)]),
+    "c2": ("cam-c", 13, [("confirmed", 30)]),
+    "c3": ("cam-c", 46, [("false_alert", 50)]),
+}
+# (device, hours after DAY1, state, threshold, fmr, expected false alerts per 1,000 scans, config version)
+STATUSES = [
+    ("cam-a", -1, "online", 0.40, 0.00004, 2.0, 1),
+    ("cam-b", -1, "online", 0.40, 0.00004, 2.0, 1),
+    ("cam-c", -1, "online", 0.45, 0.00002, 1.0, 1),
+    ("cam-a", 24, "online", 0.35, 0.00002, 1.0, 2),  # the threshold change, at a window boundary
+    ("cam-c", 47.99, "offline", None, None, None, None),  # a last will without details changes nothing
+]
+
+# group -> (windows, missing, uptime h, frames, scans, quality_rejected, alerts, matches in windows,
+#           confirmed, false alerts, not checked, predicted false alerts), all worked out by hand
+TRIAL = (11, 1, 132, 84000, 9200, 380, 12, 11, 5, 4, 3, 13.4)
+SITES = {
+    "north": (7, 1, 84, 60000, 6200, 260, 9, 8, 3, 3, 3, 10.4),
+    "south": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 3.0),
+}
+DEVICE_FIGURES = {
+    "cam-a": (4, 0, 48, 42000, 4500, 180, 6, 6, 2, 2, 2, 7.0),
+    "cam-b": (3, 1, 36, 18000, 1700, 80, 3, 2, 1, 1, 1, 3.4),
+    "cam-c": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 3.0),
+}
+DAYS = {
+    "2026-06-01": (6, 0, 72, 49000, 5500, 255, 6, 6, 3, 3, 0, 9.0),
+    "2026-06-02": (5, 1, 60, 35000, 3700, 125, 6, 5, 2, 1, 3, 4.4),
+}
+ROWS = {
+    ("cam-a", "2026-06-01"): (2, 0, 24, 22000, 2500, 110, 3, 3, 1, 2, 0, 5.0),
+    ("cam-a", "2026-06-02"): (2, 0, 24, 20000, 2000, 70, 3, 3, 1, 0, 2, 2.0),
+    ("cam-b", "2026-06-01"): (2, 0, 24, 11000, 1000, 45, 1, 1, 0, 1, 0, 2.0),
+    ("cam-b", "2026-06-02"): (1, 1, 12, 7000, 700, 35, 2, 1, 1, 0, 1, 1.4),
+    ("cam-c", "2026-06-01"): (2, 0, 24, 16000, 2000, 100, 2, 2, 2, 0, 0, 2.0),
+    ("cam-c", "2026-06-02"): (2, 0, 24, 8000, 1000, 20, 1, 1, 0, 1, 0, 1.0),
+}
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval, written out: (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)."""
+    z = 1.959963984540054
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def _event_id(name: str) -> str:
+    n = int.from_bytes(name.encode(), "big")
+    return f"{n:012x}"[-12:] + "4000" + "8" + f"{n:015x}"[-15:]
+
+
+def _hours(h: float) -> datetime:
+    return DAY1 + timedelta(hours=h)
+
+
+def _traffic() -> list:
+    out: list = []
+    for device, windows in WINDOWS.items():
+        for seq, (frames, scans, rejected, matches) in windows.items():
+            start = _hours(12 * (seq - 1))
+            out.append(
+                StatsPayload(
+                    window_id=f"boot-{device}-{seq:06d}",
+                    device_id=device,
+                    site=DEVICES[device],
+                    window_start=start,
+                    window_end=start + 12 * HOUR,
+                    frames=frames,
+                    frames_dropped=0,
+                    detections=frames // 2,
+                    scans=scans,
+                    quality_rejected=rejected,
+                    matches=matches,
+                    fps=frames / 43200,
+                    latency_ms_p50=20.0,
+                    latency_ms_p95=30.0,
+                )
+            )
+    for name, (device, hour, _) in ALERTS.items():
+        seq = int(hour // 12) + 1
+        out.append(
+            MatchEvent(
+                event_id=_event_id(name),
+                ts=_hours(hour),
+                device_id=device,
+                site=DEVICES[device],
+                track_id=hour,
+                identity_id="p-7",
+                score=0.3,
+                threshold=0.4,
+                metric="cosine",
+                model_id="embedder-1",
+                gallery_version="g-12",
+                window_id=f"boot-{device}-{seq:06d}",
+            )
+        )
+    for device, hour, state, threshold, fmr, expected, version in STATUSES:
+        details = (
+            {}
+            if threshold is None
+            else {
+                "threshold": threshold,
+                "fmr": fmr,
+                "gallery_identities": 50,
+                "expected_false_alerts_per_1000_scans": expected,
+                "config_version": version,
+            }
+        )
+        versions = Versions(
+            software="0.1.0",
+            detector_model_id="det-1",
+            embedder_model_id="embedder-1",
+            embedder_sha256="ab12cd34",
+            gallery_version="g-12",
+        )
+        out.append(
+            StatusPayload(
+                state=state,
+                device_id=device,
+                site=DEVICES[device],
+                ts=_hours(hour),
+                started_at=_hours(-2),
+                versions=versions,
+                details=details,
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def store(db_url: str):
+    with TrialStore.open(db_url) as store:
+        traffic = _traffic()
+        store.add_many(traffic)
+        assert not any(store.add_many(traffic[::3])), "a repeat is stored once"
+        for name, (_, _, verdicts) in ALERTS.items():
+            for outcome, hour in verdicts:
+                store.add_verdict(_event_id(name), outcome, by="ops", at=_hours(hour))
+        yield store
+
+
+def _check(figures: dict, expected: tuple) -> None:
+    windows, missing, uptime_h, frames, scans, rejected, alerts, matches, confirmed, false, unchecked, predicted = (
+        expected
+    )
+    assert figures["windows"] == windows
+    assert figures["missing_windows"] == missing
+    assert figures["uptime_s"] == uptime_h * 3600
+    assert (figures["frames"], figures["scans"], figures["quality_rejected"]) == (frames, scans, rejected)
+    assert (figures["alerts"], figures["matches_in_windows"]) == (alerts, matches)
+    assert (figures["confirmed"], figures["false_alerts"], figures["not_checked"]) == (confirmed, false, unchecked)
+    assert figures["alerts_per_1000_scans"] == pytest.approx(1000 * alerts / scans)
+    assert figures["predicted_false_alerts"] == pytest.approx(predicted)
+    assert figures["scans_without_prediction"] == 0
+    precision = figures["precision"]
+    if confirmed + false:
+        assert precision["value"] == pytest.approx(confirmed / (confirmed + false))
+        assert precision["ci95"] == pytest.approx(list(wilson(confirmed, confirmed + false)))
+    else:
+        assert precision["value"] is None and precision["ci95"] is None
+    fa = figures["false_alerts_per_1000_scans"]
+    assert fa["value"] == pytest.approx(1000 * false / scans)
+    assert fa["ci95"] == pytest.approx([1000 * b for b in wilson(false, scans)])
+
+
+def _headline() -> str:
+    lo, hi = wilson(5, 9)
+    return (
+        "9,200 faces scanned, 12 alerts, 5 confirmed, 4 false alerts, 3 not checked; 1 alert per 767 scans; "
+        f"precision 55.6% ({100 * lo:.1f}-{100 * hi:.1f}%); 1 window missing, their scans unknown"
+    )
+
+
+def test_wilson_by_hand_matches_a_published_value() -> None:
+    """The test's own formula against a textbook value (Newcombe 1998: 81/263 -> 0.2553-0.3662)."""
+    lo, hi = wilson(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+
+
+def test_every_number_of_the_report(store: TrialStore) -> None:
+    report = build_report(load(store, Selection()), Selection())
+    assert report["headline"] == _headline()
+    _check(report["trial"], TRIAL)
+    assert {s["site"] for s in report["sites"]} == set(SITES)
+    for s in report["sites"]:
+        _check(s, SITES[s["site"]])
+    assert [d["device_id"] for d in report["devices"]] == list(DEVICE_FIGURES)
+    for d in report["devices"]:
+        assert d["site"] == DEVICES[d["device_id"]]
+        _check(d, DEVICE_FIGURES[d["device_id"]])
+    assert [d["day"] for d in report["days"]] == list(DAYS)
+    for d in report["days"]:
+        _check(d, DAYS[d["day"]])
+    assert [(r["device_id"], r["day"]) for r in report["rows"]] == list(ROWS)
+    for r in report["rows"]:
+        _check(r, ROWS[(r["device_id"], r["day"])])
+    # the missing window is listed, and its scans are not a zero anywhere: cam-b's day 2 has one window
+    assert report["missing_windows"] == [
+        {"site": "north", "device_id": "cam-b", "day": "2026-06-02", "window_id": "boot-cam-b-000003"}
+    ]
+    settings = [(p["device_id"], p["from"], p["to"], p["threshold"], p["config_version"]) for p in report["periods"]]
+    assert settings == [
+        ("cam-a", _hours(-1).isoformat(), _hours(24).isoformat(), 0.40, 1),
+        ("cam-a", _hours(24).isoformat(), None, 0.35, 2),
+        ("cam-b", _hours(-1).isoformat(), None, 0.40, 1),
+        ("cam-c", _hours(-1).isoformat(), None, 0.45, 1),
+    ]
+    assert {p["embedder_model_id"] for p in report["periods"]} == {"embedder-1"}
+    assert {p["gallery_version"] for p in report["periods"]} == {"g-12"}
+
+
+def test_a_selection_keeps_the_missing_window_and_what_was_in_force(store: TrialStore) -> None:
+    """cam-b on day two alone: its one window, two alerts, the gap before it, settings from day one."""
+    selection = Selection(DAY1.date() + timedelta(days=1), DAY1.date() + timedelta(days=1), "north", "cam-b")
+    report = build_report(load(store, selection), selection)
+    _check(report["trial"], ROWS[("cam-b", "2026-06-02")])
+    assert [m["window_id"] for m in report["missing_windows"]] == ["boot-cam-b-000003"]
+    assert [(p["device_id"], p["threshold"]) for p in report["periods"]] == [("cam-b", 0.40)]
+    lo, hi = wilson(1, 1)
+    assert report["headline"] == (
+        "700 faces scanned, 2 alerts, 1 confirmed, 0 false alerts, 1 not checked; 1 alert per 350 scans; "
+        f"precision 100.0% ({100 * lo:.1f}-{100 * hi:.1f}%); 1 window missing, their scans unknown"
+    )
+
+
+def test_files_agree_with_the_report(store: TrialStore, tmp_path: Path) -> None:
+    report = build_report(load(store, Selection()), Selection())
+    write_report(report, tmp_path)
+    assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [(r["device_id"], r["day"]) for r in rows] == list(ROWS)
+    b2 = rows[3]
+    assert (b2["scans"], b2["missing_windows"], b2["alerts"], b2["confirmed"]) == ("700", "1", "2", "1")
+    assert b2["precision"] == "1.0" and b2["false_alerts_per_1000_scans"] == "0.0"
+    assert rows[1]["precision"] == "1.0" and rows[4]["precision"] == "1.0"
+    assert rows[5]["precision"] == "0.0"
+    markdown = (tmp_path / "report.md").read_text()
+    assert f"**{_headline()}.**" in markdown
+    assert "| north | cam-b | 2026-06-02 | boot-cam-b-000003 |" in markdown
+
+
+def test_command_writes_the_four_files(db_url: str, store: TrialStore, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "trial", "report", "--db", db_url, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == _headline()
+    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.html", "report.json", "report.md"]
+
+
+def test_command_refuses_a_bad_day_and_a_bad_database(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "edge.cli", "trial", "report", "--out", str(tmp_path)]
+    bad_day = subprocess.run([*base, "--db", "x.db", "--from", "June"], capture_output=True, text=True, timeout=60)
+    assert bad_day.returncode == 2 and "YYYY-MM-DD" in bad_day.stderr
+    bad_db = subprocess.run([*base, "--db", "mysql://h/db"], capture_output=True, text=True, timeout=60)
+    assert bad_db.returncode == 1 and "Traceback" not in bad_db.stderr
+    assert len(bad_db.stderr.strip().splitlines()) == 1
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("chromium not installed: apt-get install -y chromium")
+    return found
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_page_in_headless_chromium(store: TrialStore, tmp_path: Path) -> None:
+    """The page shows the headline and three plots, and references nothing outside itself."""
+    browser = _chromium()
+    write_report(build_report(load(store, Selection()), Selection()), tmp_path)
+    page = tmp_path / "report.html"
+    html = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400"]
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000, "the screenshot is (nearly) empty"
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert _headline() in dom
+    assert len(re.findall(r'<figure class="plot" id="plot-[a-z-]+"><svg', dom)) == 3
+    assert "boot-cam-b-000003" in dom
+
+
+def test_readme_sample_headline_is_this_log() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Run a field trial", 1)[1]
+    quoted = " ".join(line[2:] for line in section.splitlines() if line.startswith("> "))
+    assert _headline() in quoted
+
+
+def test_an_empty_trial_says_so(tmp_path: Path) -> None:
+    """No window, no alert: zero scans is what was received, and precision is unknown, not 0 or 100%."""
+    report = build_report(TrialData(), Selection())
+    assert report["headline"] == (
+        "0 faces scanned, 0 alerts, 0 confirmed, 0 false alerts, 0 not checked; no alert; "
+        "precision unknown (no alert checked)"
+    )
+    assert report["trial"]["alerts_per_1000_scans"] is None
+    write_report(report, tmp_path)
+    assert (tmp_path / "report.csv").read_text().count("\n") == 1
