@@ -14,6 +14,7 @@ from typing import Any
 import edge.commands
 from edge import __version__
 from edge.central.fleet_dir import FleetDirError
+from edge.central.trial_terms import TrialStoreError
 from edge.commands.common import CommandError
 from edge.config import ConfigError
 from edge.device.counters import CountersError
@@ -34,6 +35,7 @@ OPERATOR_ERRORS = (
     LinkError,
     ModelError,
     SourceError,
+    TrialStoreError,
 )
 
 

@@ -14,8 +14,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-OUTCOMES = ("confirmed", "false_alert", "not_checked")
-"""What an operator found when checking an alert."""
+from edge.central.trial_terms import OUTCOMES
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -24,17 +24,14 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from edge.central.trial_queries import MissingWindow, TrialFilter, TrialQueries
-from edge.central.trial_schema import OUTCOMES, UNIQUE_KEYS, configs, devices, events, statuses, verdicts, windows
+from edge.central.trial_schema import UNIQUE_KEYS, configs, devices, events, statuses, verdicts, windows
+from edge.central.trial_terms import OUTCOMES, TrialStoreError
 from edge.link.payloads import ConfigReported, MatchEvent, Payload, StatsPayload, StatusPayload, utc_now
 
 __all__ = ["OUTCOMES", "MissingWindow", "TrialFilter", "TrialStore", "TrialStoreError", "VerdictInput"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "trial_migrations"
 _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
-
-
-class TrialStoreError(Exception):
-    """The store cannot do what was asked (bad URL, unknown event, bad verdict)."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import pkgutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,16 @@ def settings_from(args: argparse.Namespace, **dotted: Any) -> tuple[Settings, di
     base = load_settings(path, None, **flags)
     overlay = base.device.state_dir / REMOTE_OVERLAY
     return load_settings(path, overlay, **flags), flags, overlay
+
+
+def add_verbs(parser: argparse.ArgumentParser, package: str, path: Iterable[str]) -> None:
+    """The verbs of a command package (`edge fleet`, `edge trial`): each module in it that defines
+    `add_verb(verbs)` adds one, so a verb is added by adding a file."""
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        module = importlib.import_module(f"{package}.{info.name}")
+        if hasattr(module, "add_verb"):
+            module.add_verb(verbs)
 
 
 def print_json(data: Any) -> None:

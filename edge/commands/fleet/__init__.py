@@ -6,14 +6,9 @@ Each module beside this one that defines `add_verb(verbs)` adds one verb (`init`
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from edge.commands.common import add_verbs
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fleet", help="fleet keys, provisioning bundles and remote control of devices")
-    verbs = p.add_subparsers(dest="verb", required=True)
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "add_verb"):
-            module.add_verb(verbs)
+    add_verbs(p, __name__, __path__)

@@ -1,0 +1,17 @@
+"""What the `edge trial` commands need before the database libraries are loaded.
+
+The `central` extra (SQLAlchemy, Alembic, psycopg) is not on a device, yet every command's parser
+is built there (`edge --help`, `edge run`): the parsers and `edge.cli` import only this.
+"""
+
+from __future__ import annotations
+
+OUTCOMES = ("confirmed", "false_alert", "not_checked")
+"""What an operator found when checking an alert."""
+
+VERDICT_COLUMNS = ("event_id", "outcome", "by", "note")
+"""A verdict log's CSV columns; `at` (ISO 8601 with a zone) may follow."""
+
+
+class TrialStoreError(Exception):
+    """The trial store cannot do what was asked (bad URL, unknown event, bad verdict)."""
