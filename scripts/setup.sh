@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Set up everything this checkout needs on Debian/Ubuntu with Python 3.10-3.12:
-# Mosquitto (the test and demo broker) and a virtualenv with the package installed.
-#   scripts/setup.sh                  # device runtime + tests + reference pipeline + demo
+# Mosquitto (the test and demo broker) and a virtualenv with the package installed; PostgreSQL and
+# Chromium when apt can install them (field-trial tests: a throwaway server, the HTML report; they skip without).
+#   scripts/setup.sh                  # device runtime + tests + reference pipeline + demo + central tools
 #   EXTRAS=litert scripts/setup.sh    # device runtime only
 # MOSQUITTO_REQUIRED=0: go on without Mosquitto when it cannot be installed (the demo then uses
 # amqtt). EDGE_MOSQUITTO: the mosquitto binary (default: on PATH, else /usr/sbin/mosquitto).
 # VENV: where the virtualenv goes (default .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=${EXTRAS:-litert,test,demo}
+EXTRAS=${EXTRAS:-litert,test,demo,central}
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 MOSQUITTO_REQUIRED=${MOSQUITTO_REQUIRED:-1}
 
 have_mosquitto() { [ -x "${EDGE_MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}" ]; }
 have_venv() { "$PYTHON" -c "import ensurepip" 2>/dev/null; }
+have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 
 # Debian's python3 comes without venv (python3-venv) and without Mosquitto: install what is missing.
 missing=()
 have_mosquitto || missing+=(mosquitto)
 have_venv || missing+=(python3-venv)
+have_postgres || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "== installing ${missing[*]} (apt)"
