@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-OUTCOMES = ("confirmed", "false_alert", "not_checked")
-
 
 @dataclass(frozen=True)
 class Window:
@@ -39,9 +37,6 @@ class Alert:
     site: str
     device_id: str
     ts: datetime
-    identity_id: str
-    score: float
-    threshold: float
 
     @property
     def day(self) -> date:

@@ -41,10 +41,7 @@ def load(store: TrialStore, selection: Selection) -> TrialData:
             )
             for r in store.windows(f)
         ],
-        alerts=[
-            Alert(r["event_id"], r["site"], r["device_id"], r["ts"], r["identity_id"], r["score"], r["threshold"])
-            for r in store.events(f)
-        ],
+        alerts=[Alert(r["event_id"], r["site"], r["device_id"], r["ts"]) for r in store.events(f)],
         verdicts=[Verdict(r["event_id"], r["outcome"], r["by"], r["at"], r["note"]) for r in store.verdicts(f)],
         statuses=[
             Status(r["site"], r["device_id"], r["ts"], {k: r[k] for k in _VERSIONS}, dict(r["details"]))
