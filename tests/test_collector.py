@@ -3,6 +3,7 @@
 The traffic is made with the real payload models (scripts/fleet_traffic.py): statuses, config
 reports, every window's stats and its match events, with repeats, swapped neighbours and one
 window never sent. The checks compare the store with what the devices themselves counted.
+Every test runs on SQLite and on PostgreSQL (`db_url`, tests/support_postgres.py).
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ from edge.link import MqttOptions
 from fleet_traffic import COUNTED, Publisher, Traffic, make_traffic
 
 DEVICES, WINDOWS = 12, 20
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'trial.sqlite'}"
 
 
 @pytest.fixture(scope="module")
