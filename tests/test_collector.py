@@ -17,13 +17,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support_fleet import TlsClient, fleet_broker
 from support_wait import wait_until
 
 from edge.central.collector import Collector
+from edge.central.fleet_bundle import issue_device
+from edge.central.fleet_client import central_options
+from edge.central.fleet_dir import FleetDir
 from edge.central.intake import MALFORMED, MISMATCH, SCHEMA, TOPIC, UNKNOWN_DEVICE
 from edge.central.trial_store import TrialStore
+from edge.cli import main
+from edge.commands.collect import known_devices
 from edge.link import MqttOptions
 from fleet_traffic import COUNTED, Publisher, Traffic, make_traffic
+from local_broker import free_port
 
 DEVICES, WINDOWS = 12, 20
 
@@ -166,3 +173,30 @@ def test_a_killed_collector_and_a_restarted_broker_lose_and_double_nothing(
         collector.send_signal(signal.SIGTERM)
         assert collector.wait(30) == 0, log.read_text()
     check_totals(store, traffic)
+
+
+def test_a_fleet_collector_connects_with_the_central_certificate(broker_factory, store, traffic, tmp_path):
+    """Through the TLS listener and ACL `edge fleet broker-config` writes: the central
+    certificate may subscribe to the shared topics, and a provisioned device's stats is stored."""
+    assert main(["fleet", "init", str(tmp_path / "fleet")]) == 0
+    fleet = FleetDir(tmp_path / "fleet")
+    topic, payload = next((t, p) for t, p in traffic.messages if t.endswith("/stats"))
+    site, device = topic.split("/")[1:3]
+    issue_device(fleet, site, device, tmp_path / "device")
+    port = free_port()
+    fleet_broker(broker_factory, fleet.root, tmp_path / "broker", port)
+    assert known_devices(fleet) == {f"{site}/{device}"}
+    collector = Collector(
+        central_options(fleet, f"mqtts://localhost:{port}"), store.add_many, client_id="c", devices=known_devices(fleet)
+    )
+    collector.start()
+    certs = tmp_path / "device"
+    board = TlsClient(port, certs / "ca.crt", certs / "device.crt", certs / "device.key")
+    try:
+        collector.wait_subscribed(10)
+        assert board.publish(topic, payload.decode()) == "Success"
+        assert wait_until(lambda: collector.counts().stored == 1)
+    finally:
+        board.stop()
+        collector.stop()
+    assert len(store.windows()) == 1
