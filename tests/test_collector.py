@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,16 +20,18 @@ from pathlib import Path
 import pytest
 from support_fleet import TlsClient, fleet_broker
 from support_wait import wait_until
+from test_device_e2e import gallery, settings_for, slideshow  # noqa: F401, F811 (fixtures)
 
 from edge.central.collector import Collector
 from edge.central.fleet_bundle import issue_device
 from edge.central.fleet_client import central_options
 from edge.central.fleet_dir import FleetDir
-from edge.central.intake import MALFORMED, MISMATCH, SCHEMA, TOPIC, UNKNOWN_DEVICE
+from edge.central.intake import MALFORMED, MISMATCH, SCHEMA, SUFFIXES, TOPIC, UNKNOWN_DEVICE
 from edge.central.trial_store import TrialStore
 from edge.cli import main
 from edge.commands.collect import known_devices
-from edge.link import MqttOptions
+from edge.device.app import run_device
+from edge.link import MqttOptions, StatsPayload
 from fleet_traffic import COUNTED, Publisher, Traffic, make_traffic
 from local_broker import free_port
 
@@ -200,3 +203,42 @@ def test_a_fleet_collector_connects_with_the_central_certificate(broker_factory,
         board.stop()
         collector.stop()
     assert len(store.windows()) == 1
+
+
+def test_a_real_device_run_replayed_with_faults_gives_the_device_counters(
+    broker,
+    subscriber_factory,
+    store,
+    collector_factory,
+    slideshow,  # noqa: F811 (the fixture imported above)
+    gallery,  # noqa: F811
+    tmp_path,
+):
+    """`edge run`'s own traffic on the slideshow (1 s windows), recorded, then replayed with every
+    other message sent twice, neighbours swapped and one window held back: the store's totals
+    plus that window are the device's persisted counters, and that window is reported missing."""
+    video, _ = slideshow
+    recorder = subscriber_factory(broker.port, ["edge/#"])
+    settings = settings_for(broker, gallery, video, tmp_path / "state", stats={"window_s": 1})
+    summary = run_device(settings, threading.Event())
+    assert recorder.wait_for(lambda ms: any(m.topic.endswith("/status") and b"offline" in m.payload for m in ms))
+    recorded = [(m.topic, m.payload) for m in recorder.messages() if m.topic.split("/", 3)[3] in SUFFIXES]
+    stats = [(t, p) for t, p in recorded if t.endswith("/stats")]
+    assert len(stats) >= 3, "too few windows to hold one back between two others"
+    held_topic, held = stats[len(stats) // 2]
+    faulty = [m for m in recorded for _ in range(2 if recorded.index(m) % 2 else 1) if m[1] != held]
+    for i in range(0, len(faulty) - 1, 5):
+        faulty[i], faulty[i + 1] = faulty[i + 1], faulty[i]
+    collector = collector_factory()
+    replay(broker.port, faulty)
+    # >=: Mosquitto 2.0 also sends a shared subscription the retained status and config/reported
+    assert wait_until(lambda: collector.counts().received >= len(faulty), timeout=30), collector.counts().line()
+    held_window = StatsPayload.from_json(held)
+    totals = Counter({k: held_window.model_dump()[k] for k in COUNTED})
+    for w in store.windows():
+        totals.update({k: w[k] for k in COUNTED})
+    assert dict(totals) == {k: summary.totals[k] for k in COUNTED}
+    assert len(store.events()) == totals["matches"] > 0
+    missing = store.missing_windows()
+    assert [f"{m.boot_id}-{m.sequence:06d}" for m in missing] == [held_window.window_id]
+    assert collector.counts().duplicates > 0 and not collector.counts().refused

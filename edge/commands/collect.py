@@ -11,7 +11,6 @@ from pathlib import Path
 from edge.central.collector import DEFAULT_GROUP, Collector
 from edge.central.fleet_client import central_options
 from edge.central.fleet_dir import FleetDir
-from edge.central.trial_store import TrialStore
 from edge.commands.common import print_json
 from edge.link import MqttOptions
 
@@ -24,6 +23,9 @@ def known_devices(fleet: FleetDir) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Here, not at the top: the device's `edge` (no `central` extra, no SQLAlchemy) imports every command.
+    from edge.central.trial_store import TrialStore
+
     devices = None
     if args.fleet is not None:
         fleet = FleetDir(args.fleet).require()
