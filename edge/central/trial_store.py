@@ -160,7 +160,9 @@ class TrialStore(TrialQueries):
             migrate(engine)
         except sa.exc.OperationalError as e:
             engine.dispose()
-            raise TrialStoreError(f"cannot open the trial database {parsed!r}: {e.orig}") from None
+            raise TrialStoreError(
+                f"cannot open the trial database {parsed!r}: {' '.join(str(e.orig).split())}"
+            ) from None
         return cls(engine)
 
     def close(self) -> None:
