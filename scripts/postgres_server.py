@@ -1,9 +1,9 @@
-"""A throwaway PostgreSQL server in a temp folder, for scripts (scripts/bench_collect.py).
+"""A throwaway PostgreSQL server in a temp folder, for the tests and scripts/bench_collect.py.
 
 `initdb` + `pg_ctl` from Debian's `postgresql` package on a free loopback port, user `edge`,
 trust authentication, durable by default (fsync on, as a fleet's server runs). As root the server runs as the
 `postgres` user, since initdb refuses root (/work/shared/notes/services.md).
-tests/support_postgres.py does the same for pytest (with a skip when the server cannot start).
+tests/support_postgres.py wraps it in pytest fixtures (with a skip when the server cannot start).
 """
 
 from __future__ import annotations
@@ -55,14 +55,21 @@ class PostgresServer:
         subprocess.run(_as_server_user(list(argv)), check=True, capture_output=True, text=True)
 
     def start(self) -> str:
+        """Start it; `RuntimeError` with initdb's or the server's own words when it cannot."""
         if os.geteuid() == 0:
-            shutil.chown(self.home, "postgres")
-        data = self.home / "data"
+            shutil.chown(self.home, "postgres")  # mkdtemp's folder, not pytest's 0700 one: postgres enters
+        data, log = self.home / "data", self.home / "log"
         options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1" + (
             "" if self.fsync else " -c fsync=off"
         )
-        self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER)
-        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.home / "log"), "-w", "start")
+        try:
+            self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER)
+            self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+        except (OSError, subprocess.CalledProcessError) as e:
+            detail = (getattr(e, "stderr", "") or "").strip()
+            server_log = log.read_text(errors="replace")[-500:].strip() if log.exists() else ""
+            shutil.rmtree(self.home, ignore_errors=True)
+            raise RuntimeError(f"PostgreSQL could not start: {e} {detail} {server_log}") from None
         return self.url
 
     def stop(self) -> None:

@@ -11,73 +11,28 @@ Use them with `pytest_plugins = ["support_postgres"]` (tests/conftest.py does).
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from local_broker import free_port
-
-PG_USER = "edge"
-
-
-def _pg_bin() -> Path | None:
-    """$EDGE_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else initdb on PATH."""
-    if os.environ.get("EDGE_PG_BIN"):
-        return Path(os.environ["EDGE_PG_BIN"])
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    on_path = shutil.which("initdb")
-    return Path(on_path).parent if on_path else None
-
-
-def _as_server_user(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+from postgres_server import PostgresServer  # scripts/postgres_server.py: one way to start a server
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """`postgresql://edge@127.0.0.1:PORT/postgres` of a server that lives for the session."""
-    bin_dir = _pg_bin()
-    if bin_dir is None or not (bin_dir / "pg_ctl").exists():
-        pytest.skip("PostgreSQL not found: apt-get install postgresql (or set EDGE_PG_BIN)")
-    home = Path(tempfile.mkdtemp(prefix="edge-pg-"))  # not under pytest's 0700 folder: postgres must enter
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-    data, log, port = home / "data", home / "log", free_port()
+    """`postgresql://edge@127.0.0.1:PORT/postgres` of a server that lives for the session (fsync
+    off: throwaway data)."""
     try:
-        subprocess.run(
-            _as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER]),
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"  # throwaway data
-        subprocess.run(
-            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as e:
-        detail = getattr(e, "stderr", "") or ""
-        server_log = log.read_text(errors="replace")[-500:] if log.exists() else ""
-        shutil.rmtree(home, ignore_errors=True)
-        pytest.skip(f"PostgreSQL could not start: {e} {detail.strip()} {server_log.strip()}")
+        server = PostgresServer(fsync=False)
+        url = server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
     try:
-        yield f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres"
+        yield url
     finally:
-        subprocess.run(
-            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        server.stop()
 
 
 def _admin(server_url: str, sql: str) -> None:
