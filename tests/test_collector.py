@@ -138,10 +138,10 @@ def test_refused_messages_are_counted_and_the_collector_goes_on(broker, store, c
     assert TOPIC not in counts.refused
 
 
-def start_collect(broker_url: str, db_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_collect(broker_url: str, db_url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`edge collect` in its own process, as an operator runs it."""
     command = [sys.executable, "-m", "edge.cli", "collect", "--broker", broker_url, "--db", db_url]
-    command += ["--client-id", "collector-kill", "--log-every", "1"]
+    command += ["--client-id", "collector-kill", "--log-every", "1", *extra]
     with log.open("ab") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
@@ -171,6 +171,32 @@ def test_a_killed_collector_and_a_restarted_broker_lose_and_double_nothing(
         collector = start_collect(broker.url, db_url, log)
         assert wait_until(subscribed(2), timeout=30), log.read_text()
         replay(broker.port, thirds[2][len(thirds[2]) // 2 :])
+        assert wait_until(lambda: stored(store) == traffic.unique, timeout=60), log.read_text()
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(30) == 0, log.read_text()
+    check_totals(store, traffic)
+
+
+def test_a_lone_collector_without_a_share_group_loses_nothing_published_while_the_broker_restarted(
+    broker_factory, store, db_url, traffic, tmp_path
+):
+    """`--no-share`: plain subscriptions, which Mosquitto restores with the session after its
+    restart, so traffic sent before the collector is back waits for it (shared ones would not)."""
+    broker = broker_factory(persistence=True)
+    log = tmp_path / "collect.log"
+    halves = traffic.messages[::2], traffic.messages[1::2]
+    collector = start_collect(broker.url, db_url, log, "--no-share")
+    try:
+        assert wait_until(lambda: "subscribed to" in log.read_text(), timeout=30), log.read_text()
+        replay(broker.port, halves[0])
+        assert wait_until(lambda: stored(store) > 0, timeout=30), log.read_text()
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(30) == 0, log.read_text()
+        broker.stop()
+        broker.start()
+        replay(broker.port, halves[1])  # nobody subscribed since the restart but the restored session
+        collector = start_collect(broker.url, db_url, log, "--no-share")
         assert wait_until(lambda: stored(store) == traffic.unique, timeout=60), log.read_text()
     finally:
         collector.send_signal(signal.SIGTERM)

@@ -8,7 +8,10 @@ broker keeps what arrives while the collector is down, and it acknowledges each 
 before the commit gets the message again, never loses it.
 
 Scale: the subscriptions are shared (`$share/<group>/edge/+/+/<suffix>`), so the broker splits
-one fleet's traffic between every collector of the group.
+one fleet's traffic between every collector of the group. Mosquitto 2.0 keeps a session's queued
+messages across its own restart but not its shared subscriptions, so until the collectors have
+subscribed again, new messages reach none of them; a single collector can subscribe plainly
+(`group=None`), which Mosquitto restores with the session, and then a broker restart loses nothing.
 
 Threads:
 - paho's network thread runs the callbacks, which only hand messages to a bounded queue. The
@@ -60,8 +63,11 @@ class Received:
     qos: int
 
 
-def shared_topics(group: str) -> list[str]:
-    """The subscriptions, one per message kind, shared by every collector of `group`."""
+def subscriptions(group: str | None) -> list[str]:
+    """The subscriptions, one per message kind, shared by every collector of `group`; with no
+    group, plain ones (a single collector), which Mosquitto 2.0 restores after its own restart."""
+    if group is None:
+        return [f"{TOPIC_PREFIX}/+/+/{suffix}" for suffix in SUFFIXES]
     if not group or any(c in group for c in "/+#"):
         raise LinkError(f"share group {group!r} must be one topic level (no '/', '+', '#')")
     return [f"$share/{group}/{TOPIC_PREFIX}/+/+/{suffix}" for suffix in SUFFIXES]
@@ -76,7 +82,7 @@ class Collector:
         sink: Sink,
         *,
         client_id: str,
-        group: str = DEFAULT_GROUP,
+        group: str | None = DEFAULT_GROUP,
         devices: frozenset[str] | None = None,
         log_every_s: float = 60.0,
         batch: int = BATCH,
@@ -85,7 +91,7 @@ class Collector:
             raise LinkError("the collector needs MQTT 5 (shared subscriptions, session expiry)")
         self.options = options
         self.client_id = client_id
-        self.topics = shared_topics(group)
+        self.topics = subscriptions(group)
         self._sink = sink
         self._devices = devices
         self._log_every_s = log_every_s

@@ -77,6 +77,15 @@ def add_parser(sub) -> None:
         help="the session's stable id: a restart with the same id gets what arrived meanwhile; "
         "each collector of a group needs its own (default: edge-collector-<hostname>)",
     )
-    p.add_argument("--group", default=DEFAULT_GROUP, help=f"shared subscription group (default {DEFAULT_GROUP})")
+    share = p.add_mutually_exclusive_group()
+    share.add_argument("--group", default=DEFAULT_GROUP, help=f"shared subscription group (default {DEFAULT_GROUP})")
+    share.add_argument(
+        "--no-share",
+        dest="group",
+        action="store_const",
+        const=None,
+        help="one collector alone: plain subscriptions, which Mosquitto 2.0 restores after its own restart "
+        "(shared ones it does not)",
+    )
     p.add_argument("--log-every", type=float, default=60.0, metavar="SECONDS", help="counts log line period")
     p.set_defaults(func=run)
