@@ -95,8 +95,8 @@ class ModelsConfig(Section):
 class QualityConfig(Section):
     min_size_px: float = Field(40.0, ge=0, description="shorter side of the face box, pixels")
     min_score: float = Field(0.6, ge=0, le=1, description="detector confidence a face must reach")
-    min_sharpness: float = Field(20.0, ge=0, description="Laplacian variance of the chip")
-    max_abs_yaw: float = Field(0.35, ge=0, description="nose offset in inter-eye distances (0 = frontal)")
+    min_sharpness: float = Field(15.0, ge=0, description="Laplacian variance of the chip")
+    max_abs_yaw: float = Field(0.6, ge=0, description="nose offset in inter-eye distances (0 = frontal)")
     max_abs_roll_deg: float = Field(30.0, ge=0, le=90, description="eye-line tilt, degrees")
 
 
@@ -115,6 +115,11 @@ class MatchConfig(Section):
         lt=1,
         description="false match rate to hold, resolved through the embedder's "
         "calibration table (alternative to threshold)",
+    )
+    thresholds: Literal["per_template", "global"] = Field(
+        "per_template",
+        description="per_template: each template's threshold is the knob times its cohort scale "
+        "(the knob is match.threshold or the calibrated one); global: one distance threshold for all",
     )
     fmr_scope: Literal["worst_group", "overall"] = Field(
         "worst_group", description="whose FMR target_fmr bounds: every sizeable group, or all pairs together"

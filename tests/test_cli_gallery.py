@@ -58,7 +58,7 @@ def test_enroll_rejects_small_and_turned_faces(data_dir, tmp_path, capsys):
         "--name",
         "x",
         small,
-        data_dir / "lfw/George_W_Bush/George_W_Bush_0004.jpg",
+        data_dir / "lfw/Recep_Tayyip_Erdogan/Recep_Tayyip_Erdogan_0004.jpg",  # yaw -0.73, a half profile
     )
     reasons = " ".join(r["reason"] for r in summary["rejected"])
     assert code == 1 and "no image passed" in summary["error"]

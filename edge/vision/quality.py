@@ -43,8 +43,8 @@ class QualityGate:
 
     min_size_px: float = 40.0
     min_score: float = 0.6
-    min_sharpness: float = 20.0
-    max_abs_yaw: float = 0.35
+    min_sharpness: float = 15.0
+    max_abs_yaw: float = 0.6
     max_abs_roll_deg: float = 30.0
 
     def reject_reason(self, q: Quality) -> str | None:

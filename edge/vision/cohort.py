@@ -1,0 +1,121 @@
+"""How crowded the descriptor space is around a face, from a cohort of strangers: each template's own scale.
+
+One global threshold is set by the most crowded region of the descriptor space (under the dlib
+embedder, East Asian faces sit closer together than others) and is needlessly strict everywhere
+else. The cohort model summarises thousands of strangers' descriptors as k-means centroids with
+their member counts: an average of at least `min_members` people each, so it identifies nobody
+and holds no individual's descriptor. A template's *scale* is the distance within which a small
+share (`quantile`) of the cohort lies, read off the centroids weighted by their counts, divided by
+the median scale of the cohort itself: 1.0 is typically crowded, below 1 more crowded (a stricter
+threshold), above 1 less. The device then matches a probe against template i when
+
+    distance(probe, template i) <= knob * scale_i
+
+with one knob calibrated as before (`edge calibrate`). No group label is used at run time.
+
+The file also carries, per matching mode, how much more often a stranger matches a person with k
+templates than a person with one (`person_factor`), measured on the same cohort at build time
+(`scripts/build_cohort.py`): a person's expected false match rate is the calibrated rate times it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.vision.runtime import Manifest, ModelError, verify_model_file
+
+FORMAT = "edge.cohort/1"
+MODES = ("per_template", "global")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A cohort model of one embedder (see the module docstring); load it with `Cohort.load`."""
+
+    model_id: str
+    sha256: str
+    embedder_id: str
+    centroids: np.ndarray  # (K, 128) float32
+    counts: np.ndarray  # (K,) members per centroid
+    quantile: float
+    median_scale: float
+    multiplicity: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, manifest: Manifest, embedder_id: str) -> Cohort:
+        """The cohort model the embedder's manifest record names (`"cohort": "<model id>"`), sha256 checked."""
+        embedder = manifest.get(embedder_id, "embedder")
+        cohort_id = embedder.spec.get("cohort")
+        if not cohort_id:
+            raise ModelError(
+                f"embedder '{embedder_id}' has no cohort model in {manifest.directory}: "
+                "build one with scripts/build_cohort.py, or set match.thresholds = \"global\""
+            )
+        entry = manifest.get(cohort_id, "cohort")
+        path = verify_model_file(manifest, entry)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_json(raw, cohort_id, entry.sha256, embedder_id)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"cohort model {path} is malformed: {e}") from None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], model_id: str, sha256: str, embedder_id: str) -> Cohort:
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
+        if raw["embedder"] != embedder_id:
+            raise ValueError(f"made for embedder {raw['embedder']!r}, not {embedder_id!r}")
+        centroids = np.asarray(raw["centroids"], np.float32)
+        counts = np.asarray(raw["counts"], np.int64)
+        if centroids.ndim != 2 or len(centroids) != len(counts) or not np.isfinite(centroids).all():
+            raise ValueError("centroids and counts do not match")
+        if counts.min() < int(raw["min_members"]):
+            raise ValueError(f"a centroid averages fewer than {raw['min_members']} people")
+        statistic = raw["statistic"]
+        quantile, median = float(statistic["quantile"]), float(statistic["median_scale"])
+        if not (0 < quantile < 1 and median > 0):
+            raise ValueError(f"quantile {quantile} or median scale {median} out of range")
+        return cls(model_id, sha256, embedder_id, centroids, counts, quantile, median, raw["multiplicity"])
+
+    def scales(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n,) float32 relative scale of each (n, 128) descriptor: 1.0 at the cohort's median crowding."""
+        return (raw_scales(np.asarray(descriptors, np.float32), self.centroids, self.counts, self.quantile)
+                / self.median_scale).astype(np.float32)
+
+    def person_factor(self, templates: int, knob: float, mode: str) -> float:
+        """How many times more often a stranger matches a person with `templates` templates than one
+        template, at `knob` (measured on the cohort; `templates` where it could not be measured)."""
+        if templates <= 1:
+            return float(max(templates, 0))
+        table = self.multiplicity[mode]
+        knobs = np.asarray(table["knobs"], float)
+        measured = table["factor"]  # factor[k - 2][i]: k templates at knobs[i]; None where unmeasured
+        k = min(templates, len(measured) + 1)
+        i = int(np.clip(np.searchsorted(knobs, knob), 0, len(knobs) - 1))
+        value = measured[k - 2][i]
+        factor = float(k) if value is None else float(value)
+        return factor * templates / k  # beyond the largest measured count: proportionally more
+
+
+def raw_scales(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarray, quantile: float) -> np.ndarray:
+    """Distance from each descriptor within which `quantile` of the cohort lies (centroids weighted
+    by their counts, each centroid's weight spread around its distance: the midpoint rule)."""
+    d2 = (
+        np.einsum("ij,ij->i", descriptors, descriptors)[:, None]
+        - 2.0 * descriptors @ centroids.T
+        + np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    )
+    distances = np.sqrt(np.maximum(d2, 0.0))
+    order = np.argsort(distances, axis=1)
+    ranked = np.take_along_axis(distances, order, axis=1)
+    weights = counts[order].astype(np.float64)
+    cdf = (np.cumsum(weights, axis=1) - weights / 2) / counts.sum()
+    above = np.clip((cdf < quantile).sum(axis=1), 1, ranked.shape[1] - 1)  # first rank at or past the quantile
+    rows = np.arange(len(ranked))
+    lo, hi = cdf[rows, above - 1], cdf[rows, above]
+    t = np.clip((quantile - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
+    return ranked[rows, above - 1] + t * (ranked[rows, above] - ranked[rows, above - 1])
