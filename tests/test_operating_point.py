@@ -41,7 +41,7 @@ def test_target_fmr_resolves_through_the_table():
 
 
 def test_uncalibrated_target_is_refused_with_what_is_known():
-    known = r"no calibration for target_fmr 0.001 .*calibrated: 0.01 \(worst_group\)"
+    known = r"no global calibration for target_fmr 0.001 .*calibrated: 0.01 \(worst_group, global\)"
     with pytest.raises(OperatingPointError, match=known):
         resolve(entry(calibration_table=TABLE), None, 0.001)
     with pytest.raises(OperatingPointError, match="3000 impostor comparisons"):
@@ -68,6 +68,38 @@ def test_defaults_manifest_operating_point_then_embedder():
     assert point.threshold == 0.5 and point.origin.startswith("manifest default")
     plain = resolve(entry(), None, None)
     assert plain.threshold == 0.6 and plain.fmr is None and "uncalibrated" in plain.origin
+
+
+MODED = {
+    "entries": [
+        {"mode": "global", "target_fmr": 0.01, "scope": "worst_group", "threshold": 0.45, "fmr": 0.009},
+        {"mode": "per_template", "target_fmr": 0.01, "scope": "worst_group", "threshold": 0.5, "fmr": 0.008},
+    ],
+    "fmr_curves": {
+        "global": {"thresholds": [0.4, 0.5], "overall": [0.001, 0.01], "worst_group": [0.002, 0.02]},
+        "per_template": {"thresholds": [0.4, 0.5], "overall": [0.0005, 0.005], "worst_group": [0.001, 0.008]},
+    },
+}
+
+
+def test_a_target_resolves_to_the_entry_of_its_mode():
+    e = entry(
+        calibration_table=MODED, operating_point={"mode": "per_template", "target_fmr": 0.01, "scope": "worst_group"}
+    )
+    knob = resolve(e, None, None, "worst_group", "per_template")
+    assert (knob.threshold, knob.fmr, knob.mode) == (0.5, 0.008, "per_template")
+    assert "per_template" in knob.origin and knob.as_dict()["mode"] == "per_template"
+    assert resolve(e, None, 0.01, "worst_group", "global").threshold == 0.45
+    assert fmr_at(e, 0.45, "worst_group", "per_template") == pytest.approx(0.0045)
+    assert fmr_at(e, 0.45, "worst_group", "global") == pytest.approx(0.011)
+
+
+def test_per_template_without_its_entries_names_the_command():
+    legacy = entry(calibration_table=TABLE, operating_point={"target_fmr": 0.01, "scope": "worst_group"})
+    assert resolve(legacy, None, None, "worst_group", "global").threshold == 0.5  # no "mode": global
+    with pytest.raises(OperatingPointError, match=r"no per_template calibration .*--worst-group --mode per_template"):
+        resolve(legacy, None, None, "worst_group", "per_template")
+    assert fmr_at(legacy, 0.5, "worst_group", "per_template") is None
 
 
 def test_false_alert_chance():

@@ -7,6 +7,13 @@ hide a group that is falsely matched ten times more often; the worst-group thres
 A target the data cannot support (`edge.central.stats.SUPPORT_RULE`) is refused, never
 approximated. The table lives in the embedder's manifest record, so it travels with the exact
 model file (sha256) it was measured on.
+
+Entries are keyed by (mode, target FMR, scope): in mode "global" the threshold is a raw
+distance, in "per_template" it is the knob that multiplies each template's cohort scale
+(`edge.central.scores`). An entry without "mode" predates the modes and is global. The table
+keeps one FMR curve per mode (`fmr_curves`); a run replaces a mode's curve only when it was
+measured on the same data set file (a cohort run must not swap the DEV curve the device reads
+its FMR from without --replace).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 from edge import __version__
 from edge.bench.machine import cpu_model, package_version
 from edge.central.evaluate import SWEEP_THRESHOLDS, group_size
-from edge.central.metrics import false_matches, false_non_matches, fmr_at, threshold_at_fmr
+from edge.central.metrics import counts_at, false_matches, false_non_matches, sorted_compared, threshold_at_fmr
 from edge.central.scores import Scores
 from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons
 from edge.vision.runtime import file_sha256
@@ -109,6 +116,7 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         claimed = max(rates.values(), key=lambda r: r.k / r.n)
     dataset, measured = scores.dataset, claimed.to_json()
     return {
+        "mode": scores.mode,
         "target_fmr": target_fmr,
         "scope": scope,
         "threshold": threshold,
@@ -120,6 +128,7 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         "dataset": dataset.description,
         "dataset_file": str(dataset.csv_path),
         "dataset_sha256": file_sha256(dataset.csv_path),
+        "group_column": dataset.group_column,
         "detector": detector_id,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **measured_on(),
@@ -144,18 +153,43 @@ def measured_on() -> dict[str, Any]:
     }
 
 
+def _fmrs(impostor: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    compared = sorted_compared(impostor)
+    return np.asarray(counts_at(compared, thresholds), float) / max(compared.size, 1)
+
+
 def fmr_curve(scores: Scores, thresholds: np.ndarray = SWEEP_THRESHOLDS) -> dict[str, Any]:
-    """FMR at each threshold, overall and in the worst sizeable group, for turning a raw threshold into an FMR."""
+    """FMR at each threshold (knob in mode per_template), overall and in the worst sizeable group,
+    for turning a threshold into an FMR."""
     sizeable = [g for g in scores.dataset.groups if group_size(scores, g)["sizeable"]]
     overall = scores.split(None)[1]
-    groups = [scores.split(g)[1] for g in sizeable]
+    worst = np.max([_fmrs(scores.split(g)[1], thresholds) for g in sizeable], axis=0) if sizeable else None
     return {
+        "mode": scores.mode,
         "thresholds": [round(float(t), 4) for t in thresholds],
-        "overall": [round(fmr_at(overall, t), 6) for t in thresholds],
-        "worst_group": [round(max(fmr_at(i, t) for i in groups), 6) if groups else None for t in thresholds],
+        "overall": [round(float(f), 6) for f in _fmrs(overall, thresholds)],
+        "worst_group": [round(float(f), 6) for f in worst] if worst is not None else [None] * len(thresholds),
         "impostor_pairs": false_matches(overall, 0.0)[1],
+        "dataset_file": str(scores.dataset.csv_path),
         "dataset_sha256": file_sha256(scores.dataset.csv_path),
+        "group_column": scores.dataset.group_column,
     }
+
+
+def entry_mode(entry: dict[str, Any]) -> str:
+    """An entry's or curve's matching mode; one recorded before the modes existed is global."""
+    return str(entry.get("mode", "global"))
+
+
+def curves(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The table's FMR curve per mode (a table from before the modes has one, global, `fmr_curve`)."""
+    if "fmr_curves" in table:
+        return dict(table["fmr_curves"])
+    return {"global": table["fmr_curve"]} if table.get("fmr_curve") else {}
+
+
+def _same_file(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return old.get("dataset_sha256") == new["dataset_sha256"] or old.get("dataset_file") == new["dataset_file"]
 
 
 def _weaker(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> str | None:
@@ -168,6 +202,12 @@ def _weaker(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> str |
     )
 
 
+def _regrouped(old: dict[str, Any], new: dict[str, Any], what: str) -> str | None:
+    """Why `new` may not silently replace `old`: its groups are another column's (gender, not ethnicity)."""
+    before, after = old.get("group_column", "group"), new.get("group_column", "group")
+    return None if before == after else f"{what} was measured per {before!r}, this run per {after!r}"
+
+
 def record_calibration(
     manifest_path: Path,
     embedder_id: str,
@@ -176,37 +216,40 @@ def record_calibration(
     operating_point: bool,
     replace_stronger: bool = False,
 ) -> None:
-    """Add `entry` (replacing one with the same target and scope) and the curve to the embedder's record.
+    """Add `entry` (replacing one with the same mode, target and scope) and its mode's curve to the
+    embedder's record.
 
-    An entry or curve measured on more impostor comparisons than this run's is kept, and the
-    run refused (`CalibrationRefused`), unless `replace_stronger`: a quick run on a subset must
-    not silently undo a calibration on the full set. Only `calibration_table` and, with
-    `operating_point`, `operating_point` change; the file is replaced atomically so a device
-    never reads half a manifest.
+    An entry or same-file curve measured on more impostor comparisons than this run's, or an
+    entry grouped by another column, is kept and the run refused (`CalibrationRefused`), unless
+    `replace_stronger`: a quick run on a subset must not silently undo a calibration on the full
+    set. A curve from another data set file is kept (the entry is still recorded) unless
+    `replace_stronger`. Only `calibration_table` and, with `operating_point`, `operating_point`
+    change; the file is replaced atomically so a device never reads half a manifest.
     """
     manifest = json.loads(manifest_path.read_text())
     record = manifest["models"][embedder_id]
     table = record.get("calibration_table", {})
-    same = [
-        e for e in table.get("entries", []) if (e["target_fmr"], e["scope"]) == (entry["target_fmr"], entry["scope"])
+    mode = entry_mode(entry)
+    key = (mode, entry["target_fmr"], entry["scope"])
+    same = [e for e in table.get("entries", []) if (entry_mode(e), e["target_fmr"], e["scope"]) == key]
+    old_curve = curves(table).get(mode)
+    what = f"the {mode} entry for target {entry['target_fmr']:g} ({entry['scope']})"
+    reasons = [
+        _weaker(same[0] if same else None, entry, what),
+        _weaker(old_curve, curve, f"the {mode} FMR curve") if old_curve and _same_file(old_curve, curve) else None,
+        _regrouped(same[0], entry, what) if same else None,
     ]
-    weaker = [
-        why
-        for why in (
-            _weaker(
-                same[0] if same else None, entry, f"the entry for target {entry['target_fmr']:g} ({entry['scope']})"
-            ),
-            _weaker(table.get("fmr_curve"), curve, "the FMR curve"),
-        )
-        if why
-    ]
-    if weaker and not replace_stronger:
-        raise CalibrationRefused("; ".join(weaker) + ": pass --replace to replace them with this run's")
+    refused = [why for why in reasons if why]
+    if refused and not replace_stronger:
+        raise CalibrationRefused("; ".join(refused) + ": pass --replace to replace them with this run's")
     kept = [e for e in table.get("entries", []) if e not in same]
-    entries = sorted([*kept, entry], key=lambda e: (e["target_fmr"], e["scope"]))
-    record["calibration_table"] = {"entries": entries, "fmr_curve": curve}
+    entries = sorted([*kept, entry], key=lambda e: (entry_mode(e), e["target_fmr"], e["scope"]))
+    new_curves = curves(table)
+    if old_curve is None or replace_stronger or _same_file(old_curve, curve):
+        new_curves[mode] = curve
+    record["calibration_table"] = {"entries": entries, "fmr_curves": dict(sorted(new_curves.items()))}
     if operating_point:
-        record["operating_point"] = {"target_fmr": entry["target_fmr"], "scope": entry["scope"]}
+        record["operating_point"] = {"mode": mode, "target_fmr": entry["target_fmr"], "scope": entry["scope"]}
     temporary = manifest_path.with_name(manifest_path.name + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(temporary, manifest_path)

@@ -26,7 +26,10 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images (described once each) and the pairs between them; `pair_group` is -1 across groups."""
+    """Images (described once each) and the pairs between them; `pair_group` is -1 across groups.
+
+    Pair arrays are compact (int32 indices, int8 groups): an all-against-all set has tens of
+    millions of pairs."""
 
     csv_path: Path
     root: Path
@@ -88,10 +91,10 @@ def read_pairs(path: Path, root: Path, group_column: str = "group") -> Dataset:
         images=images,
         identities=tuple(labels[p][0] for p in images),
         groups=groups,
-        a=np.array([index[r["path_a"]] for r in rows], np.int64),
-        b=np.array([index[r["path_b"]] for r in rows], np.int64),
+        a=np.array([index[r["path_a"]] for r in rows], np.int32),
+        b=np.array([index[r["path_b"]] for r in rows], np.int32),
         genuine=np.array(same, bool),
-        pair_group=np.array(pair_group, np.int64),
+        pair_group=np.array(pair_group, np.int8),
     )
 
 
@@ -109,13 +112,13 @@ def read_identities(path: Path, root: Path, group_column: str = "group", within:
     identity = np.array([r["identity"] for r in rows])
     group_names = [r[group_column] for r in rows]
     groups = tuple(sorted({g for g in group_names if g}))
-    code = np.array([groups.index(g) if g else -1 for g in group_names], np.int64)
-    a, b = np.triu_indices(len(rows), k=1)
+    if len(groups) > np.iinfo(np.int8).max:
+        raise DatasetError(f"{path} has {len(groups)} values in {group_column}; at most 127 groups are supported")
+    code = np.array([groups.index(g) if g else -1 for g in group_names], np.int8)
+    person = np.unique(identity, return_inverse=True)[1]
     column = within if within and rows and within in rows[0] else None  # None: compare all
-    if column is not None:
-        source = np.array([r[column] for r in rows])
-        keep = source[a] == source[b]
-        a, b = a[keep], b[keep]
+    source = np.array([r[column] for r in rows]) if column is not None else None
+    a, b = _all_pairs(len(rows), source)
     scope = f"all against all within {column}" if column else "all against all"
     return Dataset(
         csv_path=path,
@@ -127,8 +130,31 @@ def read_identities(path: Path, root: Path, group_column: str = "group", within:
         images=tuple(paths),
         identities=tuple(identity.tolist()),
         groups=groups,
-        a=a.astype(np.int64),
-        b=b.astype(np.int64),
-        genuine=identity[a] == identity[b],
-        pair_group=np.where((code[a] == code[b]) & (code[a] >= 0), code[a], -1),
+        a=a,
+        b=b,
+        genuine=_chunked(lambda i, j: person[i] == person[j], a, b, bool),
+        pair_group=_chunked(lambda i, j: np.where((code[i] == code[j]) & (code[i] >= 0), code[i], -1), a, b, np.int8),
     )
+
+
+def _all_pairs(n: int, source: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i < j) pair, as int32 indices built one row at a time (the cohort has ~48 million),
+    keeping only pairs with the same `source` when given."""
+    firsts, seconds = [], []
+    for i in range(n - 1):
+        j = np.arange(i + 1, n, dtype=np.int32)
+        if source is not None:
+            j = j[source[j] == source[i]]
+        firsts.append(np.full(j.size, i, np.int32))
+        seconds.append(j)
+    if not firsts:
+        return np.empty(0, np.int32), np.empty(0, np.int32)
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _chunked(f, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+    """f(a, b) elementwise, computed a million pairs at a time into an array of `dtype`."""
+    out = np.empty(a.size, dtype)
+    for start in range(0, a.size, 1_000_000):
+        out[start : start + 1_000_000] = f(a[start : start + 1_000_000], b[start : start + 1_000_000])
+    return out

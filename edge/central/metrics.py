@@ -51,15 +51,29 @@ def best_accuracy(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, flo
 
 def false_matches(impostor: np.ndarray, threshold: float) -> tuple[int, int]:
     """(false matches, impostor comparisons made) at `threshold`; NaN pairs are not comparisons."""
-    impostor = np.asarray(impostor, np.float64)
-    compared = impostor[~np.isnan(impostor)]
-    return int(np.count_nonzero(compared <= threshold)), int(compared.size)
+    impostor = np.asarray(impostor)
+    matched = np.count_nonzero(impostor <= np.float64(threshold))  # NaN never matches; float32 kept, no copy
+    return int(matched), int(impostor.size - np.count_nonzero(np.isnan(impostor)))
 
 
 def false_non_matches(genuine: np.ndarray, threshold: float) -> tuple[int, int]:
     """(false non-matches, genuine pairs) at `threshold`; a NaN pair is a false non-match."""
-    genuine = np.asarray(genuine, np.float64)
-    return int(np.count_nonzero(~(genuine <= threshold))), int(genuine.size)
+    genuine = np.asarray(genuine)
+    return int(genuine.size - np.count_nonzero(genuine <= np.float64(threshold))), int(genuine.size)
+
+
+def sorted_compared(scores: np.ndarray) -> np.ndarray:
+    """The scores that were compared (NaN dropped), sorted: one sort serves a whole sweep."""
+    scores = np.asarray(scores)
+    return np.sort(scores[~np.isnan(scores)])
+
+
+def counts_at(sorted_scores: np.ndarray, thresholds: np.ndarray) -> list[int]:
+    """How many of `sorted_scores` are <= each threshold (a pair matches at distance <= threshold)."""
+    wanted = np.asarray(thresholds, np.float64)
+    keys = wanted.astype(sorted_scores.dtype)  # searched in the scores' own type (no copy of them) ...
+    keys = np.where(keys.astype(np.float64) > wanted, np.nextafter(keys, -np.inf), keys)  # ... rounded down
+    return [int(k) for k in np.searchsorted(sorted_scores, keys, side="right")]
 
 
 def fmr_at(impostor: np.ndarray, threshold: float) -> float:
@@ -77,14 +91,13 @@ def threshold_at_fmr(impostor: np.ndarray, fmr: float, decimals: int = 4) -> flo
 
     Rounded down, never up, so the claim holds for the threshold as written in a manifest.
     """
-    impostor = np.asarray(impostor, np.float64)
-    compared = np.sort(impostor[~np.isnan(impostor)])
+    compared = sorted_compared(impostor)
     if compared.size == 0:
         raise ValueError("no impostor comparisons to set a threshold from")
     allowed = math.floor(fmr * compared.size + 1e-9)  # false matches the target tolerates
     if allowed >= compared.size:
         return math.inf
-    first_refused = np.nextafter(compared[allowed], -np.inf)  # strictly below the first extra match
+    first_refused = np.nextafter(np.float64(compared[allowed]), -np.inf)  # strictly below the first extra match
     scale = 10**decimals
     return math.floor(first_refused * scale) / scale
 
@@ -97,10 +110,10 @@ def tar_at_fmr(genuine: np.ndarray, impostor: np.ndarray, fmr: float) -> tuple[f
 
 def sweep(genuine: np.ndarray, impostor: np.ndarray, thresholds: np.ndarray) -> dict[str, Any]:
     """FMR and FNMR, with their counts, at each threshold."""
-    _, impostor_pairs = false_matches(impostor, 0.0)
-    _, genuine_pairs = false_non_matches(genuine, 0.0)
-    fm = [false_matches(impostor, t)[0] for t in thresholds]
-    fnm = [false_non_matches(genuine, t)[0] for t in thresholds]
+    compared = sorted_compared(impostor)
+    impostor_pairs, genuine_pairs = int(compared.size), int(np.asarray(genuine).size)
+    fm = counts_at(compared, thresholds)
+    fnm = [genuine_pairs - k for k in counts_at(sorted_compared(genuine), thresholds)]
     return {
         "thresholds": [round(float(t), 4) for t in thresholds],
         "impostor_pairs": impostor_pairs,

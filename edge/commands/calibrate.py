@@ -1,7 +1,8 @@
-"""`edge calibrate (--pairs CSV | --identities CSV) --target-fmr F [--worst-group]`: a threshold for an FMR.
+"""`edge calibrate (--pairs CSV | --identities CSV) --target-fmr F [--worst-group] [--mode M]`: a threshold for an FMR.
 
 Measures the device's still-image path on a labeled set, picks the largest threshold whose
-measured FMR is at most F (overall, or in every sizeable group that supports F), and records it
+measured FMR is at most F (overall, or in every sizeable group that supports F) in matching mode
+M (per_template: the knob of each template's scaled threshold; global: a distance), and records it
 in the embedder's `calibration_table` in the manifest, with the data set, software and CPU it
 was measured on. A target the data cannot support, or a run on fewer impostor comparisons than
 the entry or curve it would replace (without --replace), exits with status 1 and writes nothing.
@@ -14,7 +15,8 @@ import argparse
 from edge.central.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
 from edge.central.stats import SUPPORT_RULE
 from edge.commands.common import CommandError, print_json
-from edge.commands.eval import add_data_arguments, load_scores
+from edge.commands.eval import add_data_arguments, in_mode, load_scores
+from edge.vision.cohort import MODES
 from edge.vision.runtime import MANIFEST_NAME, load_manifest
 
 
@@ -22,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.target_fmr < 1:
         raise CommandError(f"--target-fmr must lie between 0 and 1, got {args.target_fmr}")
     settings, vision, scores = load_scores(args)
+    scores = in_mode(scores, args.mode)
     scope = "worst_group" if args.worst_group else "overall"
     try:
         entry = calibrate(scores, args.target_fmr, scope, vision.detector.entry.model_id)
@@ -68,6 +71,13 @@ def add_parser(sub) -> None:
         "not only over all impostor pairs",
     )
     p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="per_template",
+        help="matching mode to calibrate: per_template (the knob times each template's cohort scale; "
+        "default) or global (one distance threshold)",
+    )
+    p.add_argument(
         "--operating-point",
         action="store_true",
         help="also make this entry the embedder's operating point (the device's default threshold)",
@@ -75,6 +85,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--replace",
         action="store_true",
-        help="replace an entry or FMR curve measured on more impostor comparisons than this run's (refused otherwise)",
+        help="replace an entry or FMR curve measured on more impostor comparisons or other groups than this run's "
+        "(refused otherwise), and a curve from another data set file (kept otherwise)",
     )
     p.set_defaults(func=run)

@@ -14,11 +14,13 @@ from edge.central.dataset import Dataset, DatasetError, read_identities, read_pa
 from edge.central.evaluate import evaluate
 from edge.central.plots import write_plots
 from edge.central.report import write_report
-from edge.central.scores import Scores, score
+from edge.central.scores import ModeUnavailable, Scores, score
 from edge.commands.common import CommandError, print_json, settings_from
 from edge.config import Settings
 from edge.device.app import build_vision, operating_point
 from edge.vision import Vision
+from edge.vision.cohort import Cohort
+from edge.vision.runtime import ModelError, load_manifest
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,11 +58,24 @@ def read_dataset(args: argparse.Namespace) -> Dataset:
 
 
 def load_scores(args: argparse.Namespace, **flags: Any) -> tuple[Settings, Vision, Scores]:
-    """Settings (with `flags`, dotted keys), the still-image pipeline as configured, and every pair's distance."""
+    """Settings (with `flags`, dotted keys), the still-image pipeline as configured, and every
+    pair's distance (global scores, with the images' cohort scales when the embedder has a cohort)."""
     settings, _, _ = settings_from(args, **{"models.models_dir": args.models, **flags})
     dataset = read_dataset(args)
     vision = build_vision(settings, settings.models.stills_detector)
-    return settings, vision, score(vision, dataset)
+    try:
+        cohort, why = Cohort.load(load_manifest(settings.models.models_dir), vision.embedder.model_id), ""
+    except ModelError as e:
+        cohort, why = None, str(e)
+    return settings, vision, score(vision, dataset, cohort, why)
+
+
+def in_mode(scores: Scores, mode: str) -> Scores:
+    """`scores` in matching mode `mode`; an operator error when per_template has no cohort."""
+    try:
+        return scores.in_mode(mode)
+    except ModeUnavailable as e:
+        raise CommandError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:

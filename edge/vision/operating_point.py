@@ -9,6 +9,12 @@ reported with the FMR it was measured at, when one is known.
 With N enrolled people and a per-comparison FMR f, a stranger raises a false alert with
 probability 1 - (1 - f)^N: the gallery's size multiplies the error, which is why the device
 shows the expected false alerts per 1,000 scans and can refuse to start above a limit.
+
+Every entry and curve belongs to a matching mode (`match.thresholds`): "global" thresholds are
+distances, "per_template" ones are the knob that multiplies each template's cohort scale. An
+entry recorded before the modes existed has no "mode" and is global. A target resolves only to
+an entry of the configured mode; the manifest's `operating_point` names the default target and
+scope (its "mode" records the run that set it), which each mode reads from its own entries.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ class OperatingPointError(ValueError):
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """threshold: Euclidean distance in force (lower is stricter).
+    """threshold: Euclidean distance in force (lower is stricter); in mode "per_template" the knob
+        that multiplies each template's scale.
     fmr: per-comparison false match rate measured at it (worst group for scope
         "worst_group"), or None when no calibration covers it.
     target_fmr, scope: what was asked for, when the threshold came from a target.
     origin: in words, where the threshold came from.
+    mode: the matching mode the threshold is for ("per_template" or "global").
     """
 
     threshold: float
@@ -40,6 +48,7 @@ class OperatingPoint:
     target_fmr: float | None
     scope: str | None
     origin: str
+    mode: str = "global"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +57,7 @@ class OperatingPoint:
             "target_fmr": self.target_fmr,
             "scope": self.scope,
             "origin": self.origin,
+            "mode": self.mode,
         }
 
 
@@ -67,24 +77,37 @@ def _table(entry: ModelEntry) -> dict[str, Any]:
     return entry.spec.get("calibration_table") or {}
 
 
-def _calibrated(entry: ModelEntry, target_fmr: float, scope: str, origin: str) -> OperatingPoint:
+def _mode(cal: dict[str, Any]) -> str:
+    return str(cal.get("mode", "global"))
+
+
+def _calibrated(entry: ModelEntry, target_fmr: float, scope: str, mode: str, origin: str) -> OperatingPoint:
     entries = _table(entry).get("entries", [])
     for cal in entries:
-        if math.isclose(cal["target_fmr"], target_fmr, rel_tol=1e-9) and cal["scope"] == scope:
-            return OperatingPoint(float(cal["threshold"]), float(cal["fmr"]), target_fmr, scope, origin)
-    known = ", ".join(f"{c['target_fmr']:g} ({c['scope']})" for c in entries) or "none"
+        if math.isclose(cal["target_fmr"], target_fmr, rel_tol=1e-9) and (cal["scope"], _mode(cal)) == (scope, mode):
+            return OperatingPoint(float(cal["threshold"]), float(cal["fmr"]), target_fmr, scope, origin, mode)
+    known = ", ".join(f"{c['target_fmr']:g} ({c['scope']}, {_mode(c)})" for c in entries) or "none"
     raise OperatingPointError(
-        f"embedder '{entry.model_id}' has no calibration for target_fmr {target_fmr:g} ({scope}); "
+        f"embedder '{entry.model_id}' has no {mode} calibration for target_fmr {target_fmr:g} ({scope}); "
         f"calibrated: {known}. Run `edge calibrate --identities CSV --root DIR --target-fmr {target_fmr:g}"
-        f"{' --worst-group' if scope == 'worst_group' else ''}` on data that supports it "
+        f"{' --worst-group' if scope == 'worst_group' else ''} --mode {mode}` on data that supports it "
         f"(at least {math.ceil(3 / target_fmr)} impostor comparisons per group), or choose a calibrated target"
+        + ("" if mode == "global" else ', or set match.thresholds = "global"')
     )
 
 
-def fmr_at(entry: ModelEntry, threshold: float, scope: str = "worst_group") -> float | None:
-    """FMR at a raw threshold, interpolated on the calibration curve; None outside it or without one."""
-    curve = _table(entry).get("fmr_curve")
-    if not curve or scope not in curve:
+def _curve(entry: ModelEntry, mode: str) -> dict[str, Any] | None:
+    table = _table(entry)
+    if "fmr_curves" in table:
+        return table["fmr_curves"].get(mode)
+    return table.get("fmr_curve") if mode == "global" else None  # recorded before the modes: global
+
+
+def fmr_at(entry: ModelEntry, threshold: float, scope: str = "worst_group", mode: str = "global") -> float | None:
+    """FMR at a threshold (the knob in mode per_template), interpolated on the mode's calibration
+    curve; None outside it or without one."""
+    curve = _curve(entry, mode)
+    if not curve or scope not in curve or curve[scope][0] is None:
         return None
     thresholds = np.asarray(curve["thresholds"], float)
     if not thresholds[0] <= threshold <= thresholds[-1]:
@@ -93,27 +116,29 @@ def fmr_at(entry: ModelEntry, threshold: float, scope: str = "worst_group") -> f
 
 
 def resolve(
-    entry: ModelEntry, threshold: float | None, target_fmr: float | None, scope: str = "worst_group"
+    entry: ModelEntry,
+    threshold: float | None,
+    target_fmr: float | None,
+    scope: str = "worst_group",
+    mode: str = "global",
 ) -> OperatingPoint:
-    """The operating point from config: a raw threshold, a target FMR, or the manifest's default.
+    """The operating point of matching mode `mode` from config: a threshold (the knob in mode
+    per_template), a target FMR, or the manifest's default.
 
     Precedence: a configured threshold, then a configured target FMR (which must have a
-    calibration entry), then the manifest's `operating_point`, then the embedder's own
-    threshold (dlib's 0.6, with no FMR attached unless the curve covers it).
+    calibration entry of the mode), then the manifest's `operating_point` target (likewise),
+    then the embedder's own threshold (dlib's 0.6, with no FMR attached unless the curve covers it).
     """
     if threshold is not None and target_fmr is not None:
         raise OperatingPointError("match.threshold and match.target_fmr are alternatives: set one")
     if threshold is not None:
-        return OperatingPoint(threshold, fmr_at(entry, threshold, scope), None, scope, "configured threshold")
+        fmr = fmr_at(entry, threshold, scope, mode)
+        return OperatingPoint(threshold, fmr, None, scope, "configured threshold", mode)
     if target_fmr is not None:
-        return _calibrated(entry, target_fmr, scope, f"configured target_fmr {target_fmr:g} ({scope})")
+        return _calibrated(entry, target_fmr, scope, mode, f"configured target_fmr {target_fmr:g} ({scope}, {mode})")
     default = entry.spec.get("operating_point")
     if default:
-        return _calibrated(
-            entry,
-            float(default["target_fmr"]),
-            default["scope"],
-            f"manifest default: target_fmr {default['target_fmr']:g} ({default['scope']})",
-        )
+        target, chosen = float(default["target_fmr"]), default["scope"]
+        return _calibrated(entry, target, chosen, mode, f"manifest default: target_fmr {target:g} ({chosen}, {mode})")
     own = float(entry.spec["threshold"])
-    return OperatingPoint(own, fmr_at(entry, own, scope), None, scope, "embedder default (uncalibrated)")
+    return OperatingPoint(own, fmr_at(entry, own, scope, mode), None, scope, "embedder default (uncalibrated)", mode)
