@@ -1,7 +1,8 @@
 """Gallery: SQLite store, versions, bundles and open-set matching, on real files in tmp_path.
 
-Random unit vectors stand in for descriptors: every rule tested here (storage, versions,
-nearest-template search, the threshold) is independent of where the vectors come from.
+Random unit vectors stand in for descriptors, and a scaler computing each template's scale from
+its first component stands in for the cohort: every rule tested here (storage, versions,
+nearest-template search, per-template thresholds) is independent of where both come from.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ OTHER_MODEL = ("dlib_resnet_v1_fp16", "cd" * 32)
 THRESHOLD = 0.6
 
 
+class VectorScaler:
+    """A deterministic `TemplateScaler`: scale = exp(2 * v[0]), about 0.6 to 1.6 for unit vectors."""
+
+    def __init__(self, model_id: str = "test_cohort", sha256: str = "ef" * 32, factor: float = 2.0) -> None:
+        self.model_id, self.sha256, self.factor = model_id, sha256, factor
+        self.calls = 0
+
+    def scales(self, descriptors: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.exp(self.factor * np.asarray(descriptors, np.float64)[:, 0]).astype(np.float32)
+
+
+SCALER = VectorScaler()
+
+
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, 128)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -50,7 +66,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def store(tmp_path):
-    with GalleryStore.create(tmp_path / "gallery.db", *MODEL) as s:
+    with GalleryStore.create(tmp_path / "gallery.db", *MODEL, scaler=SCALER) as s:
         yield s
 
 
@@ -77,9 +93,13 @@ def stored_blobs(path) -> list[bytes]:
 
 
 def brute_force(enrolled: dict[str, np.ndarray], probe: np.ndarray) -> dict[str, float]:
-    """Reference: float64 distance from probe to each identity (min over its templates)."""
+    """Reference: float64 normalized distance (distance / scale) from probe to each identity,
+    the minimum over its templates."""
     p = probe.astype(np.float64)
-    return {i: float(np.linalg.norm(t.astype(np.float64) - p, axis=1).min()) for i, t in enrolled.items()}
+    return {
+        i: float((np.linalg.norm(t.astype(np.float64) - p, axis=1) / SCALER.scales(t)).min())
+        for i, t in enrolled.items()
+    }
 
 
 # --- store --------------------------------------------------------------------------------
@@ -174,10 +194,10 @@ def test_add_accepts_float64_and_stores_float32(store, rng):
 
 def test_reopen_persists_content_and_version(tmp_path, rng):
     path = tmp_path / "g.db"
-    with GalleryStore.create(path, *MODEL) as s:
+    with GalleryStore.create(path, *MODEL, scaler=SCALER) as s:
         enrolled = fill(s, rng, 10)
         listed, version = s.identities(), s.version
-    with GalleryStore.open(path, *MODEL) as s:
+    with GalleryStore.open(path, *MODEL, scaler=SCALER) as s:
         assert s.identities() == listed
         assert s.version == version
         assert s.model_id == MODEL[0] and s.model_sha256 == MODEL[1]
@@ -193,13 +213,13 @@ def test_create_refuses_existing_file(tmp_path):
     path = tmp_path / "g.db"
     path.write_bytes(b"keep me")
     with pytest.raises(GalleryExists, match=str(path)):
-        GalleryStore.create(path, *MODEL)
+        GalleryStore.create(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == b"keep me"
 
 
 def test_create_rejects_a_short_sha256(tmp_path):
     with pytest.raises(InvalidInput, match="64 hex"):
-        GalleryStore.create(tmp_path / "g.db", MODEL[0], "ab12")
+        GalleryStore.create(tmp_path / "g.db", MODEL[0], "ab12", scaler=SCALER)
     assert not (tmp_path / "g.db").exists()
 
 
@@ -224,8 +244,8 @@ def test_version_changes_on_add_and_remove_and_returns_with_the_content(store, r
 def test_version_is_independent_of_insertion_order_and_time(tmp_path, rng, monkeypatch):
     people = {f"p{i}": unit(rng, 3) for i in range(6)}
     with (
-        GalleryStore.create(tmp_path / "a.db", *MODEL) as a,
-        GalleryStore.create(tmp_path / "b.db", *MODEL) as b,
+        GalleryStore.create(tmp_path / "a.db", *MODEL, scaler=SCALER) as a,
+        GalleryStore.create(tmp_path / "b.db", *MODEL, scaler=SCALER) as b,
     ):
         monkeypatch.setattr(store_module, "utc_now", lambda: "2020-01-01T00:00:00.000+00:00")
         for pid, templates in people.items():
@@ -260,7 +280,7 @@ def test_version_sees_every_content_change(tmp_path, rng):
     ]
     versions = set()
     for i, (model, name, t, qualities, sources) in enumerate(variants):
-        with GalleryStore.create(tmp_path / f"{i}.db", *model) as s:
+        with GalleryStore.create(tmp_path / f"{i}.db", *model, scaler=SCALER) as s:
             s.add("alice", name, t, qualities, sources)
             versions.add(s.version)
     assert len(versions) == len(variants)
@@ -268,7 +288,10 @@ def test_version_sees_every_content_change(tmp_path, rng):
 
 def test_version_follows_changes_made_through_another_connection(tmp_path, rng):
     path = tmp_path / "g.db"
-    with GalleryStore.create(path, *MODEL) as writer, GalleryStore.open(path, *MODEL) as reader:
+    with (
+        GalleryStore.create(path, *MODEL, scaler=SCALER) as writer,
+        GalleryStore.open(path, *MODEL, scaler=SCALER) as reader,
+    ):
         before = reader.version
         writer.add("alice", "Alice", unit(rng, 1))
         assert reader.version == writer.version != before
@@ -279,12 +302,12 @@ def test_version_follows_changes_made_through_another_connection(tmp_path, rng):
 
 def test_open_refuses_a_gallery_of_another_embedder(tmp_path, rng):
     path = tmp_path / "g.db"
-    with GalleryStore.create(path, *MODEL) as s:
+    with GalleryStore.create(path, *MODEL, scaler=SCALER) as s:
         fill(s, rng, 2)
     before = path.read_bytes()
     for running in (OTHER_MODEL, (MODEL[0], OTHER_MODEL[1])):
         with pytest.raises(GalleryModelMismatch) as info:
-            GalleryStore.open(path, *running)
+            GalleryStore.open(path, *running, scaler=SCALER)
         message = str(info.value)
         assert str(path) in message and MODEL[0] in message and running[0] in message and running[1] in message
     assert path.read_bytes() == before
@@ -293,7 +316,7 @@ def test_open_refuses_a_gallery_of_another_embedder(tmp_path, rng):
 def test_missing_file_is_a_clear_error_and_is_not_created(tmp_path):
     path = tmp_path / "nope.db"
     with pytest.raises(GalleryNotFound, match=str(path)):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert not path.exists()
 
 
@@ -302,25 +325,25 @@ def test_garbage_file_is_refused_and_left_untouched(tmp_path):
     garbage = np.random.default_rng(7).integers(0, 256, 8192, dtype=np.uint8).tobytes()
     path.write_bytes(garbage)
     with pytest.raises(GalleryCorrupt, match=str(path)):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == garbage
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db"], "no journal or side file left behind"
 
 
 def test_truncated_gallery_is_refused_and_left_untouched(tmp_path, rng):
     path = tmp_path / "g.db"
-    with GalleryStore.create(path, *MODEL) as s:
+    with GalleryStore.create(path, *MODEL, scaler=SCALER) as s:
         fill(s, rng, 200)
     truncated = path.read_bytes()[: path.stat().st_size // 2]
     path.write_bytes(truncated)
     with pytest.raises(GalleryCorrupt, match=str(path)):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == truncated
 
 
 def test_damaged_page_inside_a_gallery_is_refused_and_left_untouched(tmp_path, rng):
     path = tmp_path / "g.db"
-    with GalleryStore.create(path, *MODEL) as s:
+    with GalleryStore.create(path, *MODEL, scaler=SCALER) as s:
         fill(s, rng, 200)
     data = bytearray(path.read_bytes())
     page_size = int.from_bytes(data[16:18], "big")
@@ -328,7 +351,7 @@ def test_damaged_page_inside_a_gallery_is_refused_and_left_untouched(tmp_path, r
     data[middle + 8 : middle + 24] = b"\xff" * 16  # cell pointers (or child page) out of range
     path.write_bytes(bytes(data))
     with pytest.raises(GalleryCorrupt, match=str(path)):  # found only by the integrity check
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == data
 
 
@@ -343,30 +366,30 @@ def test_sqlite_file_that_is_not_a_gallery_is_refused_and_left_untouched(tmp_pat
         path.write_bytes(content)
     before = path.read_bytes()
     with pytest.raises(GallerySchemaError, match="not an edge gallery"):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == before
 
 
 def test_gallery_of_another_schema_version_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "g.db"
-    GalleryStore.create(path, *MODEL).close()
+    GalleryStore.create(path, *MODEL, scaler=SCALER).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.close()
     before = path.read_bytes()
     with pytest.raises(GallerySchemaError, match="schema version 99"):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
     assert path.read_bytes() == before
 
 
 def test_gallery_with_a_missing_table_is_refused(tmp_path):
     path = tmp_path / "g.db"
-    GalleryStore.create(path, *MODEL).close()
+    GalleryStore.create(path, *MODEL, scaler=SCALER).close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE templates")
     conn.close()
     with pytest.raises(GallerySchemaError, match="templates"):
-        GalleryStore.open(path, *MODEL)
+        GalleryStore.open(path, *MODEL, scaler=SCALER)
 
 
 # --- bundles ------------------------------------------------------------------------------
@@ -380,13 +403,13 @@ def test_export_import_round_trip_keeps_the_version(tmp_path, store, rng):
     doc = json.loads(bundle.read_text())
     assert doc["embedder"]["model_id"] == MODEL[0] and doc["version"] == store.version
 
-    with GalleryStore.from_bundle(bundle, tmp_path / "copy.db", *MODEL) as copy:
+    with GalleryStore.from_bundle(bundle, tmp_path / "copy.db", *MODEL, scaler=SCALER) as copy:
         assert copy.version == store.version
         assert copy.identities() == store.identities()
         probe = enrolled["p007"][1] + 0.01
         assert copy.matcher().nearest(probe) == store.matcher().nearest(probe)
 
-    with GalleryStore.create(tmp_path / "other.db", *MODEL) as other:
+    with GalleryStore.create(tmp_path / "other.db", *MODEL, scaler=SCALER) as other:
         other.add("stranger", "Stranger", unit(rng, 2))
         assert other.import_bundle(bundle) == store.version
         assert other.version == store.version
@@ -394,13 +417,13 @@ def test_export_import_round_trip_keeps_the_version(tmp_path, store, rng):
 
 
 def test_bundle_of_another_embedder_is_refused(tmp_path, rng):
-    with GalleryStore.create(tmp_path / "other.db", *OTHER_MODEL) as other:
+    with GalleryStore.create(tmp_path / "other.db", *OTHER_MODEL, scaler=SCALER) as other:
         fill(other, rng, 3)
         other.export(tmp_path / "bundle.json")
     with pytest.raises(GalleryModelMismatch, match=OTHER_MODEL[0]):
-        GalleryStore.from_bundle(tmp_path / "bundle.json", tmp_path / "new.db", *MODEL)
+        GalleryStore.from_bundle(tmp_path / "bundle.json", tmp_path / "new.db", *MODEL, scaler=SCALER)
     assert not (tmp_path / "new.db").exists()
-    with GalleryStore.create(tmp_path / "g.db", *MODEL) as s:
+    with GalleryStore.create(tmp_path / "g.db", *MODEL, scaler=SCALER) as s:
         s.add("alice", "Alice", unit(rng, 1))
         before = s.version
         with pytest.raises(GalleryModelMismatch):
@@ -441,7 +464,7 @@ def test_damaged_bundle_is_refused_and_changes_nothing(tmp_path, store, rng, edi
         store.import_bundle(bundle)
     assert store.version == before
     with pytest.raises(GalleryBundleError):
-        GalleryStore.from_bundle(bundle, tmp_path / "new.db", *MODEL)
+        GalleryStore.from_bundle(bundle, tmp_path / "new.db", *MODEL, scaler=SCALER)
     assert not (tmp_path / "new.db").exists()
 
 
@@ -449,7 +472,7 @@ def test_bundle_that_is_not_json_is_refused(tmp_path):
     bundle = tmp_path / "bundle.json"
     bundle.write_bytes(b"\x00\xffnot json")
     with pytest.raises(GalleryBundleError, match=str(bundle)):
-        GalleryStore.from_bundle(bundle, tmp_path / "new.db", *MODEL)
+        GalleryStore.from_bundle(bundle, tmp_path / "new.db", *MODEL, scaler=SCALER)
 
 
 # --- matching -----------------------------------------------------------------------------
@@ -465,8 +488,15 @@ def test_nearest_agrees_with_brute_force(store, rng):
         reference = brute_force(enrolled, probe)
         best = min(reference, key=reference.get)
         found = matcher.nearest(probe)
-        assert found.distance == pytest.approx(reference[best], abs=1e-5)
+        assert found.normalized == pytest.approx(reference[best], abs=1e-5)
         assert reference[found.identity_id] == pytest.approx(reference[best], abs=1e-5)
+        nearest_template = enrolled[found.identity_id][
+            np.argmin(
+                np.linalg.norm(enrolled[found.identity_id] - probe, axis=1) / SCALER.scales(enrolled[found.identity_id])
+            )
+        ]
+        assert found.distance == pytest.approx(float(np.linalg.norm(nearest_template - probe)), abs=1e-5)
+        assert found.scale == pytest.approx(float(SCALER.scales(nearest_template[None])[0]), rel=1e-6)
 
 
 def test_nearest_many_agrees_with_nearest(store, rng, monkeypatch):
@@ -479,6 +509,7 @@ def test_nearest_many_agrees_with_nearest(store, rng, monkeypatch):
         many = matcher.nearest_many(probes)
         assert [m.identity_id for m in many] == [s.identity_id for s in single]
         np.testing.assert_allclose([m.distance for m in many], [s.distance for s in single], atol=1e-5)
+        np.testing.assert_allclose([m.scale for m in many], [s.scale for s in single], rtol=1e-6)
     assert matcher.nearest_many(np.empty((0, 128), np.float32)) == []
 
 
@@ -487,12 +518,13 @@ def test_match_is_open_set(store, rng):
     matcher = store.matcher()
     probe = enrolled["p012"][0] + 0.02 * unit(rng, 1)[0]
     found = matcher.match(probe, THRESHOLD)
-    assert isinstance(found, Match) and found.identity_id == "p012" and found.threshold == THRESHOLD
-    assert found.distance <= THRESHOLD
+    assert isinstance(found, Match) and found.identity_id == "p012"
+    assert found.threshold == pytest.approx(THRESHOLD * matcher.nearest(probe).scale)
+    assert found.distance <= found.threshold
 
     stranger = unit(rng, 1)[0]
     nearest = matcher.nearest(stranger)
-    assert nearest is not None and nearest.distance > THRESHOLD, "random unit vectors are ~1.4 apart"
+    assert nearest is not None and nearest.normalized > THRESHOLD, "random unit vectors are ~1.4 apart"
     assert matcher.match(stranger, THRESHOLD) is None, "never the nearest name regardless"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.enrollment import Person, add_to_gallery, describe_people
-from edge.gallery import EMBEDDING_DIM, GalleryStore
+from edge.gallery import EMBEDDING_DIM, GalleryStore, TemplateScaler
 from edge.vision import Vision
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,20 @@ def synthetic_templates(identities: int, per_identity: int, seed: int = 0) -> tu
 
 
 def build_gallery(
-    path: Path, vision: Vision, people: list[Person], synthetic: int, per_identity: int = 5
+    path: Path,
+    vision: Vision,
+    people: list[Person],
+    synthetic: int,
+    scaler: TemplateScaler,
+    per_identity: int = 5,
 ) -> dict[str, object]:
     """A gallery file with `people` enrolled as `edge enroll` enrolls them (each photo gated)
-    and `synthetic` made-up identities of `per_identity` templates; returns what went in."""
+    and `synthetic` made-up identities of `per_identity` templates, scaled by `scaler` (the
+    embedder's cohort); returns what went in."""
     embedder = vision.embedder
     outcomes = describe_people(vision, people)
     rejected = [f"{photo.name}: {reason}" for o in outcomes for photo, reason in o.rejected]
-    with GalleryStore.create(path, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.create(path, embedder.model_id, embedder.sha256, scaler=scaler) as store:
         add_to_gallery(store, outcomes)
         vectors, ids = synthetic_templates(synthetic, per_identity)
         for i in range(synthetic):

@@ -20,7 +20,7 @@ from edge.bench.loop_run import LoopSpec
 from edge.bench.machine import machine_info
 from edge.bench.report import markdown
 from edge.config import load_settings
-from edge.device.app import build_vision, operating_point
+from edge.device.app import build_vision, load_cohort, operating_point
 from edge.device.loop import LoopOptions
 from edge.device.sources import open_source
 from edge.vision import load_manifest
@@ -68,7 +68,8 @@ def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
     settings = load_settings(plan.config_file, None, **flags)
     stills = build_vision(settings, settings.models.stills_detector)
     people = list(dict.fromkeys(p for clip in plan.clips for p in clip.people))
-    gallery = build_gallery(work / "gallery.sqlite", stills, people, plan.synthetic_identities)
+    cohort = load_cohort(settings, stills.embedder.model_id)
+    gallery = build_gallery(work / "gallery.sqlite", stills, people, plan.synthetic_identities, cohort)
     threshold = operating_point(settings, stills.embedder.entry).threshold
     default_detector = settings.models.detector or load_manifest(settings.models.models_dir).default_detector
     del stills

@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.commands.common import CommandError, print_json, settings_from
 from edge.commands.gallery import running_device_note
-from edge.device.app import build_vision
+from edge.device.app import build_vision, load_cohort
 from edge.enrollment import Outcome, Person, add_to_gallery, describe_people, people_in_folder
 from edge.gallery import GalleryNotFound, GalleryStore
 from edge.progress import progress
@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {"gallery": str(args.gallery)}
     if enrolled:
         embedder = vision.embedder
+        cohort = load_cohort(settings, embedder.model_id)
         try:
-            store = GalleryStore.open(args.gallery, embedder.model_id, embedder.sha256)
+            store = GalleryStore.open(args.gallery, embedder.model_id, embedder.sha256, scaler=cohort)
         except GalleryNotFound:
-            store = GalleryStore.create(args.gallery, embedder.model_id, embedder.sha256)
+            store = GalleryStore.create(args.gallery, embedder.model_id, embedder.sha256, scaler=cohort)
         with store:
             add_to_gallery(store, enrolled)
             templates = {i.identity_id: i.templates for i in store.identities()}

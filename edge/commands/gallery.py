@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
 from edge.config import Settings
-from edge.device.app import operating_point
+from edge.device.app import load_cohort, operating_point
 from edge.gallery import GalleryStore, read_bundle, replace_gallery
 from edge.vision import ModelEntry, load_manifest
 from edge.vision.operating_point import expected_false_alerts_per_1000
@@ -21,14 +21,16 @@ def configured_embedder(args: argparse.Namespace) -> tuple[Settings, ModelEntry]
 
 def open_store(args: argparse.Namespace) -> GalleryStore:
     """Open the gallery for the configured embedder (no model is loaded to do it)."""
-    _, entry = configured_embedder(args)
-    return GalleryStore.open(args.gallery, entry.model_id, entry.sha256)
+    settings, entry = configured_embedder(args)
+    return GalleryStore.open(args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id))
 
 
 def run_list(args: argparse.Namespace) -> int:
     settings, entry = configured_embedder(args)
     point = operating_point(settings, entry)
-    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256) as store:
+    with GalleryStore.open(
+        args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
+    ) as store:
         identities = store.identities()
         print_json(
             {
@@ -62,7 +64,9 @@ def running_device_note(settings: Settings, version: str) -> str:
 
 def run_remove(args: argparse.Namespace) -> int:
     settings, entry = configured_embedder(args)
-    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256) as store:
+    with GalleryStore.open(
+        args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
+    ) as store:
         removed = store.remove(args.id)
         version = store.version
     print_json(
@@ -88,7 +92,9 @@ def run_import(args: argparse.Namespace) -> int:
     """Replace the gallery with a bundle, atomically, as a device does with `gallery/set`."""
     settings, entry = configured_embedder(args)
     bundle = read_bundle(args.bundle)
-    version = replace_gallery(args.gallery, bundle, entry.model_id, entry.sha256)
+    version = replace_gallery(
+        args.gallery, bundle, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
+    )
     print_json(
         {
             "gallery": str(args.gallery),

@@ -37,6 +37,7 @@ from edge.link.homeassistant import discovery_configs
 from edge.link.signed import load_public_key
 from edge.redact import masked
 from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
+from edge.vision.cohort import Cohort
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tiling import TiledDetector
@@ -134,6 +135,11 @@ def effective_config(settings: Settings, point: OperatingPoint) -> dict:
     return {**masked(settings.model_dump(mode="json")), "operating_point": point.as_dict()}
 
 
+def load_cohort(settings: Settings, embedder_id: str) -> Cohort:
+    """The embedder's cohort model: it computes each template's scale whenever a gallery is written."""
+    return Cohort.load(load_manifest(settings.models.models_dir), embedder_id)
+
+
 def load_matcher(settings: Settings, vision: Vision) -> Matcher:
     """The gallery's matcher. A fleet device (it takes galleries over MQTT) whose gallery file does
     not exist yet, as on a board fresh from its bundle, starts with an empty gallery, matches nobody
@@ -142,12 +148,13 @@ def load_matcher(settings: Settings, vision: Vision) -> Matcher:
     gallery, embedder = settings.match.gallery, vision.embedder
     if gallery is None:
         raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
+    cohort = load_cohort(settings, embedder.model_id)
     fleet = settings.fleet
     if not gallery.exists() and fleet.signing_public_key is not None and fleet.device_key is not None:
         log.warning("no gallery at %s yet: starting with nobody enrolled until a gallery is pushed", gallery)
-        with GalleryStore.create(gallery, embedder.model_id, embedder.sha256) as store:
+        with GalleryStore.create(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
             return store.matcher()
-    with GalleryStore.open(gallery, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
         return store.matcher()
 
 
@@ -293,7 +300,14 @@ def run_device(
         link.start()
         writer.start()
         watcher = GalleryWatcher(
-            settings.match, point, vision.embedder.entry, matcher, loop.swap_matcher, link, status.versions
+            settings.match,
+            point,
+            vision.embedder.entry,
+            matcher,
+            loop.swap_matcher,
+            link,
+            status.versions,
+            scaler=load_cohort(settings, vision.embedder.model_id),
         )
         watcher.start()  # after the link, which republishes the status it changes
         audit = AuditLog(state / AUDIT_LOG)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from edge.gallery import GalleryError, GalleryStore, Matcher
+from edge.gallery import GalleryError, GalleryStore, Matcher, TemplateScaler
 from edge.vision.operating_point import expected_false_alerts_per_1000
 
 if TYPE_CHECKING:
@@ -64,13 +64,17 @@ class GalleryWatcher:
         swap: Callable[[Matcher], None],
         link: StatusLink,
         versions: Versions,
+        *,
+        scaler: TemplateScaler,
     ) -> None:
+        """`scaler`: the embedder's cohort, which scales the templates of a migrated or replaced gallery."""
         if match.gallery is None:
             raise ValueError("no gallery to watch")
         self.path: Path = match.gallery
         self._match = match
         self._point = point
         self._embedder = embedder
+        self.scaler = scaler
         self._matcher = matcher  # the last one handed to the loop
         self._swap = swap
         self._link = link
@@ -112,7 +116,9 @@ class GalleryWatcher:
         settled = not stamp or time.time_ns() - stamp[-1] > _SETTLE_NS
         self._seen = stamp if settled else None
         try:
-            with GalleryStore.open(self.path, self._embedder.model_id, self._embedder.sha256) as store:
+            with GalleryStore.open(
+                self.path, self._embedder.model_id, self._embedder.sha256, scaler=self.scaler
+            ) as store:
                 new = None if store.version == self._matcher.version else store.matcher()
         except GalleryError as e:
             self._refuse(str(e))

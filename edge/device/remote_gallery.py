@@ -186,7 +186,7 @@ class RemoteGallery:
         if refusal is not None:
             raise Refused(refusal)
         try:
-            replace_gallery(self._watcher.path, bundle, embedder.model_id, embedder.sha256)
+            replace_gallery(self._watcher.path, bundle, embedder.model_id, embedder.sha256, scaler=self._watcher.scaler)
         except GalleryError as e:  # another embedder's sha256, a full disk
             raise Refused(str(e)) from None
         # After the gallery: a kill in between re-applies the same push, never loses one.

@@ -4,10 +4,14 @@ Embeddings only, never images. Distances are Euclidean between 128-d float32 des
 (dlib's face descriptor): lower is more alike, and a probe matches only when its nearest
 template is within the threshold. Depends on numpy and the standard library only.
 
-    store = GalleryStore.open(path, embedder.model_id, embedder.sha256)
+    store = GalleryStore.open(path, embedder.model_id, embedder.sha256, scaler=cohort)
     store.add("p-0042", "Ada", descriptors, qualities, ["ada_1.jpg", "ada_2.jpg"])
     matcher = store.matcher()               # immutable snapshot, rebuilt after changes
-    matcher.match(probe, threshold=0.6)     # Match | None
+    matcher.match(probe, 0.41)              # Match | None: distance <= 0.41 * the template's scale
+
+Each template carries its own scale (how crowded the descriptor space is around it, from a
+cohort of strangers: `edge.gallery.scales`), and its threshold is the knob times that scale;
+`store.matcher(per_template=False)` matches with one global threshold instead.
 """
 
 from edge.gallery.bundle import FORMAT as BUNDLE_FORMAT
@@ -26,7 +30,9 @@ from edge.gallery.errors import (
     UnknownIdentity,
 )
 from edge.gallery.matcher import Match, Matcher, Nearest
-from edge.gallery.store import GalleryStore, IdentitySummary, remove_leftovers, replace_gallery
+from edge.gallery.replace import remove_leftovers, replace_gallery
+from edge.gallery.scales import TemplateScaler
+from edge.gallery.store import GalleryStore, IdentitySummary
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -46,6 +52,7 @@ __all__ = [
     "Match",
     "Matcher",
     "Nearest",
+    "TemplateScaler",
     "UnknownIdentity",
     "encode_bundle",
     "parse_bundle",

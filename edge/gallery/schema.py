@@ -1,6 +1,8 @@
 """The SQLite layout of a gallery file and the read-only check that a file has it.
 
-The check only reads, so a file that fails it is left byte for byte as it was.
+The check only reads, so a file that fails it is left byte for byte as it was. It accepts
+schema 1 (no per-template scales) too: `edge.gallery.scales.migrate` brings such a file to
+the current schema when a store opens it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,23 @@ import sqlite3
 from edge.gallery.embedding import EMBEDDING_BYTES, EMBEDDING_DIM
 from edge.gallery.errors import GalleryCorrupt, GalleryError, GallerySchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # SQLite header field marking the file as an edge gallery ("EGAL"), so `file` and we can tell.
 APPLICATION_ID = 0x4547414C
+
+# The templates table and its index; `scale` is the template's own threshold factor.
+TEMPLATES_TABLE = (
+    f"""CREATE TABLE templates (
+        id          INTEGER PRIMARY KEY,
+        identity_id TEXT NOT NULL REFERENCES identities(identity_id),
+        embedding   BLOB NOT NULL CHECK (length(embedding) = {EMBEDDING_BYTES}),
+        quality     REAL,
+        source      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        scale       REAL NOT NULL CHECK (scale > 0)
+    )""",
+    "CREATE INDEX templates_by_identity ON templates(identity_id)",
+)
 
 CREATE_STATEMENTS = (
     """CREATE TABLE meta (
@@ -24,24 +40,24 @@ CREATE_STATEMENTS = (
         name        TEXT NOT NULL,
         enrolled_at TEXT NOT NULL
     ) WITHOUT ROWID""",
-    f"""CREATE TABLE templates (
-        id          INTEGER PRIMARY KEY,
-        identity_id TEXT NOT NULL REFERENCES identities(identity_id),
-        embedding   BLOB NOT NULL CHECK (length(embedding) = {EMBEDDING_BYTES}),
-        quality     REAL,
-        source      TEXT NOT NULL,
-        created_at  TEXT NOT NULL
-    )""",
-    "CREATE INDEX templates_by_identity ON templates(identity_id)",
+    *TEMPLATES_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
 )
 
-_COLUMNS = {
+_V1_COLUMNS = {
     "meta": {"key", "value"},
     "identities": {"identity_id", "name", "enrolled_at"},
     "templates": {"id", "identity_id", "embedding", "quality", "source", "created_at"},
 }
-_META_KEYS = {"schema_version", "embedding_dim", "model_id", "model_sha256", "created_at"}
+_V1_META_KEYS = {"schema_version", "embedding_dim", "model_id", "model_sha256", "created_at"}
+# Per schema version: the columns of each table, and the meta keys.
+_LAYOUTS = {
+    "1": (_V1_COLUMNS, _V1_META_KEYS),
+    str(SCHEMA_VERSION): (
+        {**_V1_COLUMNS, "templates": _V1_COLUMNS["templates"] | {"scale"}},
+        _V1_META_KEYS | {"cohort_id", "cohort_sha256"},
+    ),
+}
 
 
 def check_schema(conn: sqlite3.Connection, path: str) -> dict[str, str]:
@@ -60,22 +76,32 @@ def check_schema(conn: sqlite3.Connection, path: str) -> dict[str, str]:
             f"{path} is an SQLite database but not an edge gallery "
             f"(application_id {app_id:#x}, expected {APPLICATION_ID:#x})"
         )
-    for table, expected in _COLUMNS.items():
+    meta = _meta(conn, path)
+    layout = _LAYOUTS.get(meta.get("schema_version", ""))
+    if layout is None:
+        raise GallerySchemaError(
+            f"gallery {path} has schema version {meta.get('schema_version')}; this software reads versions "
+            f"{', '.join(_LAYOUTS)}"
+        )
+    columns, keys = layout
+    for table, expected in columns.items():
         found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if found != expected:
             raise GallerySchemaError(
                 f"gallery {path}: table '{table}' has columns {sorted(found)}, expected {sorted(expected)}"
             )
-    meta = dict(conn.execute("SELECT key, value FROM meta"))
-    missing = _META_KEYS - meta.keys()
+    missing = keys - meta.keys()
     if missing:
         raise GallerySchemaError(f"gallery {path}: meta lacks {sorted(missing)}")
-    if meta["schema_version"] != str(SCHEMA_VERSION):
-        raise GallerySchemaError(
-            f"gallery {path} has schema version {meta['schema_version']}; this software reads version {SCHEMA_VERSION}"
-        )
     if meta["embedding_dim"] != str(EMBEDDING_DIM):
         raise GallerySchemaError(
             f"gallery {path} holds {meta['embedding_dim']}-d embeddings; this software uses {EMBEDDING_DIM}"
         )
     return meta
+
+
+def _meta(conn: sqlite3.Connection, path: str) -> dict[str, str]:
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError as e:  # no such table
+        raise GallerySchemaError(f"gallery {path}: {e}") from e

@@ -5,16 +5,17 @@ refuses to open under any other, because distances between descriptors of two mo
 nothing. A file that is missing, corrupt or not a gallery raises a `GalleryError` naming the
 path and the problem, and is never modified by the attempt.
 
-Writes are single transactions, so a power cut leaves either the old or the new gallery.
+Every template is stored with its own scale (`edge.gallery.scales`), computed by the store's
+`scaler` when it is added; a gallery of schema 1, or one scaled by another cohort, is migrated
+when it is opened. Writes are single transactions, so a power cut leaves either the old or the
+new gallery.
 A store belongs to the thread that opened it (sqlite3's rule); matching uses a `Matcher`
 snapshot built by `matcher()`, never the store itself.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,10 +52,12 @@ from edge.gallery.fields import (
     check_source,
 )
 from edge.gallery.matcher import Matcher
+from edge.gallery.scales import TemplateScaler, check_scales, compute_scales, migrate, needs_migration
 from edge.gallery.schema import CREATE_STATEMENTS, SCHEMA_VERSION, check_schema
 
-_INCOMING = ".incoming"  # suffix of a replacement being built (`replace_gallery`)
-_INSERT_TEMPLATE = "INSERT INTO templates (identity_id, embedding, quality, source, created_at) VALUES (?, ?, ?, ?, ?)"
+_INSERT_TEMPLATE = (
+    "INSERT INTO templates (identity_id, embedding, quality, source, created_at, scale) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +71,25 @@ class IdentitySummary:
 
 
 class GalleryStore:
-    """One gallery file. Make one with `create`, `open` or `from_bundle`; close it when done."""
+    """One gallery file. Make one with `create`, `open` or `from_bundle`; close it when done.
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, meta: dict[str, str]) -> None:
+    `scaler` computes each template's scale (the device passes its embedder's `Cohort`); it is
+    required, so no gallery is ever written or matched with scales from another cohort.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, meta: dict[str, str], scaler: TemplateScaler) -> None:
         self._conn = conn
         self.path = path
         self.model_id = meta["model_id"]
         self.model_sha256 = meta["model_sha256"]
         self.created_at = datetime.fromisoformat(meta["created_at"])
+        self.scaler = scaler
         self._version: tuple[tuple[int, int], str] | None = None
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], model_id: str, model_sha256: str) -> GalleryStore:
+    def create(
+        cls, path: str | os.PathLike[str], model_id: str, model_sha256: str, *, scaler: TemplateScaler
+    ) -> GalleryStore:
         """A new, empty gallery for this embedder; refuses to overwrite any existing file."""
         path = Path(path)
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
@@ -95,6 +105,8 @@ class GalleryStore:
             "model_id": model_id,
             "model_sha256": model_sha256,
             "created_at": utc_now(),
+            "cohort_id": scaler.model_id,
+            "cohort_sha256": scaler.sha256,
         }
         conn = None
         try:
@@ -109,12 +121,16 @@ class GalleryStore:
                 conn.close()
             path.unlink(missing_ok=True)
             raise
-        return cls(conn, path, meta)
+        return cls(conn, path, meta, scaler)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], model_id: str, model_sha256: str) -> GalleryStore:
+    def open(
+        cls, path: str | os.PathLike[str], model_id: str, model_sha256: str, *, scaler: TemplateScaler
+    ) -> GalleryStore:
         """An existing gallery, checked (integrity, schema) and refused unless it was built
-        with exactly this embedder (`GalleryModelMismatch`). Checks only read the file."""
+        with exactly this embedder (`GalleryModelMismatch`). Checks only read the file; a
+        gallery that passes them but is of schema 1 or scaled by another cohort is then migrated
+        (`edge.gallery.scales.migrate`, one transaction, one logged warning)."""
         path = Path(path)
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
         if not path.is_file():
@@ -126,11 +142,13 @@ class GalleryStore:
         try:
             meta = check_schema(conn, str(path))
             _check_same_embedder(f"gallery {path}", meta["model_id"], meta["model_sha256"], model_id, model_sha256)
+            if needs_migration(meta, scaler):
+                meta = _migrate(conn, path, scaler)
             conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, meta)
+        return cls(conn, path, meta, scaler)
 
     @classmethod
     def from_bundle(
@@ -139,9 +157,12 @@ class GalleryStore:
         path: str | os.PathLike[str],
         model_id: str,
         model_sha256: str,
+        *,
+        scaler: TemplateScaler,
     ) -> GalleryStore:
         """A new gallery file at `path` holding the bundle's content (a parsed `Bundle` or a
-        bundle file); nothing is created unless the bundle is valid and made with this embedder."""
+        bundle file), each template scaled by `scaler`; nothing is created unless the bundle is
+        valid and made with this embedder."""
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
         what = f"gallery bundle {bundle.version}" if isinstance(bundle, Bundle) else f"gallery bundle {bundle}"
         if not isinstance(bundle, Bundle):
@@ -153,7 +174,7 @@ class GalleryStore:
             model_id,
             model_sha256,
         )
-        store = cls.create(path, model_id, model_sha256)
+        store = cls.create(path, model_id, model_sha256, scaler=scaler)
         try:
             store._replace(bundle.identities)
         except BaseException:
@@ -193,6 +214,7 @@ class GalleryStore:
         source_list = [""] * n if sources is None else [check_source(s) for s in sources]
         if len(quality_list) != n or len(source_list) != n:
             raise InvalidInput(f"{n} embeddings but {len(quality_list)} qualities and {len(source_list)} sources")
+        scales = compute_scales(self.scaler, vectors)
         now = utc_now()
         with _transaction(self._conn):
             row = self._conn.execute("SELECT name FROM identities WHERE identity_id = ?", (identity_id,)).fetchone()
@@ -208,8 +230,8 @@ class GalleryStore:
             self._conn.executemany(
                 _INSERT_TEMPLATE,
                 (
-                    (identity_id, v.tobytes(), q, s, now)
-                    for v, q, s in zip(vectors, quality_list, source_list, strict=True)
+                    (identity_id, v.tobytes(), q, s, now, scale)
+                    for v, q, s, scale in zip(vectors, quality_list, source_list, scales.tolist(), strict=True)
                 ),
             )
         return n
@@ -243,8 +265,9 @@ class GalleryStore:
             )
         return self._version[1]
 
-    def matcher(self) -> Matcher:
-        """A fresh immutable `Matcher` over the current content, tagged with its version.
+    def matcher(self, per_template: bool = True) -> Matcher:
+        """A fresh immutable `Matcher` over the current content, tagged with its version: with
+        each template's stored scale (`per_template`), or every scale 1 (one global threshold).
 
         Call again after every change; the loop swaps the new one in between frames.
         """
@@ -252,11 +275,15 @@ class GalleryStore:
         records = canonical_order(self._records())
         version = content_version(self.model_id, self.model_sha256, records)
         self._version = (key, version)
-        blobs = b"".join(t.embedding for r in records for t in r.templates)
+        templates = [t for r in records for t in r.templates]
         rows = [r.identity_id for r in records for _ in r.templates]
-        templates = np.frombuffer(blobs, EMBEDDING_DTYPE).reshape(-1, EMBEDDING_DIM)
+        vectors = np.frombuffer(b"".join(t.embedding for t in templates), EMBEDDING_DTYPE).reshape(-1, EMBEDDING_DIM)
+        scales = None
+        if per_template:  # equal embeddings have equal scales, so the embedding finds its scale
+            scale_of = dict(self._conn.execute("SELECT embedding, scale FROM templates"))
+            scales = check_scales([scale_of[t.embedding] for t in templates], self.path)
         try:
-            return Matcher(templates, rows, version)
+            return Matcher(vectors, rows, version, scales)
         except InvalidEmbedding as e:
             raise GalleryCorrupt(f"gallery {self.path} holds an invalid template: {e}") from e
 
@@ -294,6 +321,9 @@ class GalleryStore:
         return bundle.version
 
     def _replace(self, identities: Sequence[IdentityRecord]) -> None:
+        blobs = b"".join(t.embedding for r in identities for t in r.templates)
+        vectors = np.frombuffer(blobs, EMBEDDING_DTYPE).reshape(-1, EMBEDDING_DIM)
+        scales = iter(compute_scales(self.scaler, vectors).tolist() if len(vectors) else [])
         with _transaction(self._conn):
             self._conn.execute("DELETE FROM templates")
             self._conn.execute("DELETE FROM identities")
@@ -304,7 +334,7 @@ class GalleryStore:
             self._conn.executemany(
                 _INSERT_TEMPLATE,
                 (
-                    (r.identity_id, t.embedding, t.quality, t.source, t.created_at)
+                    (r.identity_id, t.embedding, t.quality, t.source, t.created_at, next(scales))
                     for r in identities
                     for t in r.templates
                 ),
@@ -328,44 +358,15 @@ class GalleryStore:
         return self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes
 
 
-def replace_gallery(path: str | os.PathLike[str], bundle: Bundle, model_id: str, model_sha256: str) -> str:
-    """Replace the gallery file at `path` (or create it) with `bundle`'s content, atomically;
-    returns the new version. `edge gallery import` and `gallery/set` both come here.
-
-    The new file is built beside the old one (same folder, so the same filesystem), fsynced,
-    renamed over it, and the folder fsynced: a reader (a running device's `GalleryWatcher`) or
-    a power cut sees the old gallery or the new one, never a mixture, and never a half-built
-    file. A bundle that is invalid or for another embedder changes nothing.
-    """
-    path = Path(path)
-    remove_leftovers(path)
-    scratch = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_INCOMING}")
+def _migrate(conn: sqlite3.Connection, path: Path, scaler: TemplateScaler) -> dict[str, str]:
+    """`migrate` in one transaction; a failure leaves the file as it was and names it."""
     try:
-        GalleryStore.from_bundle(bundle, scratch, model_id, model_sha256).close()
-        _fsync(scratch)
-        os.replace(scratch, path)
-        _fsync(path.parent)  # the rename itself survives a power cut
-    except OSError as e:
-        raise GalleryError(f"cannot replace gallery {path}: {e.strerror or e}") from e
-    finally:
-        scratch.unlink(missing_ok=True)
-    return bundle.version
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_leftovers(path: str | os.PathLike[str]) -> None:
-    """Delete half-built replacements of the gallery at `path` that a killed process left
-    (they hold templates: biometric data, so they are not left lying about)."""
-    path = Path(path)
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{_INCOMING}*"):
-        leftover.unlink(missing_ok=True)
+        with _transaction(conn):
+            return migrate(conn, path, scaler)
+    except sqlite3.Error as e:  # read-only file, full disk, locked
+        raise GalleryError(f"cannot migrate gallery {path} to schema {SCHEMA_VERSION}: {e}") from e
+    except InvalidInput as e:  # the scaler's fault, not the file's
+        raise GalleryError(f"cannot migrate gallery {path}: {e}") from e
 
 
 def _connect(path: Path) -> sqlite3.Connection:
