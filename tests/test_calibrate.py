@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support_cohort import ensure_cohort
 from test_eval import image_root, lfw_subset, write_csv
 
 from edge.cli import main
@@ -34,6 +35,8 @@ def setup(data_dir: Path, models_dir: Path, tmp_path_factory) -> tuple[list[str]
     shutil.copytree(models_dir, models)
     manifest = models / "manifest.json"
     manifest.write_text(json.dumps(without_calibration(json.loads(manifest.read_text())), indent=2) + "\n")
+    ensure_cohort(models, EMBEDDER)
+    shutil.copy(manifest, tmp / "before_calibration.json")
     return ["--identities", str(csv_path), "--root", str(image_root(data_dir, tmp)), "--models", str(models)], models
 
 
@@ -43,31 +46,63 @@ def calibrate(capsys, data: list[str], *flags: str) -> tuple[int, str]:
     return code, out.err if code else out.out
 
 
+RUNS = (
+    [],  # per_template is the default mode
+    ["--worst-group", "--operating-point"],
+    ["--mode", "global"],
+    ["--mode", "global", "--worst-group"],
+    [],  # replaces the first run's entry
+)
+
+
 @pytest.fixture(scope="module")
 def entries(setup) -> dict[str, dict]:
+    """Per-template entries by scope (as before the modes), global ones under "global <scope>"."""
     data, models = setup
-    for flags in ([], ["--worst-group", "--operating-point"], []):  # the third run replaces the first
+    for flags in RUNS:
         assert main(["calibrate", *data, "--target-fmr", str(TARGET), *flags]) == 0
     record = json.loads((models / "manifest.json").read_text())["models"][EMBEDDER]
-    return {e["scope"]: e for e in record["calibration_table"]["entries"]} | {"record": record}
+    by_key = {
+        ("" if e["mode"] == "per_template" else "global ") + e["scope"]: e
+        for e in record["calibration_table"]["entries"]
+    }
+    return by_key | {"record": record}
 
 
 def test_entries_written_into_the_copy_only(setup, entries, models_dir):
     _, models = setup
     table = entries["record"]["calibration_table"]
-    assert [(e["target_fmr"], e["scope"]) for e in table["entries"]] == [(TARGET, "overall"), (TARGET, "worst_group")]
-    assert entries["record"]["operating_point"] == {"target_fmr": TARGET, "scope": "worst_group"}
-    # the device resolves its default threshold, and a configured target, through the entries written
+    assert [(e["mode"], e["target_fmr"], e["scope"]) for e in table["entries"]] == [
+        (mode, TARGET, scope) for mode in ("global", "per_template") for scope in ("overall", "worst_group")
+    ]
+    assert entries["record"]["operating_point"] == {
+        "mode": "per_template",
+        "target_fmr": TARGET,
+        "scope": "worst_group",
+    }
+    # the device resolves its default threshold, and a configured target, through the entries of its mode
     embedder = load_manifest(models).get(EMBEDDER)
-    assert resolve(embedder, None, None).threshold == entries["worst_group"]["threshold"]
-    assert resolve(embedder, None, TARGET, "overall").threshold == entries["overall"]["threshold"]
-    curve = table["fmr_curve"]
-    assert len(curve["thresholds"]) == len(curve["overall"]) == len(curve["worst_group"]) > 10
-    assert curve["dataset_sha256"] == entries["overall"]["dataset_sha256"]
+    for mode, prefix in (("per_template", ""), ("global", "global ")):
+        assert (
+            resolve(embedder, None, None, "worst_group", mode).threshold == entries[prefix + "worst_group"]["threshold"]
+        )
+        assert resolve(embedder, None, TARGET, "overall", mode).threshold == entries[prefix + "overall"]["threshold"]
+    assert set(table["fmr_curves"]) == {"global", "per_template"} and "fmr_curve" not in table
+    for mode, curve in table["fmr_curves"].items():
+        assert (
+            curve["mode"] == mode
+            and len(curve["thresholds"]) == len(curve["overall"]) == len(curve["worst_group"]) > 10
+        )
+        assert curve["dataset_sha256"] == entries["overall"]["dataset_sha256"]
+    # the two modes score the same pairs differently: per_template divides by the template's scale
+    assert table["fmr_curves"]["global"]["overall"] != table["fmr_curves"]["per_template"]["overall"]
     # nothing else in the manifest changed, and the bundled manifest is untouched
     copy = json.loads((models / "manifest.json").read_text())
-    original = json.loads((models_dir / "manifest.json").read_text())
-    assert without_calibration(copy) == without_calibration(original)
+    before = json.loads((models.parent / "before_calibration.json").read_text())
+    assert without_calibration(copy) == without_calibration(before)
+    bundled = json.loads((models_dir / "manifest.json").read_text())
+    assert (models.parent / "before_calibration.json").read_bytes() != (models_dir / "manifest.json").read_bytes()
+    assert bundled["models"][EMBEDDER].get("calibration_table") != copy["models"][EMBEDDER]["calibration_table"]
 
 
 def test_thresholds_keep_their_measured_fmr(entries):
@@ -82,8 +117,9 @@ def test_thresholds_keep_their_measured_fmr(entries):
         assert row["genuine_pairs"] == 30 and 0 <= row["fnmr"] <= 1 and len(row["fnmr_ci95"]) == 2
     assert worst["fmr"] == max(row["fmr"] for row in supporting.values())
     assert worst["threshold"] <= overall["threshold"]  # worst group is at least as strict
-    for entry in (overall, worst):
+    for entry in (overall, worst, entries["global overall"], entries["global worst_group"]):
         assert entry["detector"] == "blazeface_short_range" and len(entry["dataset_sha256"]) == 64
+        assert entry["group_column"] == "group" and entry["fmr"] <= TARGET
         assert entry["dataset"] == "identities.csv (all against all within source)"
 
 
@@ -94,13 +130,31 @@ def test_eval_measures_the_calibrated_threshold(setup, entries, tmp_path, capsys
     capsys.readouterr()
     report = json.loads((tmp_path / "report.json").read_text())
     worst = entries["worst_group"]
-    assert report["threshold"]["value"] == worst["threshold"] and "manifest default" in report["threshold"]["source"]
+    in_force = report["threshold"]
+    assert (
+        in_force["value"] == entries[("global " if in_force["mode"] == "global" else "") + "worst_group"]["threshold"]
+    )
+    assert "manifest default" in in_force["source"]
     for group in ("female_East_Asian", "male_White"):
         assert report["groups"][group]["at_threshold"]["fmr"]["rate"] <= TARGET
-    assert [p["threshold"] for p in report["operating_points"][1:]] == [
-        entries["overall"]["threshold"],
-        worst["threshold"],
+    assert [(p["mode"], p["threshold"]) for p in report["operating_points"][1:]] == [
+        ("global", entries["global overall"]["threshold"]),
+        ("global", entries["global worst_group"]["threshold"]),
+        ("per_template", entries["overall"]["threshold"]),
+        ("per_template", worst["threshold"]),
     ]
+    compared = report["modes"]
+    assert (compared["target_fmr"], compared["scope"]) == (TARGET, "worst_group")
+    assert compared["modes"]["per_template"]["threshold"] == worst["threshold"]
+    assert compared["modes"]["global"]["threshold"] == entries["global worst_group"]["threshold"]
+    for mode in ("global", "per_template"):
+        for group in ("female_East_Asian", "male_White"):
+            assert compared["modes"][mode]["groups"][group]["fmr"]["rate"] <= TARGET
+    fnmr = {m: compared["modes"][m]["overall"]["fnmr"]["rate"] for m in ("global", "per_template")}
+    assert compared["fnmr_reduction"]["overall"] == pytest.approx(1 - fnmr["per_template"] / fnmr["global"], abs=1e-4)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Matching modes side by side" in markdown and "| **overall** |" in markdown
+    assert f"per_template FMR at knob {worst['threshold']:.4f}" in markdown
 
 
 def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, capsys):
@@ -142,7 +196,8 @@ def test_entries_record_data_software_and_cpu(setup, entries):
         assert set(entry["software"]) >= {"edge", "numpy", "opencv", "runtime"}
         assert entry["software"]["runtime"].startswith(("ai-edge-litert", "tflite-runtime"))
         assert entry["cpu"]["machine"] and entry["cpu"]["model"]
-    assert entries["record"]["calibration_table"]["fmr_curve"]["impostor_pairs"] == entries["overall"]["impostor_pairs"]
+    curves = entries["record"]["calibration_table"]["fmr_curves"]
+    assert curves["per_template"]["impostor_pairs"] == entries["overall"]["impostor_pairs"]
 
 
 def test_weaker_calibration_replaces_only_when_asked(setup, entries, data_dir, tmp_path, capsys):
@@ -160,7 +215,7 @@ def test_weaker_calibration_replaces_only_when_asked(setup, entries, data_dir, t
     code, out = calibrate(capsys, smaller, "--target-fmr", str(TARGET), "--replace")
     assert code == 0, out
     table = json.loads((copy / "manifest.json").read_text())["models"][EMBEDDER]["calibration_table"]
-    overall = next(e for e in table["entries"] if e["scope"] == "overall")
+    overall = next(e for e in table["entries"] if (e["mode"], e["scope"]) == ("per_template", "overall"))
     assert overall["impostor_pairs"] < entries["overall"]["impostor_pairs"] and overall["dataset_file"].endswith(
         "small.csv"
     )

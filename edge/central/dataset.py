@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+CHUNK = 1_000_000  # pairs per step where a whole-array expression would copy tens of millions
+
 
 class DatasetError(ValueError):
     """A labeled file cannot be read as asked (missing file, column or duplicate image)."""
@@ -53,8 +55,12 @@ class Dataset:
 
     def group_members(self, group: str | None) -> np.ndarray:
         """Indices of the images that take part in the group's pairs."""
-        mask = self.group_mask(group)
-        return np.unique(np.concatenate([self.a[mask], self.b[mask]]))
+        mask, seen = self.group_mask(group), np.zeros(len(self.images), bool)
+        for start in range(0, self.a.size, CHUNK):  # in chunks: no copy of a large group's pairs
+            end = start + CHUNK
+            seen[self.a[start:end][mask[start:end]]] = True
+            seen[self.b[start:end][mask[start:end]]] = True
+        return np.flatnonzero(seen)
 
 
 def _rows(path: Path, required: list[str]) -> list[dict[str, str]]:
@@ -138,23 +144,25 @@ def read_identities(path: Path, root: Path, group_column: str = "group", within:
 
 
 def _all_pairs(n: int, source: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i < j) pair, as int32 indices built one row at a time (the cohort has ~48 million),
-    keeping only pairs with the same `source` when given."""
-    firsts, seconds = [], []
-    for i in range(n - 1):
+    """Every (i < j) pair, as int32 indices filled in one row at a time (the cohort has ~48
+    million), keeping only pairs with the same `source` when given."""
+
+    def row(i: int) -> np.ndarray:
         j = np.arange(i + 1, n, dtype=np.int32)
-        if source is not None:
-            j = j[source[j] == source[i]]
-        firsts.append(np.full(j.size, i, np.int32))
-        seconds.append(j)
-    if not firsts:
-        return np.empty(0, np.int32), np.empty(0, np.int32)
-    return np.concatenate(firsts), np.concatenate(seconds)
+        return j if source is None else j[source[j] == source[i]]
+
+    counts = np.array([n - 1 - i if source is None else row(i).size for i in range(n)], np.int64)
+    a = np.repeat(np.arange(n, dtype=np.int32), counts)
+    b = np.empty(a.size, np.int32)
+    ends = np.cumsum(counts)
+    for i in range(n):
+        b[ends[i] - counts[i] : ends[i]] = row(i)
+    return a, b
 
 
 def _chunked(f, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
-    """f(a, b) elementwise, computed a million pairs at a time into an array of `dtype`."""
+    """f(a, b) elementwise, computed `CHUNK` pairs at a time into an array of `dtype`."""
     out = np.empty(a.size, dtype)
-    for start in range(0, a.size, 1_000_000):
-        out[start : start + 1_000_000] = f(a[start : start + 1_000_000], b[start : start + 1_000_000])
+    for start in range(0, a.size, CHUNK):
+        out[start : start + CHUNK] = f(a[start : start + CHUNK], b[start : start + CHUNK])
     return out

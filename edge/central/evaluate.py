@@ -106,28 +106,39 @@ def group_figures(scores: Scores, group: str, threshold: float) -> dict[str, Any
     return {**group_size(scores, group), **figures(*scores.split(group), threshold)}
 
 
-def operating_points(scores: Scores, threshold: dict[str, Any], entries: list[dict]) -> list[dict[str, Any]]:
-    """Overall and per-group FMR/FNMR at the threshold in force and at each calibrated threshold."""
-    points = [{"name": "in force", "source": threshold["source"], "threshold": threshold["value"]}]
+def operating_points(scores: dict[str, Scores], threshold: dict[str, Any], entries: list[dict]) -> list[dict[str, Any]]:
+    """Overall and per-group FMR/FNMR at the threshold in force and at each calibrated threshold,
+    each in its own matching mode (entries of a mode that could not be scored are left out)."""
+    points = [
+        {"name": "in force", "source": threshold["source"], "mode": threshold["mode"], "threshold": threshold["value"]}
+    ]
     points += [
         {
-            "name": f"calibration {e['scope']} FMR <= {e['target_fmr']:g}",
+            "name": f"calibration {e.get('mode', 'global')} {e['scope']} FMR <= {e['target_fmr']:g}",
             "source": "manifest calibration_table",
+            "mode": e.get("mode", "global"),
             "scope": e["scope"],
             "target_fmr": e["target_fmr"],
             "threshold": e["threshold"],
         }
         for e in entries
+        if e.get("mode", "global") in scores
     ]
     for point in points:
-        point["overall"] = at_threshold(*scores.split(None), point["threshold"])
-        point["groups"] = {g: at_threshold(*scores.split(g), point["threshold"]) for g in scores.dataset.groups}
+        scored = scores[point["mode"]]
+        point["overall"] = at_threshold(*scored.split(None), point["threshold"])
+        point["groups"] = {g: at_threshold(*scored.split(g), point["threshold"]) for g in scored.dataset.groups}
     return points
 
 
-def evaluate(scores: Scores, threshold: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """The whole report. `threshold` is {"value", "source"}; `context` carries the dataset paths as
-    given, models, quality gate and the manifest's calibration table (see `edge.commands.eval`)."""
+def evaluate(
+    by_mode: dict[str, Scores], threshold: dict[str, Any], context: dict[str, Any], modes: dict[str, Any]
+) -> dict[str, Any]:
+    """The whole report. `by_mode` holds the scores of each matching mode that could be scored;
+    `threshold` is {"value", "source", "mode"} (the point in force); `context` carries the dataset
+    paths as given, models, quality gate and the manifest's calibration table (see
+    `edge.commands.eval`); `modes` is `edge.central.side_by_side.compare_modes`'s comparison."""
+    scores = by_mode[threshold["mode"]]
     dataset = scores.dataset
     value = threshold["value"]
     calibration = context.get("calibration") or {}
@@ -158,7 +169,8 @@ def evaluate(scores: Scores, threshold: dict[str, Any], context: dict[str, Any])
             "support": SUPPORT_RULE,
             "failures": FAILURE_NOTE,
             "interval": "95% Wilson score interval",
-            "decision": "same person when distance <= threshold",
+            "decision": "same person when distance <= threshold (global), or when distance / the "
+            "template's cohort scale <= knob (per_template; the template is the pair's first image)",
         },
         "failures": {
             "images": len(scores.failures),
@@ -168,6 +180,7 @@ def evaluate(scores: Scores, threshold: dict[str, Any], context: dict[str, Any])
         "overall": figures(*scores.split(None), value),
         "groups": {g: group_figures(scores, g, value) for g in dataset.groups},
         "calibration": calibration,
-        "operating_points": operating_points(scores, threshold, calibration.get("entries", [])),
+        "operating_points": operating_points(by_mode, threshold, calibration.get("entries", [])),
+        "modes": modes,
         "files": ["report.json", "report.md", "det.png", "groups.png"],
     }

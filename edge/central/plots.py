@@ -6,6 +6,8 @@ the per-group bars with their 95% intervals show whom the chosen threshold fails
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,11 @@ def _pyplot():
     return plt
 
 
-def plot_det(path: Path, scores: Scores, report: dict[str, Any]) -> None:
-    """Overall DET curve (thick), one thin curve per sizeable group, operating points marked on the overall one."""
+def plot_det(path: Path, by_mode: dict[str, Scores], report: dict[str, Any]) -> None:
+    """Overall DET curve (thick), one thin curve per sizeable group, in the mode in force; operating
+    points (each in its own mode) marked."""
     plt = _pyplot()
+    scores = by_mode[report["threshold"]["mode"]]
     fig, ax = plt.subplots(figsize=(10, 6))
     curves = [("overall", None, 2.5)] + [(g, g, 1.0) for g, v in report["groups"].items() if v["sizeable"]]
     for label, group, width in curves:
@@ -38,6 +42,7 @@ def plot_det(path: Path, scores: Scores, report: dict[str, Any]) -> None:
     floor_x, floor_y = 0.5 / max(report["overall"]["impostor_pairs"], 1), 0.5 / max(genuine.size, 1)
     for point, marker in zip(report["operating_points"], "o^sDvP*", strict=False):
         t = point["threshold"]  # a zero rate is drawn at half of one pair's rate, the axis cannot show 0
+        genuine, impostor = by_mode[point["mode"]].split(None)
         x, y = max(fmr_at(impostor, t), floor_x), max(fnmr_at(genuine, t), floor_y)
         ax.plot(
             [x], [y], marker=marker, ms=10, ls="none", mfc="none", mec="red", mew=2, label=f"{point['name']} ({t:.3f})"
@@ -96,8 +101,12 @@ def plot_groups(path: Path, report: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def write_plots(out_dir: Path, scores: Scores, report: dict[str, Any]) -> tuple[Path, Path]:
+def write_plots(out_dir: Path, by_mode: dict[str, Scores], report: dict[str, Any]) -> tuple[Path, ...]:
+    """det.png and groups.png; none, with a one-line note on stderr, without matplotlib (a board)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print("note: matplotlib is not installed (central extra): det.png and groups.png skipped", file=sys.stderr)
+        return ()
     det, groups = out_dir / "det.png", out_dir / "groups.png"
-    plot_det(det, scores, report)
+    plot_det(det, by_mode, report)
     plot_groups(groups, report)
     return det, groups

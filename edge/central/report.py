@@ -44,10 +44,46 @@ def _operating_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for point in report["operating_points"]:
         rows.append(
-            f"| {point['name']} | {point['threshold']:.4f} | {pct(point['overall']['fmr'])} | "
+            f"| {point['name']} | {point['mode']} | {point['threshold']:.4f} | {pct(point['overall']['fmr'])} | "
             f"{pct(point['overall']['fnmr'])} |"
         )
     return rows
+
+
+def _reduction(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def mode_section(report: dict[str, Any]) -> list[str]:
+    """Both matching modes at their calibrated entries for one target, per group, with the
+    relative FNMR reduction of per_template over global."""
+    compared = report["modes"]
+    if compared.get("target_fmr") is None:
+        return [f"Not compared: {compared['reason']}."]
+    modes, reduction = compared["modes"], compared["fnmr_reduction"]
+    lines = [
+        f"Each mode at its own calibration-table entry for target FMR <= {compared['target_fmr']:g} "
+        f"({compared['scope']}). FNMR reduction: 1 - FNMR(per_template) / FNMR(global).",
+        "",
+    ]
+    missing = [f"- {mode}: {m['reason']}" for mode, m in modes.items() if not m["available"]]
+    if missing:
+        return lines + ["Not compared:", *missing]
+    g, p = modes["global"], modes["per_template"]
+    lines += [
+        f"| group | sizeable | global FMR at {g['threshold']:.4f} | global FNMR | per_template FMR at knob "
+        f"{p['threshold']:.4f} | per_template FNMR | FNMR reduction |",
+        "|---|---|---|---|---|---|---|",
+        f"| **overall** | | {pct(g['overall']['fmr'])} | {pct(g['overall']['fnmr'])} | {pct(p['overall']['fmr'])} | "
+        f"{pct(p['overall']['fnmr'])} | **{_reduction(reduction['overall'])}** |",
+    ]
+    for name, at in g["groups"].items():
+        other, group = p["groups"][name], report["groups"][name]
+        lines.append(
+            f"| {name} | {'yes' if group['sizeable'] else 'no'} | {pct(at['fmr'])} | {pct(at['fnmr'])} | "
+            f"{pct(other['fmr'])} | {pct(other['fnmr'])} | {_reduction(reduction['groups'][name])} |"
+        )
+    return lines
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -63,7 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- models: detector `{models['detector']['id']}` (sha256 `{models['detector']['sha256'][:12]}`), "
         f"embedder `{models['embedder']['id']}` (sha256 `{models['embedder']['sha256'][:12]}`); edge "
         f"{report['software']['edge']}; run {report['created_at']}",
-        f"- threshold in force: **{t['value']:.4f}** ({t['source']}); {report['rules']['decision']}",
+        f"- threshold in force: **{t['value']:.4f}**, mode {t['mode']} ({t['source']}); {report['rules']['decision']}",
         f"- rates: k/n and {report['rules']['interval']}; {report['rules']['failures']}",
         f"- {report['rules']['sizeable']}; {report['rules']['support']}",
         "",
@@ -91,10 +127,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
         *_group_rows(report),
         "",
+        "## Matching modes side by side",
+        "",
+        *mode_section(report),
+        "",
         "## Operating points",
         "",
-        "| operating point | threshold | FMR | FNMR |",
-        "|---|---|---|---|",
+        "| operating point | mode | threshold | FMR | FNMR |",
+        "|---|---|---|---|---|",
         *_operating_rows(report),
         "",
         "![DET curve](det.png)",

@@ -1,7 +1,10 @@
 """`edge eval (--pairs CSV | --identities CSV) --root DIR --out DIR`: error rates, overall and per group.
 
 Runs the device's own still-image path (stills detector, configured quality gate, aligner,
-embedder) over a labeled set and writes report.json, report.md, det.png and groups.png.
+embedder) over a labeled set and writes report.json, report.md, det.png and groups.png: the
+point in force, and both matching modes side by side at their calibrated entries for the same
+target. The PNGs need matplotlib (the central extra); without it they are skipped with a note,
+so the command also runs on a board.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from edge.central.evaluate import evaluate
 from edge.central.plots import write_plots
 from edge.central.report import write_report
 from edge.central.scores import ModeUnavailable, Scores, score
+from edge.central.side_by_side import compare_modes
 from edge.commands.common import CommandError, print_json, settings_from
 from edge.config import Settings
 from edge.device.app import build_vision, operating_point
@@ -78,10 +82,22 @@ def in_mode(scores: Scores, mode: str) -> Scores:
         raise CommandError(str(e)) from None
 
 
+def scores_by_mode(scores: Scores) -> tuple[dict[str, Scores], str]:
+    """The scores of every matching mode that can be scored, and why per_template cannot (or "")."""
+    try:
+        return {"global": scores, "per_template": scores.in_mode("per_template")}, ""
+    except ModeUnavailable as e:
+        return {"global": scores}, str(e)
+
+
 def run(args: argparse.Namespace) -> int:
     settings, vision, scores = load_scores(args, **{"match.threshold": args.threshold})
     point = operating_point(settings, vision.embedder.entry)  # the device's own resolution
+    by_mode, why_missing = scores_by_mode(scores)
+    if point.mode not in by_mode:
+        raise CommandError(why_missing)
     spec = vision.embedder.entry.spec
+    entries = spec.get("calibration_table", {}).get("entries", [])
     csv_path = args.pairs or args.identities
     context = {
         "dataset_path": str(csv_path),
@@ -91,14 +107,13 @@ def run(args: argparse.Namespace) -> int:
             "embedder": {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256},
         },
         "quality_gate": settings.quality.model_dump(),
-        "calibration": {
-            "operating_point": spec.get("operating_point"),
-            "entries": spec.get("calibration_table", {}).get("entries", []),
-        },
+        "calibration": {"operating_point": spec.get("operating_point"), "entries": entries},
     }
-    threshold = {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr}
-    report = evaluate(scores, threshold, context)
-    written = [*write_report(args.out, report), *write_plots(args.out, scores, report)]
+    threshold = {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr, "mode": point.mode}
+    target = {"target_fmr": point.target_fmr, "scope": point.scope} if point.target_fmr else spec.get("operating_point")
+    modes = compare_modes(by_mode, target, entries, why_missing)
+    report = evaluate(by_mode, threshold, context, modes)
+    written = [*write_report(args.out, report), *write_plots(args.out, by_mode, report)]
     at = report["overall"]["at_threshold"]
     print_json(
         {
@@ -109,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
             "fnmr": at["fnmr"],
             "roc_auc": report["overall"]["roc_auc"],
             "images_failed": report["failures"]["images"],
+            "modes": {
+                mode: {k: m[k] for k in ("threshold", "overall")} if m["available"] else m
+                for mode, m in modes.get("modes", {}).items()
+            },
+            "fnmr_reduction": (modes.get("fnmr_reduction") or {}).get("overall"),
         }
     )
     return 0
