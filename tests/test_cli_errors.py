@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support_cohort import cohort_for
 from support_images import huge_png
 
 from edge.cli import main
@@ -93,7 +94,7 @@ def test_manifest_that_is_a_folder(models_copy):
 def gallery(tmp_path, manifest) -> Path:
     entry = manifest.get(manifest.default_embedder)
     path = tmp_path / "g.db"
-    GalleryStore.create(path, entry.model_id, entry.sha256).close()
+    GalleryStore.create(path, entry.model_id, entry.sha256, scaler=cohort_for(entry.model_id)).close()
     return path
 
 

@@ -196,9 +196,11 @@ def test_enroll_folder_refuses_name_clashes_before_adding_anyone(people_folder, 
 
 def synthetic_gallery(path, embedder, people: list[str]):
     """A gallery of `people`, one random template each, made through the store (no photos)."""
+    from support_cohort import cohort_for
+
     from edge.gallery import GalleryStore
 
-    with GalleryStore.create(path, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.create(path, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)) as store:
         for i, name in enumerate(people):
             v = np.random.default_rng(i).normal(size=(1, 128)).astype(np.float32)
             store.add(name, name, v / np.linalg.norm(v) * 0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support_cohort import cohort_for
 
 from edge.config import load_settings
 from edge.device.app import load_matcher
@@ -18,7 +19,9 @@ def test_fleet_device_without_gallery_starts_empty_and_the_file_takes_pushes(tmp
     matcher = load_matcher(settings(tmp_path, fleet=True), stills_vision)
     assert len(matcher) == 0
     embedder = stills_vision.embedder
-    with GalleryStore.open(tmp_path / "gallery.sqlite", embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(
+        tmp_path / "gallery.sqlite", embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)
+    ) as store:
         assert store.version == matcher.version  # a real, empty gallery of this embedder
 
 

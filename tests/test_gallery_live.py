@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import test_device_e2e
 from support_camera import MjpegCamera
+from support_cohort import cohort_for
 from support_wait import wait_until
 from test_device_e2e import ENROLLED, THRESHOLD, unique_events
 
@@ -67,7 +68,9 @@ def make_gallery(path: Path, embedder: ModelEntry, people: list[str]) -> Matcher
     """A gallery of `people` (each one template) at `path`, written elsewhere and moved in
     as a whole, its mtime in the past (a settled file); returns its matcher."""
     scratch = path.with_suffix(".new")
-    with GalleryStore.create(scratch, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.create(
+        scratch, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)
+    ) as store:
         for i, name in enumerate(people):
             store.add(name, name, person(i))
         matcher = store.matcher()
@@ -88,7 +91,8 @@ def watcher_for(path: Path, embedder: ModelEntry, matcher: Matcher, limit: float
         software="0", detector_model_id="d", embedder_model_id=embedder.model_id, embedder_sha256=embedder.sha256
     )
     match = MatchConfig(gallery=path, max_false_alerts_per_1000_scans=limit)
-    return GalleryWatcher(match, POINT, embedder, matcher, swaps.append, link, versions), swaps, link
+    scaler = cohort_for(embedder.model_id)
+    return GalleryWatcher(match, POINT, embedder, matcher, swaps.append, link, versions, scaler=scaler), swaps, link
 
 
 def test_a_changed_gallery_is_swapped_in_and_reported_and_an_unchanged_file_is_not_read(
@@ -99,7 +103,7 @@ def test_a_changed_gallery_is_swapped_in_and_reported_and_an_unchanged_file_is_n
     watcher, swaps, link = watcher_for(path, embedder, first)
     watcher.check()
     assert swaps == [] and link.updates == []  # the gallery in use
-    with GalleryStore.open(path, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(path, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)) as store:
         store.remove("bob")
         removed = store.version
     settle(path)
@@ -110,7 +114,7 @@ def test_a_changed_gallery_is_swapped_in_and_reported_and_an_unchanged_file_is_n
         {"gallery_identities": 1, "expected_false_alerts_per_1000_scans": pytest.approx(1.0), "gallery_error": None},
     )
     opened = []
-    monkeypatch.setattr(GalleryStore, "open", lambda *a: opened.append(a))
+    monkeypatch.setattr(GalleryStore, "open", lambda *a, **k: opened.append(a))
     watcher.check()
     assert opened == [], "an unchanged file was opened"
     with sqlite3.connect(path, timeout=0) as db:  # nothing of the watcher holds the file
@@ -133,7 +137,7 @@ def test_a_corrupt_or_foreign_gallery_keeps_the_last_good_one_and_says_why(tmp_p
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and good.version in warnings[0].getMessage()
     scratch = tmp_path / "other.sqlite"
-    with GalleryStore.create(scratch, "dlib_resnet_v1_fp16", "cd" * 32) as store:
+    with GalleryStore.create(scratch, "dlib_resnet_v1_fp16", "cd" * 32, scaler=cohort_for(embedder.model_id)) as store:
         store.add("carol", "carol", person(7))
     os.replace(scratch, path)
     watcher.check()
@@ -181,7 +185,7 @@ def test_a_remote_operating_point_change_reaches_the_watcher(tmp_path, embedder)
 def test_a_second_change_within_the_same_mtime_tick_is_not_missed(tmp_path, embedder):
     path = tmp_path / "gallery.sqlite"
     watcher, swaps, _ = watcher_for(path, embedder, make_gallery(path, embedder, ["alice", "bob"]))
-    with GalleryStore.open(path, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(path, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)) as store:
         store.remove("bob")
         stat = path.stat()
         watcher.check()

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from support_broker import free_port
 from support_camera import MjpegCamera
+from support_cohort import cohort_for
 from support_fleet import fleet_broker
 from support_wait import wait_until
 from test_device_e2e import ENROLLED, THRESHOLD, unique_events
@@ -188,7 +189,7 @@ def embedder_of(manifest):
 
 
 def bundle_of(path: Path, embedder) -> Bundle:
-    with GalleryStore.open(path, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(path, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)) as store:
         return store.bundle()
 
 
@@ -237,7 +238,7 @@ def test_a_pushed_gallery_is_in_force_for_the_next_events_and_the_broker_keeps_o
     pushed = tmp_path / "pushed.sqlite"  # the centre's gallery: REMOVED withdrew
     shutil.copy(device.gallery, pushed)
     embedder = embedder_of(manifest)
-    with GalleryStore.open(pushed, embedder.model_id, embedder.sha256) as store:
+    with GalleryStore.open(pushed, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)) as store:
         store.remove(REMOVED)
         second = store.version
     capsys.readouterr()
@@ -316,7 +317,9 @@ def test_sigkill_during_a_gallery_swap_leaves_the_old_or_the_new_gallery(device,
         else:
             time.sleep(when)
         device.kill()
-        with GalleryStore.open(device.gallery, embedder.model_id, embedder.sha256) as store:
+        with GalleryStore.open(
+            device.gallery, embedder.model_id, embedder.sha256, scaler=cohort_for(embedder.model_id)
+        ) as store:
             assert store.version in (old, new.version), f"trial {trial}: a gallery that was never pushed"
             assert when != "swapped" or store.version == new.version
         with sqlite3.connect(f"file:{device.gallery}?mode=ro", uri=True) as db:
