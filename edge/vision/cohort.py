@@ -53,7 +53,7 @@ class Cohort:
         if not cohort_id:
             raise ModelError(
                 f"embedder '{embedder_id}' has no cohort model in {manifest.directory}: "
-                "build one with scripts/build_cohort.py, or set match.thresholds = \"global\""
+                "build one with scripts/build_cohort.py"
             )
         entry = manifest.get(cohort_id, "cohort")
         path = verify_model_file(manifest, entry)
@@ -83,8 +83,10 @@ class Cohort:
 
     def scales(self, descriptors: np.ndarray) -> np.ndarray:
         """(n,) float32 relative scale of each (n, 128) descriptor: 1.0 at the cohort's median crowding."""
-        return (raw_scales(np.asarray(descriptors, np.float32), self.centroids, self.counts, self.quantile)
-                / self.median_scale).astype(np.float32)
+        return (
+            raw_scales(np.asarray(descriptors, np.float32), self.centroids, self.counts, self.quantile)
+            / self.median_scale
+        ).astype(np.float32)
 
     def person_factor(self, templates: int, knob: float, mode: str) -> float:
         """How many times more often a stranger matches a person with `templates` templates than one
