@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support_cohort import ensure_cohort
 from test_eval import image_root, lfw_subset, write_csv
 
+from edge.central.model_card import render
 from edge.cli import main
 from edge.modelbuild.manifest import CALIBRATION_KEYS, write_manifest
 from edge.vision import load_manifest
@@ -35,8 +35,6 @@ def setup(data_dir: Path, models_dir: Path, tmp_path_factory) -> tuple[list[str]
     shutil.copytree(models_dir, models)
     manifest = models / "manifest.json"
     manifest.write_text(json.dumps(without_calibration(json.loads(manifest.read_text())), indent=2) + "\n")
-    ensure_cohort(models, EMBEDDER)
-    shutil.copy(manifest, tmp / "before_calibration.json")
     return ["--identities", str(csv_path), "--root", str(image_root(data_dir, tmp)), "--models", str(models)], models
 
 
@@ -98,11 +96,9 @@ def test_entries_written_into_the_copy_only(setup, entries, models_dir):
     assert table["fmr_curves"]["global"]["overall"] != table["fmr_curves"]["per_template"]["overall"]
     # nothing else in the manifest changed, and the bundled manifest is untouched
     copy = json.loads((models / "manifest.json").read_text())
-    before = json.loads((models.parent / "before_calibration.json").read_text())
-    assert without_calibration(copy) == without_calibration(before)
-    bundled = json.loads((models_dir / "manifest.json").read_text())
-    assert (models.parent / "before_calibration.json").read_bytes() != (models_dir / "manifest.json").read_bytes()
-    assert bundled["models"][EMBEDDER].get("calibration_table") != copy["models"][EMBEDDER]["calibration_table"]
+    original = json.loads((models_dir / "manifest.json").read_text())
+    assert without_calibration(copy) == without_calibration(original)
+    assert copy["models"][EMBEDDER]["cohort"]  # per_template scores came from the shipped cohort
 
 
 def test_thresholds_keep_their_measured_fmr(entries):
@@ -155,6 +151,10 @@ def test_eval_measures_the_calibrated_threshold(setup, entries, tmp_path, capsys
     markdown = (tmp_path / "report.md").read_text()
     assert "## Matching modes side by side" in markdown and "| **overall** |" in markdown
     assert f"per_template FMR at knob {worst['threshold']:.4f}" in markdown
+    card = render(report, "r/report.json", "0" * 64, "c/MODEL_CARD.md")  # the card shows both modes too
+    assert "## Per-template and global thresholds side by side" in card and "| **overall** |" in card
+    assert "--worst-group --mode per_template --operating-point" in card and "--mode global" in card
+    assert "No cohort-scale calibration" in card and "## A calibration made on x86, used on an aarch64 board" in card
 
 
 def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, capsys):

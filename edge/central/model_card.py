@@ -9,48 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.central.model_card_modes import arm_rows, cohort_rows, side_by_side
+from edge.central.model_card_text import COHORT_CHOICE, DATA_LIMITS, INTENDED_USE, NOT_FIT_FOR
 from edge.central.report import pct
 from edge.central.stats import Rate
 
 REFERENCE_THRESHOLD = 0.6  # dlib's threshold, the embedder's default before calibration
 GALLERY_SIZES = (10, 100, 1000)
-
-INTENDED_USE = """\
-- Alerting a person on duty when someone **enrolled on purpose** (a small, consented watchlist,
-  e.g. staff or an access list) passes one camera. Every match is an alert for a person to
-  review, never a verdict: an alert says "look at this", not "this is X".
-- Sites whose operators have read the rates below for the groups of people who pass their camera,
-  and chose the threshold (a target false match rate) for the worst of those groups."""
-
-NOT_FIT_FOR = """\
-- **Identifying people who are not enrolled** ("who is this?"), searching footage or the web for
-  a face, or building a gallery of passers-by. The device keeps nothing of unenrolled people.
-- **Decisions without human review**: arrest, denial of entry, service, employment or benefits,
-  evidence in any proceeding.
-- **Surveillance of crowds** or public spaces, tracking people across cameras or over time.
-- **Minors**: no child is in the evaluation data; the error rates for children are unknown.
-- **Groups this card cannot speak for**: groups flagged "not sizeable" below (rates unknown),
-  and groups absent from the data altogether.
-- Inferring gender, ethnicity, age or emotion: the model does none of this; the group labels
-  below are used only to measure error rates.
-- **Large galleries** without reading the expected false alerts below: each enrolled person is
-  one more chance for a stranger to be falsely matched."""
-
-DATA_LIMITS = """\
-- The DEV part of `../shared/data` only (news photos of public figures from LFW plus sample
-  images of open-source face libraries). Held-out data lives elsewhere; the thresholds here were
-  **calibrated and measured on the same images**, so the rates are in-sample and likely
-  optimistic.
-- Gender and ethnicity labels are **curator-assigned** from public biographies (gender from
-  the LFW name lists, binary), **not self-reported**, and ethnicity buckets are coarse.
-- The LFW images there are **250x250 grayscale** (the mirror re-encoded them), close-up news
-  portraits. A camera sees colour, motion blur, other poses and light: expect other rates there.
-- The calibration and these figures use the still-image detector (`models.stills_detector`);
-  the camera loop uses the full-range detector.
-- Some groups are tiny (one or two identities); they are listed, flagged, and no rate of theirs
-  should be read as a property of the group.
-- Impostor pairs are formed within one source only (one person can carry other labels in other
-  sources)."""
 
 
 def _sweep_rates(figures: dict[str, Any], threshold: float) -> tuple[dict, dict] | None:
@@ -65,8 +30,11 @@ def _sweep_rates(figures: dict[str, Any], threshold: float) -> tuple[dict, dict]
     )
 
 
-def _find(items: list[dict[str, Any]], target: float, scope: str) -> dict[str, Any] | None:
-    return next((x for x in items if x.get("target_fmr") == target and x.get("scope") == scope), None)
+def _find(items: list[dict[str, Any]], target: float, scope: str, mode: str) -> dict[str, Any] | None:
+    return next(
+        (x for x in items if (x.get("target_fmr"), x.get("scope"), x.get("mode", "global")) == (target, scope, mode)),
+        None,
+    )
 
 
 def _points(report: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dict | None]:
@@ -76,16 +44,16 @@ def _points(report: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dic
     if not chosen:
         in_force = report["operating_points"][0]
         return in_force, None, None, None
-    target, scope = chosen["target_fmr"], chosen["scope"]
+    target, scope, mode = chosen["target_fmr"], chosen["scope"], report["threshold"]["mode"]
     points, entries = report["operating_points"], calibration["entries"]
-    in_force = _find(points, target, scope)
+    in_force = _find(points, target, scope, mode)
     if in_force is None:
         raise ValueError(f"the report has no figures for its operating point (target FMR {target}, {scope})")
     return (
         in_force,
-        _find(entries, target, scope),
-        _find(points, target, "overall"),
-        _find(entries, target, "overall"),
+        _find(entries, target, scope, mode),
+        _find(points, target, "overall", mode),
+        _find(entries, target, "overall", mode),
     )
 
 
@@ -227,6 +195,25 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         f"{report['overall']['roc_auc_compared']} over pairs both of whose images gave a descriptor.",
         *_tar_rows(report),
         "",
+        "## Per-template and global thresholds side by side",
+        "",
+        *side_by_side(report),
+        "",
+        "## Calibration at watchlist scale",
+        "",
+        "A gallery of 1,000 people needs per-comparison FMRs near 1e-4 and below; DEV cannot support them. "
+        "The cohort's all-against-all comparisons can, overall and per gender, as far as the rule of three allows:",
+        "",
+        *cohort_rows(report),
+        "",
+        "## The cohort model",
+        "",
+        COHORT_CHOICE,
+        "",
+        "## A calibration made on x86, used on an aarch64 board",
+        "",
+        *arm_rows(report),
+        "",
         "## Expected false alerts per 1,000 strangers",
         "",
         "A stranger compared with N enrolled people raises a false alert with probability 1 - (1 - f)^N "
@@ -272,14 +259,21 @@ def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) 
     chosen = report["calibration"].get("operating_point") or {}
     commands = []
     for entry in report["calibration"].get("entries", []):
+        mode = entry.get("mode", "global")
+        flags = (" --worst-group" if entry["scope"] == "worst_group" else "") + f" --mode {mode}"
         if entry["dataset_sha256"] != d["sha256"]:
-            commands.append(
-                f"# FMR <= {entry['target_fmr']:g} {entry['scope']}: calibrated on {entry['dataset']} "
-                f"(sha256 {entry['dataset_sha256']})"
-            )
+            if "dataset_root" not in entry:
+                commands.append(
+                    f"# FMR <= {entry['target_fmr']:g} {entry['scope']} ({mode}): calibrated on {entry['dataset']} "
+                    f"(sha256 {entry['dataset_sha256']})"
+                )
+                continue
+            source = f"--{entry['dataset_kind']} {entry['dataset_file']} --root {entry['dataset_root']}"
+            source += f" --group-column {entry['group_column']} --within {entry['within'] or '-'}"
+            commands.append(f"{embedder}edge calibrate {source} --target-fmr {entry['target_fmr']:g}{flags}")
             continue
-        flags = " --worst-group" if entry["scope"] == "worst_group" else ""
-        if (entry["target_fmr"], entry["scope"]) == (chosen.get("target_fmr"), chosen.get("scope")):
+        chosen_key = (chosen.get("target_fmr"), chosen.get("scope"), chosen.get("mode", "global"))
+        if (entry["target_fmr"], entry["scope"], mode) == chosen_key:
             flags += " --operating-point"
         commands.append(f"{embedder}edge calibrate {data} --target-fmr {entry['target_fmr']:g}{flags}")
     out = report_path.rsplit("/", 1)[0] if "/" in report_path else "."

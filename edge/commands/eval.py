@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edge.central.calibrate import curves
 from edge.central.dataset import Dataset, DatasetError, read_identities, read_pairs
 from edge.central.evaluate import evaluate
 from edge.central.plots import write_plots
@@ -82,6 +83,21 @@ def in_mode(scores: Scores, mode: str) -> Scores:
         raise CommandError(str(e)) from None
 
 
+def cohort_record(settings: Settings, embedder_id: str) -> dict[str, Any] | None:
+    """The embedder's cohort model as the report names it: id, sha256 and its statistic."""
+    try:
+        cohort = Cohort.load(load_manifest(settings.models.models_dir), embedder_id)
+    except ModelError:
+        return None
+    return {
+        "id": cohort.model_id,
+        "sha256": cohort.sha256,
+        "centroids": len(cohort.counts),
+        "min_members": int(cohort.counts.min()),
+        "quantile": cohort.quantile,
+    }
+
+
 def scores_by_mode(scores: Scores) -> tuple[dict[str, Scores], str]:
     """The scores of every matching mode that can be scored, and why per_template cannot (or "")."""
     try:
@@ -105,9 +121,14 @@ def run(args: argparse.Namespace) -> int:
         "models": {
             "detector": {"id": vision.detector.entry.model_id, "sha256": vision.detector.entry.sha256},
             "embedder": {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256},
+            "cohort": cohort_record(settings, vision.embedder.model_id),
         },
         "quality_gate": settings.quality.model_dump(),
-        "calibration": {"operating_point": spec.get("operating_point"), "entries": entries},
+        "calibration": {
+            "operating_point": spec.get("operating_point"),
+            "entries": entries,
+            "fmr_curves": curves(spec.get("calibration_table", {})),
+        },
     }
     threshold = {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr, "mode": point.mode}
     target = {"target_fmr": point.target_fmr, "scope": point.scope} if point.target_fmr else spec.get("operating_point")
