@@ -32,14 +32,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{e}; nothing written") from None
     manifest_path = load_manifest(settings.models.models_dir).directory / MANIFEST_NAME
     try:
-        record_calibration(
-            manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point, args.replace
-        )
+        if not args.dry_run:
+            record_calibration(
+                manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point, args.replace
+            )
     except CalibrationRefused as e:
         raise CommandError(f"{e}; nothing written") from None
     print_json(
         {
             "manifest": str(manifest_path),
+            "written": not args.dry_run,
             "embedder": vision.embedder.model_id,
             "operating_point": args.operating_point,
             **{k: v for k, v in entry.items() if k != "groups"},
@@ -87,5 +89,10 @@ def add_parser(sub) -> None:
         action="store_true",
         help="replace an entry or FMR curve measured on more impostor comparisons or other groups than this run's "
         "(refused otherwise), and a curve from another data set file (kept otherwise)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="measure and print the entry, write nothing (check a shipped calibration on this machine)",
     )
     p.set_defaults(func=run)
