@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.config import load_settings
 from edge.vision import load_manifest
 from edge.vision.operating_point import resolve
 
@@ -101,8 +102,14 @@ def test_identities_all_against_all(subset, tmp_path, capsys, models_dir):
         assert len(group["sweep"]["false_matches"]) == len(group["sweep"]["thresholds"]) == 51
         assert [t["fmr"] for t in group["tar_at_fmr"]] == [0.1, 0.01, 0.001]
     # the threshold in force is the one the device resolves (the manifest's operating point by default)
-    point = resolve(load_manifest(models_dir).get("dlib_resnet_v1_int8"), None, None)
-    assert report["threshold"] == {"value": point.threshold, "source": point.origin, "calibrated_fmr": point.fmr}
+    mode = load_settings().match.thresholds
+    point = resolve(load_manifest(models_dir).get("dlib_resnet_v1_int8"), None, None, "worst_group", mode)
+    assert report["threshold"] == {
+        "value": point.threshold,
+        "source": point.origin,
+        "calibrated_fmr": point.fmr,
+        "mode": mode,
+    }
     md = (tmp_path / "out" / "report.md").read_text()
     assert "female_East_Asian" in md and "Wilson" in md and "no face found 1" in md
 

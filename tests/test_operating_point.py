@@ -112,11 +112,14 @@ def test_false_alert_chance():
 
 @pytest.fixture
 def calibrated_models(models_dir, tmp_path):
-    """A copy of models/ whose embedder carries the table above and a default operating point."""
+    """A copy of models/ whose embedder carries the table above, in both modes, and a default operating point."""
     copy = tmp_path / "models"
     shutil.copytree(models_dir, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["models"][manifest["default_embedder"]]["calibration_table"] = TABLE
+    manifest["models"][manifest["default_embedder"]]["calibration_table"] = {
+        "entries": [{**e, "mode": mode} for mode in ("global", "per_template") for e in TABLE["entries"]],
+        "fmr_curves": {mode: TABLE["fmr_curve"] for mode in ("global", "per_template")},
+    }  # the same numbers in both modes: the device's mode (match.thresholds) finds them either way
     (copy / "manifest.json").write_text(json.dumps(manifest))
     return copy
 
