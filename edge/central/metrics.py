@@ -64,8 +64,9 @@ def false_non_matches(genuine: np.ndarray, threshold: float) -> tuple[int, int]:
 
 def sorted_compared(scores: np.ndarray) -> np.ndarray:
     """The scores that were compared (NaN dropped), sorted: one sort serves a whole sweep."""
-    scores = np.asarray(scores)
-    return np.sort(scores[~np.isnan(scores)])
+    compared = np.asarray(scores)[~np.isnan(scores)]  # already a copy: sorted in place, not copied again
+    compared.sort()
+    return compared
 
 
 def counts_at(sorted_scores: np.ndarray, thresholds: np.ndarray) -> list[int]:
