@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.config import load_settings
 from edge.vision import load_manifest
 from edge.vision.operating_point import resolve
 from edge.vision.runtime import file_sha256
@@ -56,8 +57,14 @@ def test_report_was_made_with_the_shipped_model_and_calibration(report):
     assert report["models"]["detector"]["sha256"] == manifest["models"][report["models"]["detector"]["id"]]["sha256"]
     assert report["calibration"]["operating_point"] == record["operating_point"]
     assert report["calibration"]["entries"] == record["calibration_table"]["entries"]
-    point = resolve(load_manifest(REPO / "models").get(report["models"]["embedder"]["id"]), None, None)
-    assert report["threshold"]["value"] == point.threshold  # the device's default
+    mode = load_settings().match.thresholds
+    point = resolve(
+        load_manifest(REPO / "models").get(report["models"]["embedder"]["id"]), None, None, "worst_group", mode
+    )
+    assert (report["threshold"]["value"], report["threshold"]["mode"]) == (
+        point.threshold,
+        mode,
+    )  # the device's default
 
 
 def test_card_states_its_limits_and_every_group(shipped, report):
@@ -73,15 +80,23 @@ def test_card_states_its_limits_and_every_group(shipped, report):
         "edge calibrate",
         "--operating-point",
         f"EDGE_MODELS__EMBEDDER={report['models']['embedder']['id']} edge eval",
+        "## Per-template and global thresholds side by side",
+        "## Calibration at watchlist scale",
+        "K = 128 k-means centroids",
+        "## A calibration made on x86, used on an aarch64 board",
+        "--mode per_template",
+        "--mode global",
     ):
         assert phrase in card, phrase
     for name, group in report["groups"].items():
         assert f"| {name} | {group['identities']} |" in card
         if not group["sizeable"]:
             assert group["not_sizeable_because"] in card
+    chosen = report["calibration"]["operating_point"]
     entry = next(
         e
         for e in report["calibration"]["entries"]
-        if (e["target_fmr"], e["scope"]) == tuple(report["calibration"]["operating_point"].values())
+        if (e["target_fmr"], e["scope"], e.get("mode", "global"))
+        == (chosen["target_fmr"], chosen["scope"], report["threshold"]["mode"])
     )
     assert f"threshold {entry['threshold']:.4f}, set by {entry['deciding_group']}" in card
