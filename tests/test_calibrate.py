@@ -167,6 +167,21 @@ def test_unsupported_targets_are_refused_and_nothing_written(setup, entries, cap
     assert code == 1 and "needs at least 30000 impostor comparisons" in err and "lowest target it supports" in err
     code, err = calibrate(capsys, data, "--target-fmr", "1.5")
     assert code == 1 and "between 0 and 1" in err
+    code, err = calibrate(capsys, data, "--target-fmr", str(TARGET), "0.0001")  # one refused: none written
+    assert code == 1 and "needs at least 30000" in err and "nothing written" in err
+    code, err = calibrate(capsys, data, "--target-fmr", str(TARGET), "0.1", "--operating-point")
+    assert code == 1 and "--operating-point takes one --target-fmr" in err
+    assert (models / "manifest.json").read_bytes() == before
+
+
+def test_several_targets_from_one_description(setup, entries, capsys):
+    data, models = setup
+    before = (models / "manifest.json").read_bytes()
+    code, out = calibrate(capsys, data, "--target-fmr", str(TARGET), "0.1", "--mode", "global", "--dry-run")
+    assert code == 0, out
+    printed = json.loads(out)
+    assert [(e["target_fmr"], e["written"]) for e in printed] == [(TARGET, False), (0.1, False)]
+    assert printed[0]["threshold"] == entries["global overall"]["threshold"] <= printed[1]["threshold"]
     assert (models / "manifest.json").read_bytes() == before
 
 

@@ -78,7 +78,7 @@ def test_entries_are_keyed_by_mode_and_curves_kept_per_mode(tmp_path):
     scores = synthetic(tmp_path / "p.csv", {"female": 50, "male": 60})
     for mode in ("global", "per_template"):
         s = scores.in_mode(mode)
-        record_calibration(path, "emb", calibrate(s, 0.01, "worst_group", "det"), fmr_curve(s), mode == "global")
+        record_calibration(path, "emb", [calibrate(s, 0.01, "worst_group", "det")], fmr_curve(s), mode == "global")
     t = table(path)
     assert [(e["mode"], e["scope"]) for e in t["entries"]] == [
         ("global", "worst_group"),
@@ -93,27 +93,30 @@ def test_entries_are_keyed_by_mode_and_curves_kept_per_mode(tmp_path):
 def test_a_curve_from_another_file_is_kept_unless_replaced(tmp_path):
     path = manifest(tmp_path)
     first = synthetic(tmp_path / "a.csv", {"female": 50, "male": 60}).in_mode("per_template")
-    record_calibration(path, "emb", calibrate(first, 0.01, "overall", "det"), fmr_curve(first), False)
+    record_calibration(path, "emb", [calibrate(first, 0.01, "overall", "det")], fmr_curve(first), False)
     (tmp_path / "b").mkdir()
     other = synthetic(tmp_path / "b" / "b.csv", {"female": 60, "male": 60}, seed=1).in_mode("per_template")
-    record_calibration(path, "emb", calibrate(other, 0.001, "overall", "det"), fmr_curve(other), False)
+    record_calibration(path, "emb", [calibrate(other, 0.001, "overall", "det")], fmr_curve(other), False)
     t = table(path)
     assert t["fmr_curves"]["per_template"]["dataset_file"].endswith("a.csv")  # kept: another file
     assert [e["target_fmr"] for e in t["entries"]] == [0.001, 0.01]  # the entry is recorded all the same
-    record_calibration(path, "emb", calibrate(other, 0.001, "overall", "det"), fmr_curve(other), False, True)
+    record_calibration(path, "emb", [calibrate(other, 0.001, "overall", "det")], fmr_curve(other), False, True)
     assert table(path)["fmr_curves"]["per_template"]["dataset_file"].endswith("b.csv")
 
 
 def test_weaker_or_regrouped_replacements_are_refused(tmp_path):
     path = manifest(tmp_path)
     strong = synthetic(tmp_path / "p.csv", {"female": 50, "male": 60}).in_mode("per_template")
-    record_calibration(path, "emb", calibrate(strong, 0.01, "overall", "det"), fmr_curve(strong), False)
+    record_calibration(path, "emb", [calibrate(strong, 0.01, "overall", "det")], fmr_curve(strong), False)
     before = path.read_bytes()
     weak = synthetic(tmp_path / "p.csv", {"female": 44, "male": 44}).in_mode("per_template")  # same file, fewer pairs
-    with pytest.raises(CalibrationRefused, match=r"per_template entry for target 0.01 .*per_template FMR curve"):
-        record_calibration(path, "emb", calibrate(weak, 0.01, "overall", "det"), fmr_curve(weak), False)
+    with pytest.raises(
+        CalibrationRefused,
+        match=r"per_template FMR curve rests on 5832 .*\(p.csv .*per_template entry for target 0.01 \(overall\)",
+    ):
+        record_calibration(path, "emb", [calibrate(weak, 0.01, "overall", "det")], fmr_curve(weak), False)
     (tmp_path / "e").mkdir()
     regrouped = synthetic(tmp_path / "e" / "e.csv", {"x": 50, "y": 50}, column="ethnicity").in_mode("per_template")
     with pytest.raises(CalibrationRefused, match=r"measured per 'gender', this run per 'ethnicity'"):
-        record_calibration(path, "emb", calibrate(regrouped, 0.01, "overall", "det"), fmr_curve(regrouped), False)
+        record_calibration(path, "emb", [calibrate(regrouped, 0.01, "overall", "det")], fmr_curve(regrouped), False)
     assert path.read_bytes() == before

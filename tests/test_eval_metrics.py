@@ -93,6 +93,8 @@ def test_wilson_against_hand_computed_values():
 def test_rate_json_carries_counts_and_interval():
     assert Rate(5, 10).to_json() == {"rate": 0.5, "k": 5, "n": 10, "ci95": [0.236593, 0.763407]}
     assert Rate(0, 0).to_json()["rate"] is None
+    cohort = Rate(46, 46_708_724).to_json()  # a cohort-scale rate keeps its digits and a real interval
+    assert cohort["rate"] == 9.84827e-07 and cohort["ci95"][0] < cohort["rate"] < cohort["ci95"][1] < 1.4e-06
 
 
 def test_support_rule_and_sizeable_groups():

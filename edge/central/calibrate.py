@@ -33,7 +33,7 @@ from edge.bench.machine import cpu_model, package_version
 from edge.central.evaluate import SWEEP_THRESHOLDS, group_size
 from edge.central.metrics import counts_at, false_matches, false_non_matches, sorted_compared, threshold_at_fmr
 from edge.central.scores import Scores
-from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons
+from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons, significant
 from edge.vision.runtime import file_sha256
 
 SCOPES = ("overall", "worst_group")
@@ -170,9 +170,10 @@ def fmr_curve(scores: Scores, thresholds: np.ndarray = SWEEP_THRESHOLDS) -> dict
     return {
         "mode": scores.mode,
         "thresholds": [round(float(t), 4) for t in thresholds],
-        "overall": [round(float(f), 6) for f in _fmrs(overall, thresholds)],
-        "worst_group": [round(float(f), 6) for f in worst] if worst is not None else [None] * len(thresholds),
+        "overall": [significant(f) for f in _fmrs(overall, thresholds)],
+        "worst_group": [significant(f) for f in worst] if worst is not None else [None] * len(thresholds),
         "impostor_pairs": false_matches(overall, 0.0)[1],
+        "dataset": scores.dataset.description,
         "dataset_file": str(scores.dataset.csv_path),
         "dataset_sha256": file_sha256(scores.dataset.csv_path),
         "group_column": scores.dataset.group_column,
@@ -214,44 +215,46 @@ def _regrouped(old: dict[str, Any], new: dict[str, Any], what: str) -> str | Non
 def record_calibration(
     manifest_path: Path,
     embedder_id: str,
-    entry: dict[str, Any],
+    new: list[dict[str, Any]],
     curve: dict[str, Any],
     operating_point: bool,
     replace_stronger: bool = False,
 ) -> None:
-    """Add `entry` (replacing one with the same mode, target and scope) and its mode's curve to the
-    embedder's record.
+    """Add the `new` entries of one run (each replacing one with the same mode, target and scope)
+    and their mode's curve to the embedder's record, all or nothing.
 
     An entry or same-file curve measured on more impostor comparisons than this run's, or an
     entry grouped by another column, is kept and the run refused (`CalibrationRefused`), unless
     `replace_stronger`: a quick run on a subset must not silently undo a calibration on the full
-    set. A curve from another data set file is kept (the entry is still recorded) unless
-    `replace_stronger`. Only `calibration_table` and, with `operating_point`, `operating_point`
-    change; the file is replaced atomically so a device never reads half a manifest.
+    set. A curve from another data set file is kept (the entries are still recorded) unless
+    `replace_stronger`. Only `calibration_table` and, with `operating_point` (one entry),
+    `operating_point` change; the file is replaced atomically so a device never reads half a manifest.
     """
     manifest = json.loads(manifest_path.read_text())
     record = manifest["models"][embedder_id]
     table = record.get("calibration_table", {})
-    mode = entry_mode(entry)
-    key = (mode, entry["target_fmr"], entry["scope"])
-    same = [e for e in table.get("entries", []) if (entry_mode(e), e["target_fmr"], e["scope"]) == key]
+    mode = curve["mode"]
     old_curve = curves(table).get(mode)
-    what = f"the {mode} entry for target {entry['target_fmr']:g} ({entry['scope']})"
-    reasons = [
-        _weaker(same[0] if same else None, entry, what),
-        _weaker(old_curve, curve, f"the {mode} FMR curve") if old_curve and _same_file(old_curve, curve) else None,
-        _regrouped(same[0], entry, what) if same else None,
-    ]
-    refused = [why for why in reasons if why]
-    if refused and not replace_stronger:
-        raise CalibrationRefused("; ".join(refused) + ": pass --replace to replace them with this run's")
-    kept = [e for e in table.get("entries", []) if e not in same]
-    entries = sorted([*kept, entry], key=lambda e: (entry_mode(e), e["target_fmr"], e["scope"]))
+    refused = [_weaker(old_curve, curve, f"the {mode} FMR curve")] if old_curve and _same_file(old_curve, curve) else []
+    entries = table.get("entries", [])
+    for entry in new:
+        key = (entry_mode(entry), entry["target_fmr"], entry["scope"])
+        same = [e for e in entries if (entry_mode(e), e["target_fmr"], e["scope"]) == key]
+        what = f"the {key[0]} entry for target {key[1]:g} ({key[2]})"
+        refused += [_weaker(same[0], entry, what), _regrouped(same[0], entry, what)] if same else []
+        entries = [*[e for e in entries if e not in same], entry]
+    reasons = [why for why in refused if why]
+    if reasons and not replace_stronger:
+        raise CalibrationRefused("; ".join(reasons) + ": pass --replace to replace them with this run's")
     new_curves = curves(table)
     if old_curve is None or replace_stronger or _same_file(old_curve, curve):
         new_curves[mode] = curve
-    record["calibration_table"] = {"entries": entries, "fmr_curves": dict(sorted(new_curves.items()))}
+    record["calibration_table"] = {
+        "entries": sorted(entries, key=lambda e: (entry_mode(e), e["target_fmr"], e["scope"])),
+        "fmr_curves": dict(sorted(new_curves.items())),
+    }
     if operating_point:
+        (entry,) = new
         record["operating_point"] = {"mode": mode, "target_fmr": entry["target_fmr"], "scope": entry["scope"]}
     temporary = manifest_path.with_name(manifest_path.name + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -59,11 +59,16 @@ class Rate:
         lo, hi = self.ci95
         value = self.value
         return {
-            "rate": None if value is None else round(value, 6),
+            "rate": None if value is None else significant(value),
             "k": self.k,
             "n": self.n,
-            "ci95": [round(lo, 6), round(hi, 6)],
+            "ci95": [significant(lo), significant(hi)],
         }
+
+
+def significant(x: float, digits: int = 6) -> float:
+    """`x` to `digits` significant digits: a rate of 1e-6 keeps its digits (rounding to decimals would not)."""
+    return float(f"{x:.{digits}g}")
 
 
 def min_comparisons(target_fmr: float) -> int:

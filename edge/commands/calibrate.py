@@ -21,40 +21,42 @@ from edge.vision.runtime import MANIFEST_NAME, load_manifest
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.target_fmr < 1:
-        raise CommandError(f"--target-fmr must lie between 0 and 1, got {args.target_fmr}")
+    for target in args.target_fmr:
+        if not 0 < target < 1:
+            raise CommandError(f"--target-fmr must lie between 0 and 1, got {target}")
+    if args.operating_point and len(args.target_fmr) > 1:
+        raise CommandError("--operating-point takes one --target-fmr, got several")
     settings, vision, scores = load_scores(args)
     scores = in_mode(scores, args.mode)
     scope = "worst_group" if args.worst_group else "overall"
-    try:
-        entry = calibrate(scores, args.target_fmr, scope, vision.detector.entry.model_id)
+    try:  # every target first: one the data cannot support writes nothing at all
+        entries = [calibrate(scores, t, scope, vision.detector.entry.model_id) for t in args.target_fmr]
     except CalibrationRefused as e:
         raise CommandError(f"{e}; nothing written") from None
     manifest_path = load_manifest(settings.models.models_dir).directory / MANIFEST_NAME
     try:
         if not args.dry_run:
             record_calibration(
-                manifest_path, vision.embedder.model_id, entry, fmr_curve(scores), args.operating_point, args.replace
+                manifest_path, vision.embedder.model_id, entries, fmr_curve(scores), args.operating_point, args.replace
             )
     except CalibrationRefused as e:
         raise CommandError(f"{e}; nothing written") from None
-    print_json(
-        {
-            "manifest": str(manifest_path),
-            "written": not args.dry_run,
-            "embedder": vision.embedder.model_id,
-            "operating_point": args.operating_point,
-            **{k: v for k, v in entry.items() if k != "groups"},
-            "groups": {
-                g: {
-                    k: row[k]
-                    for k in ("fmr", "false_matches", "impostor_pairs", "fnmr", "genuine_pairs", "supports_target")
-                }
-                for g, row in entry["groups"].items()
-            },
-        }
-    )
+    context = {
+        "manifest": str(manifest_path),
+        "written": not args.dry_run,
+        "embedder": vision.embedder.model_id,
+        "operating_point": args.operating_point,
+    }
+    shown = [{**context, **_summary(entry)} for entry in entries]
+    print_json(shown[0] if len(shown) == 1 else shown)
     return 0
+
+
+def _summary(entry: dict) -> dict:
+    """The entry as printed: each group's counts and rates without its intervals."""
+    keep = ("fmr", "false_matches", "impostor_pairs", "fnmr", "genuine_pairs", "supports_target")
+    groups = {g: {k: row[k] for k in keep} for g, row in entry["groups"].items()}
+    return {**{k: v for k, v in entry.items() if k != "groups"}, "groups": groups}
 
 
 def add_parser(sub) -> None:
@@ -63,8 +65,10 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--target-fmr",
         type=float,
+        nargs="+",
         required=True,
-        help="false match rate to hold, e.g. 0.01; " + SUPPORT_RULE.replace("%", "%%"),
+        help="false match rate(s) to hold, e.g. 0.01 (several: one entry each, from one description of the "
+        "images; all refused if one is); " + SUPPORT_RULE.replace("%", "%%"),
     )
     p.add_argument(
         "--worst-group",
