@@ -39,7 +39,8 @@ def test_cohort_rows_show_entries_and_what_the_rule_of_three_refuses():
     refused = "**not supported**: needs 3,000,000 comparisons in each of 2 groups; the second largest has 2,355,920"
     assert f"| both | 1e-06 | worst_group | - | {refused} |" in text
     assert "| both | 1e-05 | worst_group | - | supported (2,355,920 >= 300,000), not calibrated |" in text
-    assert "0.012" not in text
+    assert "0.012" not in text and "46,708,724 impostor comparisons, within each gender female 2,355,920" in text
+    assert "| global | 1e-06 | overall | 0.3833 | 9e-07 (42/46,708,724, 5e-07-1.4e-06) | all pairs |" in text
     assert cohort_rows({"calibration": {"entries": entries[2:]}})[0].startswith("No cohort-scale calibration")
 
 

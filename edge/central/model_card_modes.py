@@ -23,10 +23,11 @@ def side_by_side(report: dict[str, Any]) -> list[str]:
     return mode_section(report)
 
 
-def _counts(entry: dict[str, Any]) -> tuple[int, list[int]]:
-    """(impostor comparisons overall, per sizeable-enough group) an entry was measured on."""
-    groups = [row["impostor_pairs"] for row in entry["groups"].values()]
-    return sum(groups), sorted(groups, reverse=True)
+def _counts(entries: list[dict[str, Any]]) -> tuple[int, list[int]]:
+    """(impostor comparisons overall, per group, largest first) the entries were measured on."""
+    groups = [row["impostor_pairs"] for row in entries[0]["groups"].values()]
+    overall = [e["impostor_pairs"] for e in entries if e["scope"] == "overall"]
+    return (overall[0] if overall else sum(groups)), sorted(groups, reverse=True)
 
 
 def cohort_rows(report: dict[str, Any]) -> list[str]:
@@ -35,10 +36,10 @@ def cohort_rows(report: dict[str, Any]) -> list[str]:
     entries = [e for e in report["calibration"]["entries"] if e.get("group_column", "group") == "gender"]
     if not entries:
         return ["No cohort-scale calibration in this report's manifest (see the commands at the end)."]
-    total, groups = _counts(entries[0])
+    total, groups = _counts(entries)
     rows = [
         f"Measured on `{entries[0]['dataset_file']}` ({entries[0]['dataset']}, sha256 "
-        f"`{entries[0]['dataset_sha256'][:12]}`): {total:,} impostor comparisons, per gender "
+        f"`{entries[0]['dataset_sha256'][:12]}`): {total:,} impostor comparisons, within each gender "
         + ", ".join(f"{g} {row['impostor_pairs']:,}" for g, row in entries[0]["groups"].items())
         + ". Worst group: the stricter of the genders.",
         "",
@@ -54,7 +55,7 @@ def cohort_rows(report: dict[str, Any]) -> list[str]:
                 lo, hi = e["fmr_ci95"]
                 rows.append(
                     f"| {e.get('mode', 'global')} | {target:g} | {scope} | {e['threshold']:.4f} | "
-                    f"{percent(e['fmr'])} ({k}/{e['impostor_pairs']:,}, {percent(lo)}-{percent(hi)}) | "
+                    f"{e['fmr']:.3g} ({k}/{e['impostor_pairs']:,}, {lo:.3g}-{hi:.3g}) | "
                     f"{e['deciding_group'] or 'all pairs'} |"
                 )
             if found:
