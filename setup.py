@@ -13,7 +13,7 @@ from setuptools.command.build_py import build_py
 
 # (folder, patterns), also listed in MANIFEST.in for the sdist
 PACKAGED = {
-    "models": ("*.tflite", "manifest.json", "MODEL_CARD*.md"),
+    "models": ("*.tflite", "cohort_*.json", "manifest.json", "MODEL_CARD*.md"),
     "firmware-config": ("*.sh", "*.service", "*.conf", "acl", "boards/*.toml"),
 }
 

@@ -129,6 +129,7 @@ def main() -> int:
     p.add_argument("--root", type=Path, help="folder the cohort CSV's paths are relative to (default: its parent's)")
     p.add_argument("--dev", type=Path, default=DATA / "identities.csv", help="DEV identities.csv for --grid")
     p.add_argument("--models", type=Path, default=REPO / "models")
+    p.add_argument("--embedder", help="embedder model id (default: the manifest's default embedder)")
     p.add_argument("--k", type=int, default=128, help="k-means centroids (default 128)")
     p.add_argument("--quantile", type=float, default=0.005, help="share of the cohort within the scale (0.005)")
     p.add_argument("--min-members", type=int, default=10, help="people a centroid averages at least (10)")
@@ -138,7 +139,7 @@ def main() -> int:
     if not args.cohort.is_file():
         print(f"cohort file not found: {args.cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
         return 1
-    settings = load_settings(None, None, models={"models_dir": args.models})
+    settings = load_settings(None, None, models={"models_dir": args.models, "embedder": args.embedder})
     vision = build_vision(settings, settings.models.stills_detector)
     embedder = {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256}
     dataset, descriptors, failures = describe(vision, args.cohort, args.root or args.cohort.parent.parent)
@@ -172,7 +173,7 @@ def main() -> int:
         "statistic": {k: v for k, v in model["statistic"].items() if k != "description"},
         "min_members": args.min_members,
     }
-    record(args.models, embedder["id"], f"lfw_cohort_k{model['statistic']['k']}", file_name, source)
+    record(args.models, embedder["id"], Path(file_name).stem, file_name, source)
     print(json.dumps({"file": str(args.models / file_name), **model["statistic"], **model["built_from"]}, indent=2))
     return 0
 

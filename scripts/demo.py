@@ -44,11 +44,10 @@ sys.path.insert(0, str(REPO))
 from edge.bench.clips import DATA_DIR, SLIDESHOW, sample_clip, slideshow_people  # noqa: E402
 from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
-from edge.device.app import run_device  # noqa: E402
+from edge.device.app import operating_point, run_device  # noqa: E402
+from edge.vision import load_manifest  # noqa: E402
 
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
-# dlib's 0.6 falsely matches grayscale LFW strangers in this clip; 0.5 keeps them apart.
-THRESHOLD = 0.5
 
 
 def shared_inputs() -> tuple[Path, list[tuple[str, list[Path]]]]:
@@ -171,15 +170,20 @@ def demo(work: Path, *, sample: bool) -> int:
 
     broker, protocol = start_broker(work)
     watcher = print_messages(broker.port)
-    print(f"== running the loop over {video} (threshold {THRESHOLD}); messages as the subscriber gets them:")
     try:
         settings = load_settings(
             device={"device_id": "demo-cam", "site": "demo", "state_dir": work / "state"},
             camera={"source": f"file:{video}"},
             models={"detector": "blazeface_short_range"},
-            match={"gallery": gallery, "threshold": THRESHOLD},
+            match={"gallery": gallery},
             mqtt={"url": broker.url, "protocol": protocol},
             stats={"window_s": 5},
+        )
+        manifest = load_manifest(settings.models.models_dir)
+        point = operating_point(settings, manifest.get(manifest.default_embedder))
+        print(
+            f"== running the loop over {video} at the shipped operating point ({point.origin}: knob "
+            f"{point.threshold:g} x each template's scale); messages as the subscriber gets them:"
         )
         summary = run_device(settings, threading.Event())
     finally:

@@ -2,9 +2,8 @@
 
 The slideshow shows 24 LFW photos of 12 people, one second each; every photo is one
 appearance (a cut separates them). The gallery holds five of those people, enrolled from
-OTHER photos of them (identities.csv). Threshold 0.5: dlib's 0.6 falsely matches two of the
-grayscale LFW strangers here (measured: Queen Elizabeth II to Li Peng at 0.565), which is
-exactly what issue 4's calibration is about.
+OTHER photos of them (identities.csv). The device runs at the shipped default operating point
+(per-template thresholds, the manifest's calibrated knob), as a device out of the box does.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from support_wait import wait_until
 
 from edge.cli import main
 from edge.config import load_settings
-from edge.device.app import run_device
+from edge.device.app import operating_point, run_device
 from edge.device.counters import COUNTS
 from edge.link import Outbox
+from edge.vision import load_manifest
 
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]
-THRESHOLD = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +53,23 @@ def gallery(data_dir, slideshow, tmp_path_factory) -> Path:
     return path
 
 
+# Measured at the shipped operating point (per-template knob 0.4528): Li Peng's first photo is 0.4536
+# from his nearest template, whose own threshold is 0.4293 (scale 0.948; normalized 0.479), and is
+# missed; his photo with a bystander (Li_Peng_0003) cannot be enrolled (two faces). One global
+# threshold of 0.5 matched it, and also let Queen Elizabeth II come within 0.565 of him.
+MISSED = {"lfw/Li_Peng/Li_Peng_0001.jpg"}
+
+
 def expected_events(rows: list[dict[str, str]]) -> list[str]:
-    return [r["identity"] for r in rows if r["identity"] in ENROLLED]
+    return [r["identity"] for r in rows if r["identity"] in ENROLLED and r["source_path"] not in MISSED]
 
 
-def settings_for(broker, gallery: Path, video: Path, state: Path, **extra):
+def settings_for(broker, gallery: Path, video: Path, state: Path, models: dict | None = None, **extra):
     return load_settings(
         device={"device_id": "cam-1", "site": "test", "state_dir": state},
         camera={"source": f"file:{video}"},
-        models={"detector": "blazeface_short_range"},
-        match={"gallery": gallery, "threshold": THRESHOLD},
+        models={"detector": "blazeface_short_range", **(models or {})},
+        match={"gallery": gallery},
         mqtt={"url": broker.url, "connect_timeout_s": 15},
         **extra,
     )
@@ -88,12 +94,16 @@ def edge_run_command(video: Path, gallery: Path, broker_url: str, state: Path, *
         "test",
         "--state-dir",
         str(state),
-        "--threshold",
-        str(THRESHOLD),
         "--detector",
         "blazeface_short_range",
         *extra,
     ]
+
+
+def shipped_knob() -> float:
+    """The knob of the shipped default operating point, as the device resolves it."""
+    settings = load_settings()
+    return operating_point(settings, load_manifest().get(load_manifest().default_embedder)).threshold
 
 
 def unique_events(subscriber) -> list[dict]:
@@ -154,12 +164,16 @@ def test_one_event_per_appearance_of_each_enrolled_person(
     assert sub.wait_for(lambda ms: any(m.topic.endswith("/stats") for m in ms), timeout=10)
     events = unique_events(sub)
     assert [e["identity_id"] for e in events] == expected_events(rows)
-    assert all(e["score"] <= THRESHOLD and e["threshold"] == THRESHOLD for e in events)
+    knob = shipped_knob()
+    assert all(e["threshold"] == knob and e["score"] <= e["template_threshold"] for e in events)
+    assert any(e["template_threshold"] != knob for e in events), "each template has its own threshold"
     assert len({e["track_id"] for e in events}) == len(events)
     stats = summed_stats(sub)
     assert stats["frames"] == 600 and stats["frames_dropped"] == 0
     assert stats["matches"] == len(events)
-    assert stats["scans"] == len(rows), "every photo shown is one track embedded at least once"
+    # Every photo shown is one track embedded at least once, and Laila_Ali_0002's bystander (51 px,
+    # yaw -0.43: a half-profile the gate admits) is one more.
+    assert stats["scans"] == len(rows) + 1
     assert stats["detections"] >= 600
     assert stats == summary.totals
     for m in sub.messages():
@@ -337,7 +351,7 @@ def test_live_camera_lost_mid_run_is_counted_and_recovers(
         device={"device_id": "cam-1", "site": "test", "state_dir": tmp_path / "state"},
         camera={"source": camera.url, "reconnect_max_s": 1},
         models={"detector": "blazeface_short_range"},
-        match={"gallery": gallery, "threshold": THRESHOLD},
+        match={"gallery": gallery},
         mqtt={"url": broker.url, "connect_timeout_s": 15},
         stats={"window_s": 1},
     )

@@ -135,7 +135,6 @@ def test_installed_bundle_runs_and_the_broker_fences_it(provisioned, tmp_path, b
         "EDGE_FLEET__DEVICE_KEY": str(etc / "box.key"),
         "EDGE_DEVICE__STATE_DIR": str(state),
         "EDGE_MATCH__GALLERY": str(state / "gallery.sqlite"),
-        "EDGE_MATCH__THRESHOLD": "0.5",
         "EDGE_MODELS__DETECTOR": "blazeface_short_range",  # close-up portraits
         "EDGE_CAMERA__SOURCE": f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}",
     }

@@ -16,7 +16,7 @@ def settings(tmp_path, fleet: bool):
 
 
 def test_fleet_device_without_gallery_starts_empty_and_the_file_takes_pushes(tmp_path, stills_vision):
-    matcher = load_matcher(settings(tmp_path, fleet=True), stills_vision)
+    matcher = load_matcher(settings(tmp_path, fleet=True), stills_vision, cohort_for(stills_vision.embedder.model_id))
     assert len(matcher) == 0
     embedder = stills_vision.embedder
     with GalleryStore.open(
@@ -27,5 +27,5 @@ def test_fleet_device_without_gallery_starts_empty_and_the_file_takes_pushes(tmp
 
 def test_device_outside_a_fleet_refuses_a_missing_gallery(tmp_path, stills_vision):
     with pytest.raises(GalleryNotFound, match="does not exist"):
-        load_matcher(settings(tmp_path, fleet=False), stills_vision)
+        load_matcher(settings(tmp_path, fleet=False), stills_vision, cohort_for(stills_vision.embedder.model_id))
     assert not (tmp_path / "gallery.sqlite").exists()

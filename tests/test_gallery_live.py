@@ -18,7 +18,7 @@ import test_device_e2e
 from support_camera import MjpegCamera
 from support_cohort import cohort_for
 from support_wait import wait_until
-from test_device_e2e import ENROLLED, THRESHOLD, unique_events
+from test_device_e2e import ENROLLED, unique_events
 
 from edge.cli import main
 from edge.config import MatchConfig, load_settings
@@ -92,7 +92,7 @@ def watcher_for(path: Path, embedder: ModelEntry, matcher: Matcher, limit: float
     )
     match = MatchConfig(gallery=path, max_false_alerts_per_1000_scans=limit)
     scaler = cohort_for(embedder.model_id)
-    return GalleryWatcher(match, POINT, embedder, matcher, swaps.append, link, versions, scaler=scaler), swaps, link
+    return GalleryWatcher(match, POINT, embedder, matcher, swaps.append, link, versions, scaler), swaps, link
 
 
 def test_a_changed_gallery_is_swapped_in_and_reported_and_an_unchanged_file_is_not_read(
@@ -242,7 +242,7 @@ def test_a_running_device_uses_gallery_changes_from_the_next_frame(
         device={"device_id": "cam-1", "site": "test", "state_dir": tmp_path / "state"},
         camera={"source": camera.url},
         models={"detector": "blazeface_short_range"},
-        match={"gallery": path, "threshold": THRESHOLD, "gallery_poll_s": 0.5},
+        match={"gallery": path, "gallery_poll_s": 0.5},
         mqtt={"url": broker.url, "connect_timeout_s": 15},
     )
     stop, result = threading.Event(), {}

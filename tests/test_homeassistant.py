@@ -64,7 +64,7 @@ def run_short(broker, gallery: Path, data_dir: Path, state: Path, max_frames: in
         device={"device_id": TOPICS.device_id, "site": TOPICS.site, "state_dir": state},
         camera={"source": f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}"},
         models={"detector": "blazeface_short_range"},
-        match={"gallery": gallery, "threshold": 0.5},
+        match={"gallery": gallery},
         mqtt={"url": broker.url, "connect_timeout_s": 15},
         **extra,
     )

@@ -163,7 +163,8 @@ def test_device_with_target_fmr_uses_and_reports_it(
     status = json.loads(sub.messages("edge/t/cam-1/status")[0].payload)
     details = status["details"]
     assert details["threshold"] == 0.5 and details["target_fmr"] == 0.01 and details["fmr"] == 0.008
-    assert details["expected_false_alerts_per_1000_scans"] == pytest.approx(1000 * false_alert_chance(0.008, 3))
+    # three people of one template each: 1,000 x (0.008 + 0.008 + 0.008)
+    assert details["expected_false_alerts_per_1000_scans"] == pytest.approx(24.0)
     reported = json.loads(sub.messages("edge/t/cam-1/config/reported")[0].payload)
     assert reported["config"]["operating_point"]["threshold"] == 0.5
     assert reported["config"]["match"]["target_fmr"] == 0.01
@@ -193,7 +194,7 @@ def test_start_refused_above_the_false_alert_limit(
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert "3 enrolled people" in err and "expect 23.8 false alerts per 1,000 scans" in err
+    assert "3 enrolled people" in err and "expect 24.0 false alerts per 1,000 scans" in err
     assert "lower match.target_fmr" in err
     assert not (tmp_path / "state").exists()
 
@@ -203,4 +204,5 @@ def test_gallery_list_shows_expected_false_alerts(calibrated_models, small_galle
     assert main(["gallery", "list", "--gallery", str(small_gallery), "--models", str(calibrated_models)]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["operating_point"]["fmr"] == 0.008
-    assert listing["expected_false_alerts_per_1000_scans"] == pytest.approx(1000 * false_alert_chance(0.008, 3))
+    assert listing["expected_false_alerts_per_1000_scans"] == pytest.approx(24.0)
+    assert [p["expected_stranger_fmr"] for p in listing["people"]] == [pytest.approx(0.008)] * 3

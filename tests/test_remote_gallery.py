@@ -33,7 +33,7 @@ from support_camera import MjpegCamera
 from support_cohort import cohort_for
 from support_fleet import fleet_broker
 from support_wait import wait_until
-from test_device_e2e import ENROLLED, THRESHOLD, unique_events
+from test_device_e2e import ENROLLED, unique_events
 from test_gallery_live import KEPT, PHOTO_FRAMES, REMOVED, events_of
 
 from edge.central.fleet_bundle import issue_device
@@ -97,7 +97,6 @@ source = "{camera.url}"
 detector = "blazeface_short_range"
 [match]
 gallery = "{gallery_path}"
-threshold = {THRESHOLD}
 gallery_poll_s = 0.5
 [mqtt]
 {mqtt}

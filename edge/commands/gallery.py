@@ -10,7 +10,7 @@ from edge.config import Settings
 from edge.device.app import load_cohort, operating_point
 from edge.gallery import GalleryStore, read_bundle, replace_gallery
 from edge.vision import ModelEntry, load_manifest
-from edge.vision.operating_point import expected_false_alerts_per_1000
+from edge.vision.false_alerts import false_alerts_per_1000, person_fmr
 
 
 def configured_embedder(args: argparse.Namespace) -> tuple[Settings, ModelEntry]:
@@ -25,13 +25,18 @@ def open_store(args: argparse.Namespace) -> GalleryStore:
     return GalleryStore.open(args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id))
 
 
+def rounded(value: float | None) -> float | None:
+    """Six significant digits: an estimate, not a measurement to the last bit."""
+    return None if value is None else float(f"{value:.6g}")
+
+
 def run_list(args: argparse.Namespace) -> int:
     settings, entry = configured_embedder(args)
     point = operating_point(settings, entry)
-    with GalleryStore.open(
-        args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
-    ) as store:
+    cohort = load_cohort(settings, entry.model_id)
+    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256, scaler=cohort) as store:
         identities = store.identities()
+        counts = [i.templates for i in identities]
         print_json(
             {
                 "gallery": str(args.gallery),
@@ -39,12 +44,13 @@ def run_list(args: argparse.Namespace) -> int:
                 "identities": len(identities),
                 "templates": sum(i.templates for i in identities),
                 "operating_point": point.as_dict(),
-                "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(point.fmr, len(identities)),
+                "expected_false_alerts_per_1000_scans": rounded(false_alerts_per_1000(point, cohort, counts)),
                 "people": [
                     {
                         "identity_id": i.identity_id,
                         "name": i.name,
                         "templates": i.templates,
+                        "expected_stranger_fmr": rounded(person_fmr(point, cohort, i.templates)),
                         "enrolled_at": i.enrolled_at,
                     }
                     for i in identities

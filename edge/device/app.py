@@ -8,6 +8,7 @@ before the state folder, the outbox or the counters file is created or touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ from edge.link.signed import load_public_key
 from edge.redact import masked
 from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.cohort import Cohort
-from edge.vision.operating_point import OperatingPoint, OperatingPointError, expected_false_alerts_per_1000, resolve
+from edge.vision.false_alerts import false_alerts_per_1000
+from edge.vision.operating_point import OperatingPoint, OperatingPointError, resolve
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tiling import TiledDetector
 from edge.vision.tracker import Tracker
@@ -104,14 +106,15 @@ def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:
     """The threshold in force and its measured FMR (see `edge.vision.operating_point`)."""
     m = settings.match
     try:
-        return resolve(embedder, m.threshold, m.target_fmr, m.fmr_scope)
+        return resolve(embedder, m.threshold, m.target_fmr, m.fmr_scope, m.thresholds)
     except OperatingPointError as e:
         raise ConfigError(str(e)) from None
 
 
-def expected_false_alerts(settings: Settings, point: OperatingPoint, gallery_size: int) -> float | None:
-    """Expected false alerts per 1,000 scans of strangers; refuses a start above the configured limit."""
-    expected = expected_false_alerts_per_1000(point.fmr, gallery_size)
+def expected_false_alerts(settings: Settings, point: OperatingPoint, matcher: Matcher, cohort: Cohort) -> float | None:
+    """Expected false alerts per 1,000 scans of strangers (the sum over the enrolled people,
+    `edge.vision.false_alerts`); refuses a start above the configured limit."""
+    expected = false_alerts_per_1000(point, cohort, matcher.template_counts().values())
     limit = settings.match.max_false_alerts_per_1000_scans
     if limit is None:
         return expected
@@ -122,8 +125,9 @@ def expected_false_alerts(settings: Settings, point: OperatingPoint, gallery_siz
         )
     if expected > limit:
         raise ConfigError(
-            f"{gallery_size} enrolled people at threshold {point.threshold:.3f} (FMR {point.fmr:.2g} per comparison, "
-            f"{point.scope}) expect {expected:.1f} false alerts per 1,000 scans of strangers, above "
+            f"{len(matcher)} enrolled people ({matcher.template_count} templates) at threshold {point.threshold:.3f} "
+            f"({point.mode}; FMR {point.fmr:.2g} per comparison, {point.scope}) expect {expected:.1f} false alerts "
+            "per 1,000 scans of strangers, above "
             f"match.max_false_alerts_per_1000_scans = {limit:g}: lower match.target_fmr, enroll fewer people, "
             "or raise the limit"
         )
@@ -140,7 +144,7 @@ def load_cohort(settings: Settings, embedder_id: str) -> Cohort:
     return Cohort.load(load_manifest(settings.models.models_dir), embedder_id)
 
 
-def load_matcher(settings: Settings, vision: Vision) -> Matcher:
+def load_matcher(settings: Settings, vision: Vision, cohort: Cohort) -> Matcher:
     """The gallery's matcher. A fleet device (it takes galleries over MQTT) whose gallery file does
     not exist yet, as on a board fresh from its bundle, starts with an empty gallery, matches nobody
     and counts scans until `edge fleet gallery push` gives it one; anywhere else a missing gallery
@@ -148,14 +152,14 @@ def load_matcher(settings: Settings, vision: Vision) -> Matcher:
     gallery, embedder = settings.match.gallery, vision.embedder
     if gallery is None:
         raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
-    cohort = load_cohort(settings, embedder.model_id)
+    per_template = settings.match.thresholds == "per_template"
     fleet = settings.fleet
     if not gallery.exists() and fleet.signing_public_key is not None and fleet.device_key is not None:
         log.warning("no gallery at %s yet: starting with nobody enrolled until a gallery is pushed", gallery)
         with GalleryStore.create(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
-            return store.matcher()
+            return store.matcher(per_template)
     with GalleryStore.open(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
-        return store.matcher()
+        return store.matcher(per_template)
 
 
 def mqtt_options(settings: Settings) -> MqttOptions:
@@ -221,8 +225,9 @@ def run_device(
     vision = build_camera_vision(settings)
     point = operating_point(settings, vision.embedder.entry)
     threshold = point.threshold
-    matcher = load_matcher(settings, vision)
-    false_alerts = expected_false_alerts(settings, point, len(matcher.identity_ids))
+    cohort = load_cohort(settings, vision.embedder.model_id)
+    matcher = load_matcher(settings, vision, cohort)
+    false_alerts = expected_false_alerts(settings, point, matcher, cohort)
     push = push_keys(settings.fleet)  # None: no gallery/set
     pushed = accepted_version(settings.device.state_dir) if push is not None else 0
     fleet_key = remote_config_key(settings, reload)
@@ -307,7 +312,7 @@ def run_device(
             loop.swap_matcher,
             link,
             status.versions,
-            scaler=load_cohort(settings, vision.embedder.model_id),
+            cohort,
         )
         watcher.start()  # after the link, which republishes the status it changes
         audit = AuditLog(state / AUDIT_LOG)
@@ -317,7 +322,8 @@ def run_device(
             pushes.start()
         remote = None
         if fleet_key is not None and reload is not None:
-            builders = Builders(build_camera_vision, operating_point, expected_false_alerts, effective_config)
+            false_alerts_of = functools.partial(expected_false_alerts, cohort=cohort)
+            builders = Builders(build_camera_vision, operating_point, false_alerts_of, effective_config)
             now = Running(settings, point, false_alerts)
             remote = RemoteConfig(
                 now, reload, fleet_key, link, loop, camera, builders, state / OVERLAY_FILE, audit, watcher

@@ -27,17 +27,18 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from edge.gallery import GalleryError, GalleryStore, Matcher, TemplateScaler
-from edge.vision.operating_point import expected_false_alerts_per_1000
+from edge.gallery import GalleryError, GalleryStore, Matcher
+from edge.vision.false_alerts import false_alerts_per_1000
 
 if TYPE_CHECKING:
     from edge.config import MatchConfig
     from edge.link.payloads import Scalar, Versions
     from edge.vision import ModelEntry
+    from edge.vision.cohort import Cohort
     from edge.vision.operating_point import OperatingPoint
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,17 @@ class GalleryWatcher:
         swap: Callable[[Matcher], None],
         link: StatusLink,
         versions: Versions,
-        *,
-        scaler: TemplateScaler,
+        cohort: Cohort,
     ) -> None:
-        """`scaler`: the embedder's cohort, which scales the templates of a migrated or replaced gallery."""
+        """`cohort`: the embedder's cohort model, which scales the templates of a migrated or replaced
+        gallery and weighs each person's expected false match rate."""
         if match.gallery is None:
             raise ValueError("no gallery to watch")
         self.path: Path = match.gallery
         self._match = match
         self._point = point
         self._embedder = embedder
-        self.scaler = scaler
+        self.cohort = cohort
         self._matcher = matcher  # the last one handed to the loop
         self._swap = swap
         self._link = link
@@ -117,9 +118,10 @@ class GalleryWatcher:
         self._seen = stamp if settled else None
         try:
             with GalleryStore.open(
-                self.path, self._embedder.model_id, self._embedder.sha256, scaler=self.scaler
+                self.path, self._embedder.model_id, self._embedder.sha256, scaler=self.cohort
             ) as store:
-                new = None if store.version == self._matcher.version else store.matcher()
+                fresh = store.version != self._matcher.version
+                new = store.matcher(self._match.thresholds == "per_template") if fresh else None
         except GalleryError as e:
             self._refuse(str(e))
             return
@@ -131,7 +133,7 @@ class GalleryWatcher:
                 self._error = None
                 self._report()
             return
-        refusal = self.over_limit(new.version, new.identity_ids)
+        refusal = self.over_limit(new.version, new.template_counts())
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -147,19 +149,19 @@ class GalleryWatcher:
             len(old),
         )
 
-    def over_limit(self, version: str, identity_ids: Sequence[str]) -> str | None:
-        """Why gallery `version` of these people is refused for the false-alert limit, or None;
-        a removal is never refused. (A pushed gallery is checked before it replaces the file.)"""
+    def over_limit(self, version: str, template_counts: Mapping[str, int]) -> str | None:
+        """Why gallery `version` ({identity: templates}) is refused for the false-alert limit, or
+        None; a removal is never refused. (A pushed gallery is checked before it replaces the file.)"""
         limit = self._match.max_false_alerts_per_1000_scans
-        expected = expected_false_alerts_per_1000(self._point.fmr, len(identity_ids))
+        expected = false_alerts_per_1000(self._point, self.cohort, template_counts.values())
         if limit is None or expected is None or expected <= limit:
             return None
         text = (
-            f"gallery version {version}: {len(identity_ids)} enrolled people expect {expected:.1f} false alerts "
+            f"gallery version {version}: {len(template_counts)} enrolled people expect {expected:.1f} false alerts "
             f"per 1,000 scans of strangers, above match.max_false_alerts_per_1000_scans = {limit:g}"
         )
-        if set(identity_ids) > set(self._matcher.identity_ids):
-            return f"{text}; remove people or raise the limit"
+        if set(self._matcher.identity_ids) <= set(template_counts):  # nobody removed: only additions
+            return f"{text}; remove people or templates, or raise the limit"
         log.warning("%s; used anyway, as it removes people (a removal always takes effect)", text)
         return None
 
@@ -182,8 +184,8 @@ class GalleryWatcher:
             versions=self._versions.model_copy(update={"gallery_version": self._matcher.version}),
             details={
                 "gallery_identities": len(self._matcher),
-                "expected_false_alerts_per_1000_scans": expected_false_alerts_per_1000(
-                    self._point.fmr, len(self._matcher)
+                "expected_false_alerts_per_1000_scans": false_alerts_per_1000(
+                    self._point, self.cohort, self._matcher.template_counts().values()
                 ),
                 "gallery_error": error,
             },

@@ -23,6 +23,7 @@ the durable outbox on its own thread. No network call and no disk write happen h
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -35,7 +36,7 @@ from edge.device.counters import Counters
 from edge.device.sources import Frame, LatestFrameGrabber
 from edge.device.timing import StageTimer
 from edge.device.watchdog import Notifier
-from edge.gallery import Matcher
+from edge.gallery import Match, Matcher
 from edge.link.payloads import MatchEvent, Payload, StatsPayload
 from edge.vision import Vision
 from edge.vision.scene import SceneCutDetector
@@ -161,20 +162,23 @@ class Loop:
             if match is not None:
                 state.decided = True
                 self.counters.add("matches")
-                self._raise_event(track, match.identity_id, match.distance, frame)
+                self._raise_event(track, match, frame)
                 if timer is not None:
                     timer.lap("outbox")
         self.counters.latency((time.monotonic() - frame.captured_at) * 1000.0)
 
-    def _raise_event(self, track: Track, identity_id: str, distance: float, frame: Frame) -> None:
+    def _raise_event(self, track: Track, match: Match, frame: Frame) -> None:
+        # Rounded up so that the rounded score never exceeds it (the decision was distance/scale <= knob).
+        template_threshold = math.ceil(max(match.threshold, match.distance) * 1e4) / 1e4
         event = MatchEvent(
             ts=utc(frame.wall_time),
             device_id=self.options.device_id,
             site=self.options.site,
             track_id=track.track_id,
-            identity_id=identity_id,
-            score=round(float(distance), 4),
+            identity_id=match.identity_id,
+            score=round(float(match.distance), 4),
             threshold=self.options.threshold,
+            template_threshold=template_threshold,
             metric=self.vision.embedder.metric,
             model_id=self.vision.embedder.model_id,
             gallery_version=self.matcher.version,
@@ -182,11 +186,11 @@ class Loop:
         )
         self.publish("match", event)
         log.info(
-            "match: track %d -> %s (distance %.3f <= %.3f)",
+            "match: track %d -> %s (distance %.3f <= %.3f, this template's threshold)",
             track.track_id,
-            identity_id,
-            distance,
-            self.options.threshold,
+            match.identity_id,
+            match.distance,
+            template_threshold,
         )
 
     def _end(self, tracks: list[Track]) -> None:

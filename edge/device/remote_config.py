@@ -45,6 +45,7 @@ from edge.device.gallery_watch import GalleryWatcher
 from edge.device.inbox import Inbox, Received, Refused, claimed_version, require_newer, signed_object
 from edge.device.loop import Loop
 from edge.device.overlay import MAX_MESSAGE_BYTES, Overlay, check_keys, sections_changed, shadowed
+from edge.gallery import Matcher
 from edge.link import ConfigReported, MqttLink
 from edge.link.payloads import ConfigSet, Scalar, utc_now
 from edge.vision import ModelEntry, QualityGate, Vision
@@ -67,7 +68,7 @@ class Builders:
 
     vision: Callable[[Settings], Vision]
     point: Callable[[Settings, ModelEntry], OperatingPoint]
-    false_alerts: Callable[[Settings, OperatingPoint, int], float | None]
+    false_alerts: Callable[[Settings, OperatingPoint, Matcher], float | None]
     reported: Callable[[Settings, OperatingPoint], dict[str, Any]]
 
 
@@ -207,7 +208,7 @@ class RemoteConfig:
         b = self._builders
         try:
             point = b.point(settings, self._loop.vision.embedder.entry)
-            false_alerts = b.false_alerts(settings, point, len(self._loop.matcher))
+            false_alerts = b.false_alerts(settings, point, self._loop.matcher)
             vision = b.vision(settings) if "models" in sections_changed(self._running.settings, settings) else None
         except (ConfigError, ModelError) as e:
             raise Refused(str(e)) from None

@@ -182,11 +182,11 @@ class RemoteGallery:
             bundle = parse_bundle(open_sealed(push.sealed, self._keys.box), f"gallery push {push.version}'s bundle")
         except (SealError, GalleryError) as e:
             raise Refused(str(e)) from None
-        refusal = self._watcher.over_limit(bundle.version, [r.identity_id for r in bundle.identities])
+        refusal = self._watcher.over_limit(bundle.version, {r.identity_id: len(r.templates) for r in bundle.identities})
         if refusal is not None:
             raise Refused(refusal)
         try:
-            replace_gallery(self._watcher.path, bundle, embedder.model_id, embedder.sha256, scaler=self._watcher.scaler)
+            replace_gallery(self._watcher.path, bundle, embedder.model_id, embedder.sha256, scaler=self._watcher.cohort)
         except GalleryError as e:  # another embedder's sha256, a full disk
             raise Refused(str(e)) from None
         # After the gallery: a kill in between re-applies the same push, never loses one.

@@ -157,9 +157,17 @@ class MatchEvent(Payload):
     identity_id: Label = Field(description="The enrolled identity matched (gallery id, no name).")
     score: NonNegativeFloat = Field(
         description="Distance between the track's best embedding and the identity: lower is "
-        "closer. A match has score <= threshold."
+        "closer. A match has score <= template_threshold (<= threshold when that is absent)."
     )
-    threshold: NonNegativeFloat = Field(description="The distance threshold in force (same unit).")
+    threshold: NonNegativeFloat = Field(
+        description="The threshold in force (same unit): with per-template thresholds, the knob that "
+        "multiplies each template's scale; with one global threshold, that threshold."
+    )
+    template_threshold: NonNegativeFloat | None = Field(
+        None,
+        description="The threshold of the template that matched (knob x its scale, rounded up to 4 decimals); "
+        "equal to `threshold` with one global threshold. Absent from devices before per-template thresholds.",
+    )
     metric: Literal["cosine", "euclidean"] = Field(
         description="How `score` was computed: 'cosine' is 1 - cosine similarity (0 to 2); "
         "'euclidean' is the L2 distance between embeddings."
@@ -170,8 +178,9 @@ class MatchEvent(Payload):
 
     @model_validator(mode="after")
     def _is_a_match(self) -> MatchEvent:
-        if self.score > self.threshold:
-            raise ValueError(f"score {self.score} is above threshold {self.threshold}: not a match")
+        limit = self.threshold if self.template_threshold is None else self.template_threshold
+        if self.score > limit:
+            raise ValueError(f"score {self.score} is above threshold {limit}: not a match")
         return self
 
     @property
