@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import threading
 
@@ -14,8 +13,6 @@ from edge.config import ConfigError, load_settings
 from edge.device.app import run_device
 from edge.vision.operating_point import (
     OperatingPointError,
-    expected_false_alerts_per_1000,
-    false_alert_chance,
     fmr_at,
     resolve,
 )
@@ -100,14 +97,6 @@ def test_per_template_without_its_entries_names_the_command():
     with pytest.raises(OperatingPointError, match=r"no per_template calibration .*--worst-group --mode per_template"):
         resolve(legacy, None, None, "worst_group", "per_template")
     assert fmr_at(legacy, 0.5, "worst_group", "per_template") is None
-
-
-def test_false_alert_chance():
-    assert false_alert_chance(0.001, 1000) == pytest.approx(1 - 0.999**1000)
-    assert false_alert_chance(0.01, 0) == 0.0
-    assert false_alert_chance(1e-6, 10_000) == pytest.approx(-math.expm1(10_000 * math.log1p(-1e-6)))
-    assert expected_false_alerts_per_1000(0.0001, 1000) == pytest.approx(95.2, abs=0.1)
-    assert expected_false_alerts_per_1000(None, 10) is None
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ demographic group) and records it in the manifest's `calibration_table`. The dev
 be configured with `target_fmr` instead of a threshold, and every threshold in force is
 reported with the FMR it was measured at, when one is known.
 
-With N enrolled people and a per-comparison FMR f, a stranger raises a false alert with
-probability 1 - (1 - f)^N: the gallery's size multiplies the error, which is why the device
-shows the expected false alerts per 1,000 scans and can refuse to start above a limit.
+Each enrolled person adds their own chance of a false match (`edge.vision.false_alerts`): the
+gallery's size multiplies the error, which is why the device shows the expected false alerts
+per 1,000 scans and can refuse to start above a limit.
 
 Every entry and curve belongs to a matching mode (`match.thresholds`): "global" thresholds are
 distances, "per_template" ones are the knob that multiplies each template's cohort scale. An
@@ -59,18 +59,6 @@ class OperatingPoint:
             "origin": self.origin,
             "mode": self.mode,
         }
-
-
-def false_alert_chance(fmr: float, gallery_size: int) -> float:
-    """Chance that one stranger matches at least one of `gallery_size` people: 1 - (1 - f)^N."""
-    if gallery_size <= 0 or fmr <= 0:
-        return 0.0
-    return -math.expm1(gallery_size * math.log1p(-min(fmr, 1.0 - 1e-12)))
-
-
-def expected_false_alerts_per_1000(fmr: float | None, gallery_size: int) -> float | None:
-    """Expected false alerts per 1,000 scans of people who are not enrolled; None if f is unknown."""
-    return None if fmr is None else 1000.0 * false_alert_chance(fmr, gallery_size)
 
 
 def _table(entry: ModelEntry) -> dict[str, Any]:
