@@ -21,7 +21,8 @@ EMBEDDER = "dlib_resnet_v1_int8"
 
 
 def without_calibration(manifest: dict) -> dict:
-    models = {m: {k: v for k, v in r.items() if k not in CALIBRATION_KEYS} for m, r in manifest["models"].items()}
+    dropped = set(CALIBRATION_KEYS) - {"cohort"}  # the cohort model stays: per_template needs it
+    models = {m: {k: v for k, v in r.items() if k not in dropped} for m, r in manifest["models"].items()}
     return {**manifest, "models": models}
 
 
@@ -192,16 +193,30 @@ def test_model_build_keeps_calibration_of_unchanged_embedders(tmp_path):
         json.dumps(
             {
                 "models": {
-                    "same": {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}},
-                    "rebuilt": {"sha256": "bb", "calibration_table": table},
+                    "same": {
+                        "sha256": "aa",
+                        "calibration_table": table,
+                        "operating_point": {"target_fmr": 0.01},
+                        "cohort": "cohort_same",
+                    },
+                    "rebuilt": {"sha256": "bb", "calibration_table": table, "cohort": "cohort_rebuilt"},
+                    "cohort_same": {"kind": "cohort", "sha256": "dd", "embedder": "same"},
+                    "cohort_rebuilt": {"kind": "cohort", "sha256": "ee", "embedder": "rebuilt"},
                 }
             }
         )
     )
     written = write_manifest(tmp_path, {"same": {"sha256": "aa"}, "rebuilt": {"sha256": "cc"}}, previous=previous)
     models = json.loads(written.read_text())["models"]
-    assert models["same"] == {"sha256": "aa", "calibration_table": table, "operating_point": {"target_fmr": 0.01}}
-    assert models["rebuilt"] == {"sha256": "cc"}  # other weights: the old table would be a false claim
+    assert models["same"] == {
+        "sha256": "aa",
+        "calibration_table": table,
+        "operating_point": {"target_fmr": 0.01},
+        "cohort": "cohort_same",
+    }
+    assert models["cohort_same"] == {"kind": "cohort", "sha256": "dd", "embedder": "same"}
+    # other weights: the old table and cohort scales would be false claims
+    assert models["rebuilt"] == {"sha256": "cc"} and "cohort_rebuilt" not in models
 
 
 def test_entries_record_data_software_and_cpu(setup, entries):

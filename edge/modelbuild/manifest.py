@@ -16,8 +16,9 @@ from edge.modelbuild.sources import BLAZEFACE, DLIB_MODELS, DLIB_RESNET_MEMBER, 
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-# Written by `edge calibrate` (edge.central.calibrate), not by the build: kept across rebuilds.
-CALIBRATION_KEYS = ("calibration_table", "operating_point")
+# Written by `edge calibrate` (edge.central.calibrate) and `scripts/build_cohort.py`, not by the
+# build: kept across rebuilds, with the cohort model records, while the embedder file is unchanged.
+CALIBRATION_KEYS = ("calibration_table", "operating_point", "cohort")
 DEFAULT_DETECTOR = "blazeface_full_range"
 DEFAULT_EMBEDDER = "dlib_resnet_v1_int8"
 
@@ -158,7 +159,10 @@ def keep_calibration(models: dict[str, dict[str, Any]], previous: Path) -> dict[
             )
             carried = {}
         kept[model_id] = {**record, **carried}
-    return kept
+    cohorts = {
+        m: r for m, r in old.items() if r.get("kind") == "cohort" and kept.get(r.get("embedder"), {}).get("cohort") == m
+    }
+    return {**kept, **cohorts}
 
 
 def write_manifest(models_dir: Path, models: dict[str, dict[str, Any]], previous: Path | None = None) -> Path:
