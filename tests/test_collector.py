@@ -265,6 +265,7 @@ def test_a_real_device_run_replayed_with_faults_gives_the_device_counters(
         totals.update({k: w[k] for k in COUNTED})
     assert dict(totals) == {k: summary.totals[k] for k in COUNTED}
     assert len(store.events()) == totals["matches"] > 0
+    assert all(e["score"] <= e["template_threshold"] for e in store.events()), "the template threshold is kept"
     missing = store.missing_windows()
     assert [f"{m.boot_id}-{m.sequence:06d}" for m in missing] == [held_window.window_id]
     assert collector.counts().duplicates > 0 and not collector.counts().refused

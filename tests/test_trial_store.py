@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from edge.central.trial_schema import devices, metadata
-from edge.central.trial_store import MissingWindow, TrialFilter, TrialStore, TrialStoreError
+from edge.central.trial_store import MissingWindow, TrialFilter, TrialStore, TrialStoreError, database_url, migrate
 from edge.link.payloads import ConfigReported, MatchEvent, StatsPayload, StatusPayload, Versions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
@@ -43,7 +43,7 @@ def window(seq: int, boot: str = "boot1", device: str = "cam1", site: str = "nor
     )
 
 
-def alert(seq: int, device: str = "cam1", site: str = "north") -> MatchEvent:
+def alert(seq: int, device: str = "cam1", site: str = "north", template_threshold: float | None = None) -> MatchEvent:
     """The alert of window `seq`: the same arguments give the same event (the same event_id)."""
     return MatchEvent(
         event_id=uuid.UUID(bytes=hashlib.md5(f"{device}-{seq}".encode()).digest(), version=4).hex,
@@ -54,6 +54,7 @@ def alert(seq: int, device: str = "cam1", site: str = "north") -> MatchEvent:
         identity_id="id-7",
         score=0.31,
         threshold=0.4,
+        template_threshold=template_threshold,
         metric="cosine",
         model_id="mobilefacenet",
         gallery_version="g3",
@@ -83,7 +84,7 @@ def store(db_url: str):
 def test_migrations_from_empty_make_exactly_the_schema(db_url: str) -> None:
     with TrialStore.open(db_url) as store, store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         assert compare_metadata(context, metadata) == []
     with TrialStore.open(db_url) as again:  # opening a migrated database changes nothing
         assert again.windows() == []
@@ -93,6 +94,37 @@ def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
     names = zipfile.ZipFile(edge_wheel).namelist()
     assert "edge/central/trial_migrations/env.py" in names
     assert "edge/central/trial_migrations/versions/0001_trial_tables.py" in names
+    assert "edge/central/trial_migrations/versions/0002_event_template_threshold.py" in names
+
+
+def _utc_naive(t: datetime) -> datetime:
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def test_a_0001_database_upgrades_on_open_and_keeps_its_events(db_url: str) -> None:
+    """A database as the release before per-template thresholds left it, with one event stored:
+    opening it adds `template_threshold`, NULL for the old event, kept for a new one."""
+    engine = sa.create_engine(database_url(db_url))
+    try:
+        migrate(engine, "0001")
+        with engine.begin() as connection:
+            old = sa.MetaData()
+            old.reflect(connection, only=["devices", "events"])
+            assert "template_threshold" not in old.tables["events"].c
+            row = alert(1).model_dump(exclude={"template_threshold"})
+            connection.execute(
+                old.tables["devices"].insert(), {"site": "north", "device_id": "cam1", "first_seen": _utc_naive(T0)}
+            )
+            connection.execute(
+                old.tables["events"].insert(), {**row, "ts": _utc_naive(row["ts"]), "received_at": _utc_naive(T0)}
+            )
+    finally:
+        engine.dispose()
+    with TrialStore.open(db_url) as store:
+        assert not store.add(alert(1))  # the old event is still there: a resend is a duplicate
+        assert store.add(alert(2, template_threshold=0.4377))
+        stored = {e["event_id"]: (e["threshold"], e["template_threshold"]) for e in store.events()}
+    assert stored == {alert(1).event_id: (0.4, None), alert(2).event_id: (0.4, 0.4377)}
 
 
 def test_a_message_stored_twice_counts_once_in_any_order(store: TrialStore) -> None:

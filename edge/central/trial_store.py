@@ -75,13 +75,14 @@ def _sqlite_setup(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the database to the newest schema (creates it when empty)."""
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the database to the newest schema (creates it when empty); an older `revision`
+    builds a database as an earlier release left it (what upgrade tests start from)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def _row(payload: Payload, received_at: datetime) -> tuple[sa.Table, dict[str, Any]]:
