@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except OPERATOR_ERRORS as e:
         print(f"edge {args.command}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `edge ... | head`: the reader left; no traceback for it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

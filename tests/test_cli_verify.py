@@ -6,8 +6,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.cli import main
+from edge.config import load_settings
+from edge.device.app import build_vision
+from edge.vision import load_image
+from edge.vision.cohort import Cohort
 from edge.vision.operating_point import resolve
 
 
@@ -20,20 +25,29 @@ def verify(capsys, *args) -> tuple[int, dict | None, str]:
 def test_same_person(data_dir, capsys, manifest):
     lfw = data_dir / "lfw" / "Colin_Powell"
     code, result, _ = verify(capsys, lfw / "Colin_Powell_0001.jpg", lfw / "Colin_Powell_0002.jpg")
-    in_force = resolve(manifest.get(manifest.default_embedder), None, None)
+    embedder = manifest.get(manifest.default_embedder)
+    in_force = resolve(embedder, None, None, mode="per_template")
+    vision = build_vision(load_settings(), "blazeface_short_range")
+    enrolled = vision.describe_single(load_image(lfw / "Colin_Powell_0001.jpg"), "a").embedded()
+    scale = Cohort.load(manifest, embedder.model_id).scales(enrolled[None, :])  # image A plays the template
     assert code == 0 and result["same"] is True and result["metric"] == "euclidean"
-    assert result["distance"] <= result["threshold"] == in_force.threshold
+    assert result["knob"] == in_force.threshold and result["mode"] == "per_template"
+    assert result["distance"] <= result["threshold"] == pytest.approx(in_force.threshold * scale[0], abs=1e-4)
     assert result["fmr_at_threshold"] == in_force.fmr and result["threshold_origin"] == in_force.origin
     assert result["model_id"] == "dlib_resnet_v1_int8" and len(result["a"]["box"]) == 4
 
 
-def test_different_people_and_threshold_flag(data_dir, capsys):
+def test_different_people_and_threshold_flag(data_dir, capsys, monkeypatch):
     a = data_dir / "face_recognition/examples/obama.jpg"
     b = data_dir / "face_recognition/examples/biden.jpg"
     code, result, _ = verify(capsys, a, b)
     assert code == 0 and result["same"] is False and result["distance"] > result["threshold"]
     code, loose, _ = verify(capsys, a, b, "--threshold", "1.5")
-    assert loose["same"] is True and loose["threshold"] == 1.5 and loose["distance"] == result["distance"]
+    assert loose["same"] is True and loose["knob"] == 1.5 and loose["distance"] == result["distance"]
+    _, scaled, _ = verify(capsys, a, b, "--threshold", "0.5")
+    monkeypatch.setenv("EDGE_MATCH__THRESHOLDS", "global")
+    _, flat, _ = verify(capsys, a, b, "--threshold", "0.5")
+    assert flat["mode"] == "global" and flat["threshold"] == 0.5 != scaled["threshold"]
 
 
 def test_several_faces_is_an_error(data_dir, capsys):

@@ -1,4 +1,7 @@
-"""`edge verify IMG_A IMG_B`: are the faces in two images the same person?"""
+"""`edge verify IMG_A IMG_B`: are the faces in two images the same person?
+
+IMG_A plays the enrolled photo: with per-template thresholds (the default) the pair is judged
+at the knob times IMG_A's cohort scale, as the device would judge IMG_B against a template of A."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
-from edge.device.app import build_vision, operating_point
+from edge.device.app import build_vision, load_cohort, operating_point
 from edge.vision import FaceResult, distance, load_image
 
 
@@ -33,12 +36,18 @@ def run(args: argparse.Namespace) -> int:
     b = vision.describe_single(load_image(args.image_b), str(args.image_b), gated=False)
     dist = float(distance(a.embedded(), b.embedded()))
     point = operating_point(settings, vision.embedder.entry)
+    scale = 1.0
+    if point.mode == "per_template":
+        scale = float(load_cohort(settings, vision.embedder.model_id).scales(a.embedded()[None, :])[0])
+    threshold = round(point.threshold * scale, 4)
     print_json(
         {
             "distance": round(dist, 4),
-            "threshold": point.threshold,
+            "threshold": threshold,
+            "knob": point.threshold,
+            "mode": point.mode,
             "metric": vision.embedder.metric,
-            "same": bool(dist <= point.threshold),
+            "same": bool(dist <= point.threshold * scale),
             "fmr_at_threshold": point.fmr,
             "threshold_origin": point.origin,
             "model_id": vision.embedder.model_id,
@@ -56,7 +65,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        help="distance threshold (default: the configured operating point; lower is stricter)",
+        help="the knob (per-template mode) or distance threshold (default: the configured operating point; "
+        "lower is stricter)",
     )
     p.add_argument("--detector", help="detector model id (default: models.stills_detector)")
     p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
