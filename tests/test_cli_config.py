@@ -25,7 +25,7 @@ def test_models_and_threshold_in_force_come_from_the_manifest(capsys, manifest):
     assert threshold == next(
         e["threshold"]
         for e in embedder["calibration_table"]["entries"]
-        if (e["target_fmr"], e["scope"]) == (default["target_fmr"], default["scope"])
+        if (e["target_fmr"], e["scope"], e.get("mode")) == (default["target_fmr"], default["scope"], "per_template")
     )
 
 
@@ -41,5 +41,5 @@ def test_target_fmr_resolved_through_the_calibration(capsys, monkeypatch, manife
     monkeypatch.setenv("EDGE_MATCH__TARGET_FMR", "0.01")
     monkeypatch.setenv("EDGE_MATCH__FMR_SCOPE", "overall")
     threshold, origin = shown(capsys)["match.threshold"]
-    assert origin == "env: configured target_fmr 0.01 (overall)"
+    assert origin == "env: configured target_fmr 0.01 (overall, per_template)"
     assert 0 < threshold < 1

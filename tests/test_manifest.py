@@ -24,8 +24,23 @@ def manifest(models_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def models(manifest: dict) -> dict[str, dict]:
-    assert manifest["models"], "the manifest lists no models"
-    return manifest["models"]
+    """The TFLite models (detectors, embedders); the cohort models are data, checked apart."""
+    tflite = {m: r for m, r in manifest["models"].items() if r["kind"] != "cohort"}
+    assert tflite, "the manifest lists no models"
+    return tflite
+
+
+def test_cohort_models_are_recorded_and_tied_to_their_embedder(models_dir: Path, manifest: dict) -> None:
+    cohorts = {m: r for m, r in manifest["models"].items() if r["kind"] == "cohort"}
+    embedders = {m: r for m, r in manifest["models"].items() if r["kind"] == "embedder"}
+    assert {r["cohort"] for r in embedders.values()} == set(cohorts), "every embedder names its own cohort model"
+    for model_id, record in cohorts.items():
+        assert record["embedder"] in embedders and embedders[record["embedder"]]["cohort"] == model_id
+        digest = hashlib.sha256((models_dir / record["file"]).read_bytes()).hexdigest()
+        assert digest == record["sha256"], f"{model_id} differs from the manifest's sha256"
+        assert record["license"] and record["source"]["dataset"] and len(record["source"]["dataset_sha256"]) == 64
+        content = json.loads((models_dir / record["file"]).read_text())
+        assert content["embedder"] == record["embedder"] and min(content["counts"]) >= content["min_members"] >= 10
 
 
 def test_schema_and_defaults(manifest: dict, models: dict[str, dict]) -> None:

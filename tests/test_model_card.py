@@ -4,6 +4,7 @@ and that report was made with the shipped manifest's model and calibration."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,10 @@ def test_card_states_its_limits_and_every_group(shipped, report):
         "--mode global",
     ):
         assert phrase in card, phrase
+    if any(e.get("group_column") == "gender" for e in report["calibration"]["entries"]):
+        # a cohort knob read on this card's own groups: the cohort speaks for LFW's population only
+        assert "here: worst sizeable group's FMR" in card
+        assert re.search(r"\| all pairs \| \w+ [\d.]+% \(\d+/\d+\) \|", card), "a cohort row read on this card's data"
     for name, group in report["groups"].items():
         assert f"| {name} | {group['identities']} |" in card
         if not group["sizeable"]:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from edge.vision import ModelError, load_manifest
+from edge.vision.cohort import Cohort
 from edge.vision.detector import Detector
 from edge.vision.runtime import file_sha256, load_interpreter
 
@@ -26,7 +27,10 @@ def _copy_models(models_dir, tmp_path, model_id):
 
 def test_manifest_models_load(manifest):
     for entry in manifest.models.values():
-        assert load_interpreter(manifest, entry) is not None
+        if entry.kind == "cohort":
+            assert Cohort.load(manifest, entry.spec["embedder"]).model_id == entry.model_id
+        else:
+            assert load_interpreter(manifest, entry) is not None
 
 
 def test_unknown_model_lists_known(manifest):

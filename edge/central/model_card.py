@@ -112,7 +112,7 @@ def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | Non
         "|---|" + "---|" * len(GALLERY_SIZES),
     ]
     for label, f in rates:
-        cells = " | ".join(f"{1000 * (1 - (1 - f) ** n):.1f}" for n in GALLERY_SIZES)
+        cells = " | ".join(f"{1000 * f * n:.1f}" for n in GALLERY_SIZES)  # edge.vision.false_alerts: the sum
         rows.append(f"| {label}: {f:.3g} | {cells} |")
     return rows
 
@@ -216,8 +216,10 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         "",
         "## Expected false alerts per 1,000 strangers",
         "",
-        "A stranger compared with N enrolled people raises a false alert with probability 1 - (1 - f)^N "
-        "at per-comparison FMR f, if comparisons fail independently (at the default operating point):",
+        "Each enrolled person adds their own chance of falsely matching a stranger, so the device expects "
+        "1,000 x the sum of its people's FMRs per 1,000 scans of strangers: at per-comparison FMR f and one "
+        "template each, 1,000 x N x f (more templates multiply a person's FMR by the factor measured on the "
+        "cohort, `edge gallery list` shows it; a figure above 1,000 means about every stranger raises an alert):",
         "",
         *_alert_rows(report, default, default_entry),
         "",
