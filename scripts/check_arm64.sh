@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Raspberry Pi bundle, end to end, as aarch64 code under qemu-user on this x86 machine
-# (how and why: ../shared/notes/arm64.md). About 4 minutes here with the root and the wheels cached,
+# (how and why: ../shared/notes/arm64.md). About 8 minutes here with the root and the wheels cached,
 # 5 more for the first root: too slow for CI, run it before a release or a change of models,
 # runtime or dependencies.
 #
@@ -13,12 +13,18 @@
 # 4. the same images described on both architectures: descriptors, pair distances from them, and
 #    `edge verify` on a few pairs; a short `edge run` on the slideshow against a Mosquitto on this
 #    host's loopback (a chroot shares the network), the same run on x86, the match events compared
-# 5. a table; exit status 1 when any check is outside its tolerance or any step failed
+# 5. `edge calibrate --dry-run` and `edge eval` on a small labeled subset of LFW (two sizeable groups,
+#    48 images), run by the board's own install (no central extra, no matplotlib), the same on x86:
+#    the calibrated knob of both modes, and the rates at the shipped operating point, compared
+# 6. a table; exit status 1 when any check is outside its tolerance or any step failed
 #
 # Tolerances, from the measurements in notes/arm64.md (150 images: descriptor difference median
 # 0.037, max 0.052; pair distance difference max 0.021):
 #   DESC_TOL=0.08   per-image Euclidean difference between the x86 and the arm64 descriptor
-#   PAIR_TOL=0.03   difference of a pair's distance, and of a match event's score
+#   PAIR_TOL=0.03   difference of a pair's distance, of a match event's score, and of a calibrated
+#                   threshold (an order statistic of pair scores moves at most as far as the scores);
+#                   an arm64 FNMR/FMR at the shipped operating point must be one x86 measures at
+#                   that threshold +- PAIR_TOL (read off x86's sweep, rounded outwards)
 # Environment: ARM64_ROOT (default /var/cache/edge-arm64/bookworm), EDGE_TEST_DATA (default
 # ../shared/data), MIRROR (default: the Debian URI in apt's sources), WHEEL_CACHE (default
 # /var/cache/edge-arm64/wheels-pi: the dependency wheels of the last bundle, reused; empty: download).
@@ -212,10 +218,46 @@ arm "$ARM_EDGE" run "${RUN_ARGS[@]}" --source "file:/srv/data/$CLIP" --gallery /
 sleep 2 # the last window and events reach the collector
 kill "$COLLECTOR_PID"
 
-# --- 5. the table ----------------------------------------------------------------------------------
+# --- 5. edge calibrate and edge eval on the board ---------------------------------------------------
+# The first 6 people of LFW with >= 3 photos in each of two groups, 4 photos each: per group 36
+# genuine and 240 impostor comparisons, enough for a worst-group target of 0.05 (rule of three:
+# ceil(3 / 0.05) = 60 per group, in >= 2 sizeable groups); 48 images keep qemu's share short.
+CAL_TARGET=0.05
+awk -F, -v groups="female_White male_White" -v people=6 -v photos=4 '
+	BEGIN { split(groups, g, " "); for (i in g) wanted[g[i]] = 1 }
+	NR == 1 { print; next }
+	$3 == "lfw" && ($6 in wanted) { rows[$2] = rows[$2] $0 "\n"; if (!n[$2]++) { order[++k] = $2; group[$2] = $6 } }
+	END {
+		for (i = 1; i <= k; i++) {
+			p = order[i]
+			if (n[p] < 3 || taken[group[p]] >= people) continue
+			taken[group[p]]++
+			split(rows[p], r, "\n")
+			for (j = 1; j <= photos && j <= n[p]; j++) print r[j]
+		}
+	}
+' "$DATA/identities.csv" >"$ROOT/srv/work/subset.csv"
+[ "$(wc -l <"$ROOT/srv/work/subset.csv")" = 49 ] || die "could not pick 48 LFW images in two groups from $DATA/identities.csv"
+CAL_ARGS=(--target-fmr "$CAL_TARGET" --worst-group --dry-run)
+say "edge calibrate $CAL_TARGET worst group --dry-run (both modes) and edge eval on 48 images: x86, then arm64 (installed edge)"
+for mode in per_template global; do
+	"$EDGE" calibrate --identities "$ROOT/srv/work/subset.csv" --root "$DATA" "${CAL_ARGS[@]}" --mode "$mode" \
+		>"$WORK/calibrate-$mode-x86.json"
+	arm "$ARM_EDGE" calibrate --identities /srv/work/subset.csv --root /srv/data "${CAL_ARGS[@]}" --mode "$mode" \
+		>"$WORK/calibrate-$mode-arm64.json" 2>"$WORK/calibrate-arm64.log" ||
+		{ tail -20 "$WORK/calibrate-arm64.log" >&2; die "edge calibrate failed in the arm64 root"; }
+done
+"$EDGE" eval --identities "$ROOT/srv/work/subset.csv" --root "$DATA" --out "$WORK/eval-x86" >/dev/null 2>"$WORK/eval-x86.log"
+arm "$ARM_EDGE" eval --identities /srv/work/subset.csv --root /srv/data --out /srv/work/eval >/dev/null \
+	2>"$WORK/eval-arm64.log" || { tail -20 "$WORK/eval-arm64.log" >&2; die "edge eval failed in the arm64 root"; }
+cp -r "$ROOT/srv/work/eval" "$WORK/eval-arm64"
+arm "$ARM_PY" -c 'import importlib.util; print(importlib.util.find_spec("matplotlib") is not None)' >"$WORK/matplotlib-arm64"
+
+# --- 6. the table ----------------------------------------------------------------------------------
 "$PY" - "$WORK" "$DESC_TOL" "$PAIR_TOL" "$RUN_FRAMES" "$installed" "$machine" <<'EOF'
 import itertools
 import json
+import os
 import sys
 
 import numpy as np
@@ -262,6 +304,34 @@ check("edge run match events", ",".join(who_x) or "none", ",".join(who_a) or "no
 for i, (x, a) in enumerate(zip(ex, ea)):
     diff = abs(x["score"] - a["score"])
     check(f"edge run event {i + 1} score", f"{x['score']:.4f}", f"{a['score']:.4f}", f"{diff:.4f}", diff <= pair_tol, f"<= {pair_tol}")
+
+for mode in ("per_template", "global"):
+    cal = {d: json.load(open(f"{work}/calibrate-{mode}-{d}.json")) for d in ("x86", "arm64")}
+    kx, ka = cal["x86"]["threshold"], cal["arm64"]["threshold"]
+    entry = f"{cal['x86']['mode']} {cal['x86']['scope']} FMR <= {cal['x86']['target_fmr']}"
+    check(f"calibrate knob x86 vs arm64 ({entry})", f"{kx:.4f}", f"{ka:.4f}", f"{abs(kx - ka):.4f}", abs(kx - ka) <= pair_tol, f"<= {pair_tol}")
+cx, ca = (cal[d]["cpu"]["machine"] for d in ("x86", "arm64"))
+check("calibrate entry's recorded CPU", cx, ca, "-", ca == "aarch64", "aarch64")
+rep = {d: json.load(open(f"{work}/eval-{d}/report.json")) for d in ("x86", "arm64")}
+tx, ta = (rep[d]["threshold"]["value"] for d in ("x86", "arm64"))
+check("edge eval operating point", f"{tx} {rep['x86']['threshold']['mode']}", f"{ta} {rep['arm64']['threshold']['mode']}", "-", tx == ta, "the same")
+sweep = rep["x86"]["overall"]["sweep"]
+grid = np.array(sweep["thresholds"])
+looser = grid[grid >= tx + pair_tol].min(initial=np.inf)  # rounded outwards to the sweep's steps
+stricter = grid[grid <= tx - pair_tol].max(initial=-np.inf)
+for kind in ("fnmr", "fmr"):
+    at = {d: rep[d]["overall"]["at_threshold"][kind] for d in ("x86", "arm64")}
+    rates = {t: sweep[kind][list(grid).index(t)] for t in (looser, stricter) if np.isfinite(t)}
+    low, high = sorted((rates.get(looser, 0.0 if kind == "fnmr" else 1.0), rates.get(stricter, 1.0 if kind == "fnmr" else 0.0)))
+    xr, ar = at["x86"]["rate"], at["arm64"]["rate"]
+    check(f"edge eval overall {kind.upper()} at {tx}", f"{xr:.4f} ({at['x86']['k']}/{at['x86']['n']})",
+          f"{ar:.4f} ({at['arm64']['k']}/{at['arm64']['n']})", f"{abs(xr - ar):.4f}", low <= ar <= high,
+          f"x86's at {tx} +- {pair_tol}: {low:.4f}..{high:.4f}")
+has_mpl = open(f"{work}/matplotlib-arm64").read().strip() == "True"
+written = sorted(os.listdir(f"{work}/eval-arm64"))
+check("edge eval on arm64 without matplotlib", "-", f"matplotlib {'installed' if has_mpl else 'absent'}; {' '.join(written)}",
+      "-", not has_mpl and {"report.json", "report.md"} <= set(written) and not any(f.endswith(".png") for f in written),
+      "reports, no PNG")
 
 header = ("check", "x86", "arm64", "difference", "tolerance", "result")
 widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
