@@ -147,7 +147,7 @@ def test_migrates_a_schema_1_gallery_once_with_one_warning(tmp_path, rng, caplog
             matcher = store.matcher()
     [record] = [r for r in caplog.records if r.name.startswith("edge.gallery")]
     message = record.getMessage()
-    assert str(other) in message and "5 templates of 2 people" in message and SCALER.model_id in message
+    assert str(other) in message and "5 template(s) of 2 person(s)" in message and SCALER.model_id in message
     assert "was schema 1: one threshold for all" in message
     assert version == reference_version, "the content version hashes content only"
     assert [(i.identity_id, i.name, i.templates) for i in identities] == [("ada", "Ada", 3), ("bob", "Bob", 2)]

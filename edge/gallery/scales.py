@@ -94,7 +94,7 @@ def migrate(conn: sqlite3.Connection, path: object, scaler: TemplateScaler) -> d
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", new.items())
     people = conn.execute("SELECT COUNT(*) FROM identities").fetchone()[0]
     log.warning(
-        "gallery %s: computed per-template thresholds for %d templates of %d people with cohort %s (%s)",
+        "gallery %s: computed per-template thresholds for %d template(s) of %d person(s) with cohort %s (%s)",
         path,
         len(ids),
         people,
