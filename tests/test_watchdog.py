@@ -80,8 +80,10 @@ def gallery(data_dir, tmp_path_factory) -> Path:
     return path
 
 
-def edge_run(source: str, gallery: Path, broker_url: str, state: Path, notify: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": WATCHDOG_USEC}
+def edge_run(
+    source: str, gallery: Path, broker_url: str, state: Path, notify: str, *extra: str, usec: str = WATCHDOG_USEC
+) -> subprocess.Popen:
+    env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": usec}
     env.pop("WATCHDOG_PID", None)
     command = [sys.executable, "-m", "edge.cli", "run", "--source", source, "--gallery", str(gallery)]
     command += ["--broker", broker_url, "--site", "test", "--device-id", "cam-1", "--state-dir", str(state), *extra]
@@ -92,8 +94,17 @@ def test_edge_run_says_ready_pings_while_frames_flow_and_says_stopping(
     data_dir, gallery, broker, notify_socket, tmp_path
 ):
     clip = data_dir / "videos" / "lfw_slideshow.mp4"
+    # WatchdogSec 4 s: pings at most every 2 s, so 40 frames (well under a second here, and far
+    # from 80 s on any board) cannot each ping, however fast or slow this machine is today.
     proc = edge_run(
-        f"file:{clip}", gallery, broker.url, tmp_path / "state", notify_socket.address, "--max-frames", "40"
+        f"file:{clip}",
+        gallery,
+        broker.url,
+        tmp_path / "state",
+        notify_socket.address,
+        "--max-frames",
+        "40",
+        usec="4000000",
     )
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
