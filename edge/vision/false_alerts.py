@@ -27,7 +27,6 @@ def person_fmr(point: OperatingPoint, cohort: Cohort | None, templates: int) -> 
 
 def false_alerts_per_1000(point: OperatingPoint, cohort: Cohort | None, template_counts: Iterable[int]) -> float | None:
     """Expected false alerts per 1,000 scans of strangers: 1,000 x the sum of the people's FMRs."""
-    rates = [person_fmr(point, cohort, k) for k in template_counts]
     if point.fmr is None:
         return None
-    return 1000.0 * sum(r for r in rates if r is not None)
+    return 1000.0 * sum(person_fmr(point, cohort, k) or 0.0 for k in template_counts)
