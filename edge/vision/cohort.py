@@ -59,16 +59,23 @@ class Cohort:
         path = verify_model_file(manifest, entry)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_json(raw, cohort_id, entry.sha256, embedder_id)
+            return cls.from_json(raw, cohort_id, entry.sha256, embedder_id, embedder.sha256)
         except (ValueError, KeyError, TypeError) as e:
             raise ModelError(f"cohort model {path} is malformed: {e}") from None
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], model_id: str, sha256: str, embedder_id: str) -> Cohort:
+    def from_json(
+        cls, raw: dict[str, Any], model_id: str, sha256: str, embedder_id: str, embedder_sha256: str
+    ) -> Cohort:
+        """The model in a cohort file's JSON; ValueError names what is wrong. Scales describe one
+        embedder file's descriptors: a cohort made from another file's (a rebuilt embedder) is refused."""
         if raw.get("format") != FORMAT:
             raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
-        if raw["embedder"] != embedder_id:
-            raise ValueError(f"made for embedder {raw['embedder']!r}, not {embedder_id!r}")
+        if (raw["embedder"], raw["embedder_sha256"]) != (embedder_id, embedder_sha256):
+            raise ValueError(
+                f"made for embedder {raw['embedder']!r} (sha256 {str(raw['embedder_sha256'])[:12]}), not "
+                f"{embedder_id!r} (sha256 {embedder_sha256[:12]}): rebuild it with scripts/build_cohort.py"
+            )
         centroids = np.asarray(raw["centroids"], np.float32)
         counts = np.asarray(raw["counts"], np.int64)
         if centroids.ndim != 2 or len(centroids) != len(counts) or not np.isfinite(centroids).all():
