@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support_camera import MjpegCamera
 from support_fleet import TlsClient, fleet_broker
 from support_wait import wait_until
-from test_device_e2e import gallery, settings_for, slideshow  # noqa: F401, F811 (fixtures)
+from test_device_e2e import gallery, settings_for, slideshow, slideshow_jpegs  # noqa: F401, F811 (fixtures)
 
 from edge.central.collector import Collector
 from edge.central.fleet_bundle import issue_device
@@ -236,17 +237,21 @@ def test_a_real_device_run_replayed_with_faults_gives_the_device_counters(
     subscriber_factory,
     store,
     collector_factory,
-    slideshow,  # noqa: F811 (the fixture imported above)
+    slideshow_jpegs,  # noqa: F811 (the fixture imported above)
     gallery,  # noqa: F811
     tmp_path,
+    request,
 ):
     """`edge run`'s own traffic on the slideshow (1 s windows), recorded, then replayed with every
     other message sent twice, neighbours swapped and one window held back: the store's totals
-    plus that window are the device's persisted counters, and that window is reported missing."""
-    video, _ = slideshow
+    plus that window are the device's persisted counters, and that window is reported missing.
+    The slideshow comes from a 25 fps camera, so 100 frames take 4 s (four windows) however fast
+    this machine reads a file."""
+    camera = MjpegCamera(lambda n: slideshow_jpegs[n % len(slideshow_jpegs)], fps=25).start()
+    request.addfinalizer(camera.stop)
     recorder = subscriber_factory(broker.port, ["edge/#"])
-    settings = settings_for(broker, gallery, video, tmp_path / "state", stats={"window_s": 1})
-    summary = run_device(settings, threading.Event())
+    settings = settings_for(broker, gallery, camera.url, tmp_path / "state", stats={"window_s": 1})
+    summary = run_device(settings, threading.Event(), max_frames=100)
     assert recorder.wait_for(lambda ms: any(m.topic.endswith("/status") and b"offline" in m.payload for m in ms))
     recorded = [(m.topic, m.payload) for m in recorder.messages() if m.topic.split("/", 3)[3] in SUFFIXES]
     stats = [(t, p) for t, p in recorded if t.endswith("/stats")]

@@ -64,10 +64,11 @@ def expected_events(rows: list[dict[str, str]]) -> list[str]:
     return [r["identity"] for r in rows if r["identity"] in ENROLLED and r["source_path"] not in MISSED]
 
 
-def settings_for(broker, gallery: Path, video: Path, state: Path, models: dict | None = None, **extra):
+def settings_for(broker, gallery: Path, video: Path | str, state: Path, models: dict | None = None, **extra):
+    """The device's settings for the slideshow (a file, or a camera's URL)."""
     return load_settings(
         device={"device_id": "cam-1", "site": "test", "state_dir": state},
-        camera={"source": f"file:{video}"},
+        camera={"source": video if isinstance(video, str) else f"file:{video}"},
         models={"detector": "blazeface_short_range", **(models or {})},
         match={"gallery": gallery},
         mqtt={"url": broker.url, "connect_timeout_s": 15},
