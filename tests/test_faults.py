@@ -21,13 +21,15 @@ from pathlib import Path
 
 import cv2
 import pytest
+from support_camera import MjpegCamera
 from support_wait import wait_until
-from test_device_e2e import (  # noqa: F401 (gallery, slideshow: fixtures)
+from test_device_e2e import (  # noqa: F401 (gallery, slideshow, slideshow_jpegs: fixtures)
     edge_run_command,
     expected_events,
     gallery,
     settings_for,
     slideshow,
+    slideshow_jpegs,
     unique_events,
 )
 from test_outbox import fill, small_disk  # noqa: F401 (small_disk: a fixture)
@@ -192,12 +194,25 @@ def test_broker_outage(broker_factory, subscriber_factory, slideshow, gallery, t
     assert tally("broker outage", expected, unique_events(sub)) == (0, 0)
 
 
-def test_sigkill_during_a_broker_outage(broker_factory, subscriber_factory, slideshow, gallery, tmp_path):  # noqa: F811
-    """Killed while the broker is away: what was in the outbox goes at the next start."""
+def test_sigkill_during_a_broker_outage(
+    broker_factory,
+    subscriber_factory,
+    slideshow,  # noqa: F811 (fixtures imported above)
+    slideshow_jpegs,  # noqa: F811
+    gallery,  # noqa: F811
+    tmp_path,
+    request,
+):
+    """Killed while the broker is away: what was in the outbox goes at the next start. The device
+    watches a 25 fps camera looping the slideshow, so events still come after the broker stops."""
+    camera = MjpegCamera(lambda n: slideshow_jpegs[n % len(slideshow_jpegs)], fps=25).start()
+    request.addfinalizer(camera.stop)
     broker = broker_factory(persistence=True)
     sub = subscriber_factory(broker.port, ["edge/test/cam-1/#"], client_id="fault-kill", persistent=True)
     state = tmp_path / "state"
-    device = start_edge(slideshow, gallery, broker, state)
+    device = subprocess.Popen(
+        edge_run_command(camera.url, gallery, broker.url, state), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         assert sub.wait_for(lambda ms: any(m.topic.endswith("/match") for m in ms), timeout=60)
         broker.stop()
