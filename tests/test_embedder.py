@@ -44,20 +44,40 @@ def _dlib_reference():
 
 def test_int8_and_fp16_agree_with_dlib_on_real_chips(data_dir, stills_vision, manifest):
     reference = _dlib_reference()
-    fp16 = Embedder(manifest, manifest.get("dlib_resnet_v1_fp16"))
+    int8, fp16 = (Embedder(manifest, manifest.get(f"dlib_resnet_v1_{q}")) for q in ("int8", "fp16"))
     for rel in [
         "face_recognition/examples/obama.jpg",
         "lfw/Li_Peng/Li_Peng_0001.jpg",
         "deepface/img1.jpg",
         "face_api_js/images/raj/raj1.png",
     ]:
-        result = stills_vision.describe_single(load_image(data_dir / rel), rel, gated=False, several="central")
+        stills_vision.describe_single(load_image(data_dir / rel), rel, gated=False, several="central")
         chip = stills_vision.chip.copy()
         expected = np.array(reference.compute_face_descriptor(chip), np.float32)
-        for got in (result.embedding, fp16.embed(chip)[0]):
+        for got in (int8.embed(chip)[0], fp16.embed(chip)[0]):
             cosine = got @ expected / np.linalg.norm(got) / np.linalg.norm(expected)
             assert cosine > 0.999, f"{rel}: cosine {cosine:.5f} to dlib"
             assert np.linalg.norm(got - expected) < 0.08
+
+
+def test_the_mirror_variant_averages_the_chip_and_its_mirror_image(data_dir, stills_vision, manifest):
+    single = Embedder(manifest, manifest.get("dlib_resnet_v1_int8"))
+    mirror = Embedder(manifest, manifest.get("dlib_resnet_v1_int8_mirror"))
+    assert (single.descriptor, mirror.descriptor, single.sha256) == ("single", "mirror_mean", mirror.sha256)
+    rel = "lfw/Li_Peng/Li_Peng_0001.jpg"
+    stills_vision.describe_single(load_image(data_dir / rel), rel, gated=False, several="central")
+    chips = np.stack([stills_vision.chip, stills_vision.chip[:, ::-1]])
+    expected = single.embed(chips).mean(axis=0)
+    np.testing.assert_allclose(mirror.embed(chips[0])[0], expected, atol=1e-6)
+    np.testing.assert_allclose(mirror.embed(chips[1])[0], expected, atol=1e-6)  # a mirror's mirror: the same face
+    assert np.linalg.norm(expected - single.embed(chips[0])[0]) > 0.01  # not the single descriptor
+
+
+def test_an_embedder_declaring_an_unknown_descriptor_is_refused(manifest):
+    entry = manifest.get(manifest.default_embedder, "embedder")
+    spec = {**entry.spec, "descriptor": "tenfold"}
+    with pytest.raises(ModelError, match="declares descriptor 'tenfold'; expected one of single, mirror_mean"):
+        Embedder(manifest, ModelEntry(entry.model_id, entry.kind, entry.file, entry.sha256, spec))
 
 
 def test_embed_shapes_and_errors(stills_vision):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.modelbuild.manifest import CALIBRATION_KEYS, DESCRIPTOR_VARIANTS, variant_records
 from edge.modelbuild.sources import BLAZEFACE, DLIB_MODELS
 from edge.vision.anchors import ssd_anchor_centres
 
@@ -41,6 +42,21 @@ def test_cohort_models_are_recorded_and_tied_to_their_embedder(models_dir: Path,
         assert record["license"] and record["source"]["dataset"] and len(record["source"]["dataset_sha256"]) == 64
         content = json.loads((models_dir / record["file"]).read_text())
         assert content["embedder"] == record["embedder"] and min(content["counts"]) >= content["min_members"] >= 10
+
+
+def test_descriptor_variants_read_their_files_record_with_the_descriptor_declared(manifest: dict) -> None:
+    """What a rebuild writes for a variant (`variant_records`) is what the manifest holds, less calibration."""
+    build_keys = {m: {k: v for k, v in r.items() if k not in CALIBRATION_KEYS} for m, r in manifest["models"].items()}
+    for model_id, record in variant_records(build_keys).items():
+        assert build_keys[model_id] == record and record["descriptor"] == "mirror_mean"
+        base = build_keys[DESCRIPTOR_VARIANTS[model_id]["file_of"]]
+        assert (record["file"], record["sha256"], record["verification"]) == (
+            base["file"],
+            base["sha256"],
+            base["verification"],
+        )
+        assert "descriptor" not in base
+    assert manifest["default_embedder"] in DESCRIPTOR_VARIANTS
 
 
 def test_schema_and_defaults(manifest: dict, models: dict[str, dict]) -> None:

