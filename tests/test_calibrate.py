@@ -17,7 +17,7 @@ from edge.vision import load_manifest
 from edge.vision.operating_point import resolve
 
 TARGET = 0.05  # needs 60 impostor comparisons per group; each group here has about 160
-EMBEDDER = "dlib_resnet_v1_int8"
+EMBEDDER = load_manifest().default_embedder  # what `edge calibrate` and `edge enroll` use
 
 
 def without_calibration(manifest: dict) -> dict:

@@ -111,7 +111,7 @@ def test_gallery_of_another_embedder_is_refused(data_dir, tmp_path, capsys, monk
     )
     monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
     code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
-    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
+    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8_mirror" in err
 
 
 @pytest.fixture
@@ -243,6 +243,6 @@ def test_import_of_a_damaged_or_foreign_bundle_changes_nothing(manifest, tmp_pat
     assert code == 1 and "edited.json" in err and "does not match its content" in err
     monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
     code, _, err = run(capsys, "gallery", "import", "--gallery", target, bundle)
-    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8" in err
+    assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8_mirror" in err
     assert target.read_bytes() == original
     assert {p.name for p in tmp_path.iterdir()} == {"bundle.json", "edited.json", "source.sqlite", "target.sqlite"}

@@ -34,7 +34,7 @@ def test_same_person(data_dir, capsys, manifest):
     assert result["knob"] == in_force.threshold and result["mode"] == "per_template"
     assert result["distance"] <= result["threshold"] == pytest.approx(in_force.threshold * scale[0], abs=1e-4)
     assert result["fmr_at_threshold"] == in_force.fmr and result["threshold_origin"] == in_force.origin
-    assert result["model_id"] == "dlib_resnet_v1_int8" and len(result["a"]["box"]) == 4
+    assert result["model_id"] == embedder.model_id and len(result["a"]["box"]) == 4
 
 
 def test_different_people_and_threshold_flag(data_dir, capsys, monkeypatch):

@@ -13,7 +13,7 @@ from edge.cli import main
 from edge.vision import ModelError, load_manifest
 from edge.vision.cohort import Cohort
 
-EMBEDDER = "dlib_resnet_v1_int8"
+EMBEDDER = load_manifest().default_embedder  # what `edge calibrate` and `edge enroll` use
 
 
 @pytest.fixture

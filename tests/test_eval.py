@@ -103,7 +103,8 @@ def test_identities_all_against_all(subset, tmp_path, capsys, models_dir):
         assert [t["fmr"] for t in group["tar_at_fmr"]] == [0.1, 0.01, 0.001]
     # the threshold in force is the one the device resolves (the manifest's operating point by default)
     mode = load_settings().match.thresholds
-    point = resolve(load_manifest(models_dir).get("dlib_resnet_v1_int8"), None, None, "worst_group", mode)
+    manifest = load_manifest(models_dir)
+    point = resolve(manifest.get(manifest.default_embedder), None, None, "worst_group", mode)
     assert report["threshold"] == {
         "value": point.threshold,
         "source": point.origin,

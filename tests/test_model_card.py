@@ -1,5 +1,5 @@
-"""Each shipped model card (int8, fp16) is exactly what scripts/make_model_card.py makes from the report it cites,
-and that report was made with the shipped manifest's model and calibration."""
+"""Each shipped model card (int8 mirror, int8, fp16) is exactly what scripts/make_model_card.py makes
+from the report it cites, and that report was made with the shipped manifest's model and calibration."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from edge.vision.runtime import file_sha256
 REPO = Path(__file__).resolve().parents[1]
 # Each shipped card and the report it is made from (paths as the card cites them).
 CARDS = {
-    "int8": ("models/MODEL_CARD.md", "models/eval/report.json"),
+    "int8_mirror": ("models/MODEL_CARD.md", "models/eval/report.json"),
+    "int8": ("models/MODEL_CARD_int8.md", "models/eval-int8/report.json"),
     "fp16": ("models/MODEL_CARD_fp16.md", "models/eval-fp16/report.json"),
 }
 

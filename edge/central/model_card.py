@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.central.model_card_modes import arm_rows, cohort_rows, side_by_side
-from edge.central.model_card_text import COHORT_CHOICE, DATA_LIMITS, INTENDED_USE, NOT_FIT_FOR
+from edge.central.model_card_modes import arm_rows, cohort_choice, cohort_rows, side_by_side
+from edge.central.model_card_text import DATA_LIMITS, INTENDED_USE, NOT_FIT_FOR
 from edge.central.report import pct
 from edge.central.stats import Rate
 
+DESCRIPTORS = {
+    "single": "A face's descriptor is the network's output for its aligned chip.",
+    "mirror_mean": "A face's descriptor is the mean of the network's outputs for its aligned chip and the "
+    "chip's mirror image (two inferences a face).",
+}
 REFERENCE_THRESHOLD = 0.6  # dlib's threshold, the embedder's default before calibration
 GALLERY_SIZES = (10, 100, 1000)
 
@@ -157,8 +162,8 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         f"- Detector `{models['detector']['id']}` (sha256 `{models['detector']['sha256']}`), the project's "
         "aligner, the quality gate, embedder "
         f"`{models['embedder']['id']}` (sha256 `{models['embedder']['sha256']}`): a TFLite port of dlib's "
-        "face descriptor ResNet. Two faces are called the same person when the Euclidean distance between "
-        "their descriptors is at most the threshold.",
+        f"face descriptor ResNet. {DESCRIPTORS[models['embedder'].get('descriptor', 'single')]} Two faces are "
+        "called the same person when the Euclidean distance between their descriptors is at most the threshold.",
         f"- Quality gate as evaluated: {gate}.",
         f"- {default_text}",
         "",
@@ -208,7 +213,7 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         "",
         "## The cohort model",
         "",
-        COHORT_CHOICE,
+        *cohort_choice(report),
         "",
         "## A calibration made on x86, used on an aarch64 board",
         "",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.central.model_card_text import COHORT_CHOICE
 from edge.central.report import mode_section, percent
 from edge.central.stats import min_comparisons
 
@@ -28,6 +29,33 @@ def _counts(entries: list[dict[str, Any]]) -> tuple[int, list[int]]:
     groups = [row["impostor_pairs"] for row in entries[0]["groups"].values()]
     overall = [e["impostor_pairs"] for e in entries if e["scope"] == "overall"]
     return (overall[0] if overall else sum(groups)), sorted(groups, reverse=True)
+
+
+def cohort_choice(report: dict[str, Any]) -> list[str]:
+    """What the cohort model is, and the DEV comparison its parameters were chosen by (when its file has one)."""
+    cohort = report["models"].get("cohort")
+    if cohort is None:
+        return ["No cohort model: this report's embedder has none, so it was scored with one global threshold."]
+    lines = [COHORT_CHOICE.format(**{"k": cohort["centroids"], **cohort})]  # older reports have no "k"
+    selection = cohort.get("selection")
+    if not selection:
+        return [*lines, "", "Its file records no comparison of parameters."]
+    lines += [
+        "",
+        f"FNMR on `{selection['dataset']}` at the {selection['scope']} target {selection['target_fmr']:g}, each "
+        "setting with its own knob (the chosen one in bold):",
+        "",
+        "| setting | knob | FNMR | worst group's FMR (group) | overall FMR |",
+        "|---|---|---|---|---|",
+    ]
+    for row in selection["rows"]:
+        chosen = (row.get("k"), row.get("quantile")) == (cohort.get("k"), cohort["quantile"])
+        name = f"**{row['name']}**" if chosen else row["name"]
+        lines.append(
+            f"| {name} | {row['knob']:.4f} | {row['fnmr']:.1%} | {row['worst_group_fmr']:.2%} "
+            f"({row['deciding_group']}) | {row['overall_fmr']:.2g} |"
+        )
+    return lines
 
 
 def cohort_rows(report: dict[str, Any]) -> list[str]:

@@ -40,12 +40,12 @@ DATA_LIMITS = """\
 
 COHORT_CHOICE = """\
 The cohort model summarises the descriptors of the LFW cohort (`../shared/data/lfw_cohort`, people in
-neither DEV nor the held-out set) as **K = 128 k-means centroids with member counts, every centroid
-the average of at least 10 people** (smaller clusters are dissolved into their neighbours), so it
-holds no individual's descriptor. A template's scale is the distance within which **0.5% (quantile
-0.005)** of the cohort lies, read off the centroids weighted by their counts, divided by the cohort's
-own median of it: 1.0 is typical crowding, below 1 a stricter threshold. Chosen on DEV
-`identities.csv` with the present quality gate: at the worst-group target 0.012, per-template
-thresholds missed **27%** of genuine pairs against **55%** for one global threshold. K = 256 gave a
-lower DEV FNMR but five times the overall FMR and a worst group right at the limit: fitted closer to
-DEV, so less trustworthy on people nobody tuned on."""
+neither DEV nor the held-out set) as **K = {k} k-means centroids with member counts, every centroid
+the average of at least {min_members} people** (smaller clusters are dissolved into their neighbours), so it
+holds no individual's descriptor. A template's scale is the distance within which **a share of
+{quantile:g}** of the cohort lies, read off the centroids weighted by their counts, divided by the cohort's
+own median of it: 1.0 is typical crowding, below 1 a stricter threshold. K and the share were chosen
+on DEV with the present quality gate, by the misses at the worst-group target, among the settings
+below (`scripts/build_cohort.py --grid`). A larger K misses less on DEV but fits it closer: a higher
+overall FMR, a worst group at the limit of what its comparisons can show, and centroids of fewer
+people, so it is less trustworthy on people nobody tuned on."""

@@ -10,6 +10,7 @@ so the command also runs on a board.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +85,22 @@ def in_mode(scores: Scores, mode: str) -> Scores:
 
 
 def cohort_record(settings: Settings, embedder_id: str) -> dict[str, Any] | None:
-    """The embedder's cohort model as the report names it: id, sha256 and its statistic."""
+    """The embedder's cohort model as the report names it: id, sha256, its statistic and the DEV
+    comparison its parameters were chosen by (`scripts/build_cohort.py --grid`, when recorded)."""
+    manifest = load_manifest(settings.models.models_dir)
     try:
-        cohort = Cohort.load(load_manifest(settings.models.models_dir), embedder_id)
+        cohort = Cohort.load(manifest, embedder_id)
     except ModelError:
         return None
+    raw = json.loads(manifest.path(manifest.get(cohort.model_id)).read_text(encoding="utf-8"))
     return {
         "id": cohort.model_id,
         "sha256": cohort.sha256,
+        "k": raw["statistic"].get("k", len(cohort.counts)),
         "centroids": len(cohort.counts),
         "min_members": int(cohort.counts.min()),
         "quantile": cohort.quantile,
+        "selection": raw.get("selection"),
     }
 
 
@@ -120,7 +126,11 @@ def run(args: argparse.Namespace) -> int:
         "root": str(args.root or csv_path.parent),
         "models": {
             "detector": {"id": vision.detector.entry.model_id, "sha256": vision.detector.entry.sha256},
-            "embedder": {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256},
+            "embedder": {
+                "id": vision.embedder.model_id,
+                "sha256": vision.embedder.sha256,
+                "descriptor": vision.embedder.descriptor,
+            },
             "cohort": cohort_record(settings, vision.embedder.model_id),
         },
         "quality_gate": settings.quality.model_dump(),
