@@ -112,6 +112,28 @@ def test_gallery_of_another_embedder_is_refused(data_dir, tmp_path, capsys, monk
     monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_fp16")
     code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
     assert code == 1 and "dlib_resnet_v1_fp16" in err and "dlib_resnet_v1_int8_mirror" in err
+    assert "set models.embedder to dlib_resnet_v1_int8_mirror to keep using that one" in err and err.count("\n") == 1
+
+
+def test_a_gallery_enrolled_single_pass_is_refused_by_the_mirror_averaged_default(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    """The same model file, read another way: its descriptors are not comparable, so the id decides."""
+    gallery = tmp_path / "g.sqlite"
+    monkeypatch.setenv("EDGE_MODELS__EMBEDDER", "dlib_resnet_v1_int8")
+    assert (
+        run(capsys, "enroll", "--gallery", gallery, "--name", "x", data_dir / "lfw/Colin_Powell/Colin_Powell_0001.jpg")[
+            0
+        ]
+        == 0
+    )
+    monkeypatch.delenv("EDGE_MODELS__EMBEDDER")
+    code, _, err = run(capsys, "gallery", "list", "--gallery", gallery)
+    assert (
+        code == 1
+        and "built with embedder dlib_resnet_v1_int8 " in err
+        and "set models.embedder to dlib_resnet_v1_int8 " in err
+    )
 
 
 @pytest.fixture
