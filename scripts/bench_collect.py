@@ -56,8 +56,8 @@ def check(store: TrialStore, traffic: Traffic) -> list[str]:
     events = len(store.events())
     if events != traffic.events:
         problems.append(f"{events} events stored, {traffic.events} sent")
-    missing = [(m.site, m.device_id, f"{m.boot_id}-{m.sequence:06d}") for m in store.missing_windows()]
-    if missing != [traffic.gap]:
+    missing = [(m.site, m.device_id, m.window_ids()[0]) for m in store.missing_windows() if m.count == 1]
+    if missing != [traffic.gap] or len(store.missing_windows()) != 1:
         problems.append(f"missing windows {missing}, expected {[traffic.gap]}")
     return problems
 

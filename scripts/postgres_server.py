@@ -59,12 +59,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.home, "postgres")  # mkdtemp's folder, not pytest's 0700 one: postgres enters
         data, log = self.home / "data", self.home / "log"
-        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1" + (
-            "" if self.fsync else " -c fsync=off"
-        )
         try:
             self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER)
-            self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+            self.resume()
         except (OSError, subprocess.CalledProcessError) as e:
             detail = (getattr(e, "stderr", "") or "").strip()
             server_log = log.read_text(errors="replace")[-500:].strip() if log.exists() else ""
@@ -72,11 +69,23 @@ class PostgresServer:
             raise RuntimeError(f"PostgreSQL could not start: {e} {detail} {server_log}") from None
         return self.url
 
-    def stop(self) -> None:
+    def resume(self) -> None:
+        """Start the server on its data (after `halt`: a database outage ends)."""
+        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1" + (
+            "" if self.fsync else " -c fsync=off"
+        )
+        data, log = self.home / "data", self.home / "log"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+
+    def halt(self) -> None:
+        """Stop the server and keep its data (a database outage begins)."""
         subprocess.run(
-            _as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.home / "data"), "-m", "fast", "stop"]),
+            _as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.home / "data"), "-m", "fast", "-w", "stop"]),
             capture_output=True,
         )
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> str:

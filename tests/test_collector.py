@@ -8,6 +8,8 @@ Every test runs on SQLite and on PostgreSQL (`db_url`, tests/support_postgres.py
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -27,7 +29,7 @@ from edge.central.collector import Collector
 from edge.central.fleet_bundle import issue_device
 from edge.central.fleet_client import central_options
 from edge.central.fleet_dir import FleetDir
-from edge.central.intake import MALFORMED, MISMATCH, SCHEMA, SUFFIXES, TOPIC, UNKNOWN_DEVICE
+from edge.central.intake import DATABASE, MALFORMED, MISMATCH, SCHEMA, SUFFIXES, TOPIC, UNKNOWN_DEVICE
 from edge.central.trial_store import TrialStore
 from edge.cli import main
 from edge.commands.collect import known_devices
@@ -35,6 +37,7 @@ from edge.device.app import run_device
 from edge.link import MqttOptions, StatsPayload
 from fleet_traffic import COUNTED, Publisher, Traffic, make_traffic
 from local_broker import free_port
+from postgres_server import PostgresServer
 
 DEVICES, WINDOWS = 12, 20
 
@@ -93,7 +96,7 @@ def check_totals(store: TrialStore, traffic: Traffic) -> None:
     assert len(store.events()) == traffic.events
     assert len(store.statuses()) == len(store.configs()) == DEVICES
     missing = store.missing_windows()
-    assert [(m.site, m.device_id, f"{m.boot_id}-{m.sequence:06d}") for m in missing] == [traffic.gap]
+    assert [(m.site, m.device_id, *m.window_ids()) for m in missing] == [(*traffic.gap, traffic.gap[2])]
 
 
 def test_replayed_traffic_gives_the_devices_totals_and_reports_the_gap(broker, store, collector_factory, traffic):
@@ -272,5 +275,116 @@ def test_a_real_device_run_replayed_with_faults_gives_the_device_counters(
     assert len(store.events()) == totals["matches"] > 0
     assert all(e["score"] <= e["template_threshold"] for e in store.events()), "the template threshold is kept"
     missing = store.missing_windows()
-    assert [f"{m.boot_id}-{m.sequence:06d}" for m in missing] == [held_window.window_id]
+    assert [m.window_ids() for m in missing] == [(held_window.window_id, held_window.window_id)]
     assert collector.counts().duplicates > 0 and not collector.counts().refused
+
+
+POISONS = {  # what stopped the collector before payloads were bounded (issue 18)
+    "frames 2**63": ("stats", {"frames": 2**63}),
+    "frames 10**30": ("stats", {"frames": 10**30}),
+    "fps Infinity": ("stats", {"fps": float("inf")}),
+    "a window from year 1 to 9999": (
+        "stats",
+        {"window_start": "0001-01-01T00:00:00Z", "window_end": "9999-12-31T00:00:00Z"},
+    ),
+    "NUL in window_id": ("stats", {"window_id": "boot\x00-000001"}),
+    "track_id 2**63": ("match", {"track_id": 2**63}),
+    "NUL in identity_id": ("match", {"identity_id": "person\x00"}),
+    "NUL in reason": ("status", {"state": "degraded", "reason": "disk\x00full"}),
+    "config version 10**20": ("config/reported", {"version": 10**20}),
+}
+
+
+def _poisoned(traffic: Traffic, suffix: str, change: dict) -> tuple[str, bytes]:
+    topic, payload = next((t, p) for t, p in traffic.messages if t.endswith("/" + suffix))
+    data = {**json.loads(payload), **change}
+    return topic, json.dumps(data, allow_nan=True).encode()
+
+
+def test_poison_payloads_are_set_aside_and_the_next_message_is_stored(broker, store, collector_factory, traffic):
+    """Each message that once blocked a collector for good (on SQLite or PostgreSQL) is refused
+    where it is parsed, kept in `dead_letters` with why, acknowledged; the next one is stored."""
+    collector = collector_factory()
+    poisons = [_poisoned(traffic, suffix, change) for suffix, change in POISONS.values()]
+    good = next((t, p) for t, p in traffic.messages if t.endswith("/stats"))
+    raw_nul = (good[0], b'{"window_id": "\x00"}')  # not even JSON: a raw control character
+    replay(broker.port, [*poisons, *poisons, raw_nul, good])  # each poison twice: a redelivery is one letter
+    assert wait_until(lambda: collector.counts().received == 2 * len(poisons) + 2), collector.counts().line()
+    counts = collector.counts()
+    assert dict(counts.refused) == {SCHEMA: 2 * len(POISONS), MALFORMED: 1} and counts.stored == 1
+    assert [w["window_id"] for w in store.windows()] == [json.loads(good[1])["window_id"]]
+    letters = store.dead_letters()
+    assert [letter["reason"] for letter in letters] == [SCHEMA] * len(POISONS) + [MALFORMED]
+    assert all("\x00" not in letter["excerpt"] + letter["detail"] for letter in letters)
+    assert letters[-1]["excerpt"] == '{"window_id": "\\x00"}', "a raw NUL is kept visibly, escaped"
+
+
+def _refuse_identity(store: TrialStore, identity: str) -> None:
+    """Make the database itself refuse one identity id, as a column that cannot hold a value would."""
+    with store.engine.begin() as connection:
+        if store.engine.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.identity_id = '{identity}' "
+                "BEGIN SELECT RAISE(ABORT, 'identity refused'); END"
+            )
+        else:
+            connection.exec_driver_sql(f"ALTER TABLE events ADD CONSTRAINT refuse CHECK (identity_id <> '{identity}')")
+
+
+def test_a_value_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_stored(
+    broker, store, collector_factory, traffic
+):
+    events = [(t, p) for t, p in traffic.messages if t.endswith("/match")][:4]
+    refused = json.loads(events[1][1])["identity_id"]
+    assert all(json.loads(p)["identity_id"] != refused for _, p in events[2:])
+    _refuse_identity(store, refused)
+    collector = collector_factory()
+    replay(broker.port, events)
+    assert wait_until(lambda: collector.counts().received == len(events)), collector.counts().line()
+    assert collector.counts().refused == Counter({DATABASE: 1})
+    assert sorted(e["event_id"] for e in store.events()) == sorted(
+        json.loads(p)["event_id"] for i, (_, p) in enumerate(events) if i != 1
+    )
+    (letter,) = store.dead_letters()
+    assert (letter["reason"], letter["topic"]) == (DATABASE, events[1][0])
+    assert "refused" in letter["detail"]
+
+
+def test_a_database_outage_holds_the_batch_unacknowledged_and_warns_once(broker, traffic, caplog):
+    """PostgreSQL stops under a running collector: the batch waits, unacknowledged, retried with
+    a growing pause and one WARNING (not one per try, no parameter list); when the server is back
+    everything is stored."""
+    try:
+        server = PostgresServer(fsync=False)
+        url = server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    tries = Counter[str]()
+    try:
+        with TrialStore.open(url) as store:
+
+            def sink(payloads, aside):
+                tries["store"] += 1
+                return store.add_many(payloads, aside)
+
+            collector = Collector(MqttOptions.from_url(broker.url), sink, client_id="outage")
+            collector.start()
+            try:
+                collector.wait_subscribed(10)
+                server.halt()
+                messages = [(t, p) for t, p in traffic.messages if t.endswith(("/stats", "/match"))][:50]
+                replay(broker.port, messages)
+                assert wait_until(lambda: tries["store"] >= 4, timeout=60), "the collector retries"
+                assert collector.counts().received == 0, "nothing is counted (or acknowledged) while it is down"
+                server.resume()
+                unique = len({p for _, p in messages})
+                assert wait_until(lambda: len(store.windows()) + len(store.events()) == unique, timeout=60)
+            finally:
+                counts = collector.stop()
+    finally:
+        server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([w for w in warnings if "trial database unavailable" in w]) == 1, warnings
+    assert len([w for w in warnings if "available again" in w]) == 1, warnings
+    assert all(len(w) < 600 and "parameters" not in w for w in warnings), warnings
+    assert counts.store_outages == 1 and counts.received == len(messages)

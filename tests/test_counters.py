@@ -8,6 +8,8 @@ import pytest
 from test_outbox import fill, small_disk  # noqa: F401 (small_disk: a fixture)
 
 from edge.device.counters import COUNTS, Counters, CountersError
+from edge.device.loop import utc
+from edge.link.payloads import StatsPayload
 
 
 class Clock:
@@ -109,3 +111,29 @@ def test_a_full_disk_delays_the_totals_file_and_loses_no_count(small_disk, caplo
     c.add("frames", 4)
     c.close_window()
     assert Counters(path, window_s=1).totals["frames"] == 7
+
+
+@pytest.mark.parametrize(
+    ("start", "jump_s"), [(1000.0, 56 * 365 * 86400.0), (1.8e9, -3600.0)], ids=["first NTP sync", "set back an hour"]
+)
+def test_a_clock_jump_inside_a_window_gives_a_window_as_long_as_it_was(start, jump_s):
+    """A board without a real-time clock boots in 1970 and jumps at its first NTP sync: the window
+    it was counting is then neither 56 years long (a payload refuses more than two days) nor negative."""
+    wall, monotonic = Clock(), Clock()
+    wall.now = start
+    c = Counters(None, window_s=10, clock=wall, monotonic=monotonic)
+    c.add("frames", 30)
+    wall.now += 4 + jump_s
+    monotonic.now += 4
+    assert not c.due()
+    wall.now += 6
+    monotonic.now += 6
+    assert c.due()
+    w = c.close_window()
+    assert w["window_end"] - w["window_start"] == pytest.approx(10.0)
+    assert w["window_end"] == wall.now and w["fps"] == pytest.approx(3.0)
+    StatsPayload(
+        device_id="pi-01",
+        site="lobby",
+        **{**w, "window_start": utc(w["window_start"]), "window_end": utc(w["window_end"])},
+    )

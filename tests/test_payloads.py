@@ -308,3 +308,110 @@ def test_free_form_fields_refuse_vectors_and_blobs() -> None:
         status(details={f"k{i}": i for i in range(33)})
     with pytest.raises(ValidationError):
         status(details={"blob": "A" * 201})
+
+
+def _leaves(value: object, path: tuple[str, ...] = ()) -> typing.Iterator[tuple[tuple[str, ...], object]]:
+    """Every scalar in a payload's JSON form with its path; free-form fields are walked too."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, (*path, str(i)))
+    else:
+        yield path, value
+
+
+def _patched(payload: Payload, path: tuple[str, ...], value: object) -> str:
+    data = json.loads(payload.to_json())
+    node = data
+    for key in path[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[int(path[-1]) if isinstance(node, list) else path[-1]] = value
+    return json.dumps(data, allow_nan=True)
+
+
+def _poisons(value: object) -> list[object]:
+    """Values no database column should receive in place of `value`."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int):
+        return [2**63, 10**30, -(2**64)]
+    if isinstance(value, float):
+        return [float("inf"), float("nan"), 1e300]
+    if isinstance(value, str):
+        return [value[:1] + "\x00" + value[1:], value + "\x1b[2J"]
+    raise AssertionError(value)
+
+
+FULL = [
+    status,
+    lambda: match(template_threshold=0.4),
+    stats,
+    lambda: config_reported(status="rejected", answered_version=4, last_error="no"),
+]
+
+
+@pytest.mark.parametrize("make", FULL, ids=["status", "match", "stats", "config_reported"])
+def test_every_value_is_bounded_where_it_is_parsed(make: typing.Callable[[], Payload]) -> None:
+    """What stopped the collector (frames=2**63, 10**30, track_id=2**63, NUL in identity_id,
+    window_id or reason, fps=Infinity) and anything like it in any field is refused by the model,
+    before it can reach a database column that cannot hold it."""
+    payload = make()
+    checked = 0
+    for path, value in _leaves(json.loads(payload.to_json())):
+        if path[-1] == "ts" or path[-1].endswith(("_start", "_end", "_at")):
+            continue  # times: the next test
+        for poison in _poisons(value):
+            with pytest.raises(ValidationError):
+                type(payload).from_json(_patched(payload, path, poison))
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("make", FULL, ids=["status", "match", "stats", "config_reported"])
+def test_times_lie_between_1970_and_2100(make: typing.Callable[[], Payload]) -> None:
+    payload = make()
+    times = [p for p, v in _leaves(json.loads(payload.to_json())) if isinstance(v, str) and v.startswith("2026-")]
+    assert times
+    for path in times:
+        for when in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"):
+            with pytest.raises(ValidationError, match="outside 1970-2099"):
+                type(payload).from_json(_patched(payload, path, when))
+
+
+def test_a_stats_window_is_at_most_two_days_long() -> None:
+    stats(window_end=T0 + payloads.MAX_WINDOW)
+    with pytest.raises(ValidationError, match="longer than 2 days"):
+        stats(window_end=T0 + payloads.MAX_WINDOW + timedelta(seconds=1))
+
+
+def test_counts_of_one_window_sum_within_64_bits() -> None:
+    """The report sums windows: a million windows at the largest count still fit a signed 64-bit sum."""
+    assert 10**6 * payloads.MAX_COUNT < payloads.INT64_MAX
+    stats(frames=payloads.MAX_COUNT)
+    with pytest.raises(ValidationError):
+        stats(frames=payloads.MAX_COUNT + 1)
+
+
+def test_config_versions_are_bounded_like_gallery_pushes() -> None:
+    """A `--version 100000000000000000000` config/set is refused where it is parsed; Unix
+    milliseconds (what `edge fleet config set` issues) fit."""
+    fields = dict(version=1796320553024, issued_at=T0, set={"match.threshold": 0.4}, signature="c2ln")
+    payloads.ConfigSet(**fields)
+    for version in (10**20, 2**63, 0):
+        with pytest.raises(ValidationError):
+            payloads.ConfigSet(**{**fields, "version": version})
+    with pytest.raises(ValidationError):
+        config_reported(version=10**20)
+
+
+def test_free_form_values_hold_no_control_characters_or_unbounded_numbers() -> None:
+    for config in ({"camera": {"pipeline": "a\x00b"}}, {"a\x00": 1}, {"n": 10**30}):
+        with pytest.raises(ValidationError):
+            config_reported(config=config)
+    with pytest.raises(ValidationError):
+        ConfigReported.from_json(_patched(config_reported(), ("config", "match", "threshold"), float("inf")))
+    config_reported(last_error="line one\nline two\ttabbed")  # free text keeps its line breaks
+    with pytest.raises(ValidationError):
+        status(details={"camera": "csi\x000"})

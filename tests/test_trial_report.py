@@ -247,7 +247,14 @@ def test_every_number_of_the_report(store: TrialStore) -> None:
         _check(r, ROWS[(r["device_id"], r["day"])])
     # the missing window is listed, and its scans are not a zero anywhere: cam-b's day 2 has one window
     assert report["missing_windows"] == [
-        {"site": "north", "device_id": "cam-b", "day": "2026-06-02", "window_id": "boot-cam-b-000003"}
+        {
+            "site": "north",
+            "device_id": "cam-b",
+            "day": "2026-06-02",
+            "first": "boot-cam-b-000003",
+            "last": "boot-cam-b-000003",
+            "count": 1,
+        }
     ]
     settings = [(p["device_id"], p["from"], p["to"], p["threshold"], p["config_version"]) for p in report["periods"]]
     assert settings == [
@@ -265,7 +272,7 @@ def test_a_selection_keeps_the_missing_window_and_what_was_in_force(store: Trial
     selection = Selection(DAY1.date() + timedelta(days=1), DAY1.date() + timedelta(days=1), "north", "cam-b")
     report = build_report(load(store, selection), selection)
     _check(report["trial"], ROWS[("cam-b", "2026-06-02")])
-    assert [m["window_id"] for m in report["missing_windows"]] == ["boot-cam-b-000003"]
+    assert [m["first"] for m in report["missing_windows"]] == ["boot-cam-b-000003"]
     assert [(p["device_id"], p["threshold"]) for p in report["periods"]] == [("cam-b", 0.40)]
     lo, hi = wilson(1, 1)
     assert report["headline"] == (

@@ -15,8 +15,17 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from edge.central.intake import EXCERPT, SCHEMA, DeadLetter
 from edge.central.trial_schema import devices, metadata
-from edge.central.trial_store import MissingWindow, TrialFilter, TrialStore, TrialStoreError, database_url, migrate
+from edge.central.trial_store import (
+    MissingWindows,
+    StoreRefused,
+    TrialFilter,
+    TrialStore,
+    TrialStoreError,
+    database_url,
+    migrate,
+)
 from edge.link.payloads import ConfigReported, MatchEvent, StatsPayload, StatusPayload, Versions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
@@ -84,7 +93,7 @@ def store(db_url: str):
 def test_migrations_from_empty_make_exactly_the_schema(db_url: str) -> None:
     with TrialStore.open(db_url) as store, store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "0003"
         assert compare_metadata(context, metadata) == []
     with TrialStore.open(db_url) as again:  # opening a migrated database changes nothing
         assert again.windows() == []
@@ -95,6 +104,7 @@ def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
     assert "edge/central/trial_migrations/env.py" in names
     assert "edge/central/trial_migrations/versions/0001_trial_tables.py" in names
     assert "edge/central/trial_migrations/versions/0002_event_template_threshold.py" in names
+    assert "edge/central/trial_migrations/versions/0003_bigint_versions_dead_letters.py" in names
 
 
 def _utc_naive(t: datetime) -> datetime:
@@ -170,16 +180,16 @@ def test_missing_windows_per_device_and_boot(store: TrialStore) -> None:
         + [window(s, device="cam3", site="south") for s in (1, 3)]
     )
     gaps = store.missing_windows()
-    assert [(g.device_id, g.boot_id, g.sequence) for g in gaps] == [
-        ("cam1", "cam1.boot1", 3),
-        ("cam1", "cam1.boot1", 4),
-        ("cam1", "cam1.boot2", 2),
-        ("cam3", "cam3.boot1", 2),
+    assert [(g.device_id, g.boot_id, g.first, g.last, g.count) for g in gaps] == [
+        ("cam1", "cam1.boot1", 3, 4, 2),  # one run, one row
+        ("cam1", "cam1.boot2", 2, 2, 1),
+        ("cam3", "cam3.boot1", 2, 2, 1),
     ]
-    assert gaps[0] == MissingWindow(
-        "north", "cam1", "cam1.boot1", 3, T0 + timedelta(minutes=3), T0 + timedelta(minutes=5)
+    assert gaps[0] == MissingWindows(
+        "north", "cam1", "cam1.boot1", 3, 4, T0 + timedelta(minutes=3), T0 + timedelta(minutes=5)
     )
-    assert [g.sequence for g in store.missing_windows(TrialFilter(site="south"))] == [2]
+    assert gaps[0].window_ids() == ("cam1.boot1-000003", "cam1.boot1-000004")
+    assert [g.first for g in store.missing_windows(TrialFilter(site="south"))] == [2]
     # a gap is never a zero: the missing windows are absent, not stored as empty ones
     assert {(w["boot_id"], w["sequence"]) for w in store.windows(TrialFilter(device_id="cam1"))} == {
         ("cam1.boot1", 1),
@@ -230,3 +240,60 @@ def test_a_bad_database_url_is_one_clear_error(url: str) -> None:
 def test_a_naive_time_is_refused(store: TrialStore) -> None:
     with store.engine.begin() as connection, pytest.raises(sa.exc.StatementError, match="naive"):
         connection.execute(devices.insert(), {"site": "s", "device_id": "d", "first_seen": datetime(2026, 1, 1)})
+
+
+def test_a_0002_database_upgrades_to_64_bit_config_versions_and_keeps_its_reports(db_url: str) -> None:
+    """Config versions are Unix milliseconds: a 32-bit column (0001, 0002) refused the first
+    `edge fleet config set` on PostgreSQL and stalled the collector. A 0002 database with a
+    report stored upgrades on open, keeps it, then takes a millisecond version."""
+    engine = sa.create_engine(database_url(db_url))
+    try:
+        migrate(engine, "0002")
+        with engine.begin() as connection:
+            old = sa.MetaData()
+            old.reflect(connection, only=["devices", "configs"])
+            connection.execute(
+                old.tables["devices"].insert(), {"site": "north", "device_id": "cam1", "first_seen": _utc_naive(T0)}
+            )
+            row = ConfigReported(version=7, ts=T0, device_id="cam1", site="north", config={}).model_dump()
+            connection.execute(
+                old.tables["configs"].insert(), {**row, "ts": _utc_naive(T0), "received_at": _utc_naive(T0)}
+            )
+    finally:
+        engine.dispose()
+    ms = 1796320553024
+    with TrialStore.open(db_url) as store:
+        assert store.add(
+            ConfigReported(
+                version=ms,
+                answered_version=ms,
+                status="applied",
+                ts=T0 + timedelta(minutes=1),
+                device_id="cam1",
+                site="north",
+                config={},
+            )
+        )
+        assert [(c["version"], c["answered_version"]) for c in store.configs()] == [(7, None), (ms, ms)]
+        assert store.add(window(1))  # and the store goes on
+
+
+def test_a_value_the_database_cannot_hold_is_refused_as_such(store: TrialStore) -> None:
+    """Defence behind the payload models' bounds: a value that slipped past them (built without
+    validation here) is a `StoreRefused`, which the collector sets aside, not an outage it retries."""
+    poison = StatsPayload.model_construct(**{**window(2).model_dump(), "frames": 2**63})
+    with pytest.raises(StoreRefused, match="refused"):
+        store.add_many([window(1), poison])
+    assert store.windows() == [], "all or nothing: the batch is one transaction"
+    assert store.add_many([window(1)]) == [True]
+
+
+def test_dead_letters_are_stored_once_with_an_escaped_excerpt(store: TrialStore) -> None:
+    letter = DeadLetter("edge/north/cam1/stats", b'{"window_id": "a\x00\x1b[2J' + b"x" * 1000, SCHEMA, "bad\x00")
+    assert store.add_many([window(1)], [letter, letter]) == [True]
+    store.add_many([], [letter])
+    (stored,) = store.dead_letters()
+    assert stored["excerpt"].startswith('{"window_id": "a\\x00\\x1b[2J') and stored["excerpt"].endswith("...")
+    assert len(stored["excerpt"]) == EXCERPT + len("...") + 2 * 3, "cut to EXCERPT characters, two of them escaped"
+    assert stored["detail"] == "bad\\x00"
+    assert (stored["payload_bytes"], stored["payload_sha256"]) == (len(letter.payload), letter.sha256)

@@ -18,9 +18,15 @@ Threads:
   queue never blocks that thread: its size is twice the Receive Maximum the collector asks the
   broker for, the most unacknowledged messages the broker may send it.
 - `collector-writer` takes batches from the queue, validates them (edge/central/intake.py),
-  writes the good ones in one transaction, and then acknowledges the whole batch; refused
-  messages are counted, logged and acknowledged too (a redelivery would be refused again).
-  A write that fails (the database is down) is retried with the same batch, unacknowledged.
+  writes the good ones in one transaction, and then acknowledges the whole batch.
+
+Two kinds of failure, told apart:
+- A message it can never store (intake refused it, or the database refused one of its values)
+  is set aside in the `dead_letters` table, in the same transaction as the rest of its batch,
+  counted by reason and acknowledged: one bad message never holds up the others.
+- A database it cannot reach (down, disk full, locked) keeps the batch unacknowledged and
+  retries it with a growing pause (up to `MAX_RETRY_S`); one WARNING when the store goes away
+  and one when it comes back, not one per try. The broker holds what arrives meanwhile.
 """
 
 from __future__ import annotations
@@ -38,21 +44,26 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.central.intake import SUFFIXES, IntakeCounts, Refused, decode
+from edge.central.intake import DATABASE, SUFFIXES, DeadLetter, IntakeCounts, Refused, decode
+from edge.central.trial_terms import StoreRefused
 from edge.link import LinkError, MqttOptions
 from edge.link.mqtt import configured_client
 from edge.link.payloads import TOPIC_PREFIX, Payload
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[Sequence[Payload]], list[bool]]
-"""Stores payloads in one transaction, committed before it returns; True for each one that was new."""
+Sink = Callable[[Sequence[Payload], Sequence[DeadLetter]], list[bool]]
+"""Stores payloads and the messages set aside in one transaction, committed before it returns;
+True for each payload that was new. Raises `StoreRefused` when the database refuses a value, any
+other exception when it cannot be reached."""
 
 DEFAULT_GROUP = "collectors"
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps a stopped collector's messages
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send one collector at a time
 BATCH = 500  # messages per transaction at most
 REFUSALS_LOGGED = 10  # per reason, then one line per 1,000
+FIRST_RETRY_S = 0.5  # pause before the first retry of a batch the store could not take
+MAX_RETRY_S = 30.0  # the pause doubles up to this
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class Collector:
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._refused_at_connect: str | None = None
+        self._store_down_since: float | None = None  # monotonic time the store went away; None: it is up
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
         self._client = configured_client(options, client_id)
         self._client.manual_ack_set(True)
@@ -139,6 +151,7 @@ class Collector:
         self._client.disconnect()
         self._client.loop_stop()
         with self._counts_lock:
+            self._counts.unacknowledged += self._queue.qsize()
             log.info("collector %s stopped: %s", self.client_id, self._counts.line())
         return self.counts()
 
@@ -219,24 +232,29 @@ class Collector:
         return batch
 
     def _write(self, batch: list[Received]) -> None:
-        """Validate, store in one transaction, then acknowledge; retry while the store fails."""
+        """Validate, store in one transaction, then acknowledge; retry while the store is away."""
         started = time.perf_counter()
-        good: list[Payload] = []
-        refused: list[Refused] = []
+        good: list[tuple[Received, Payload]] = []
+        aside: list[DeadLetter] = []
         for m in batch:
             try:
-                good.append(decode(m.topic, m.payload, self._devices))
+                good.append((m, decode(m.topic, m.payload, self._devices)))
             except Refused as r:
-                refused.append(r)
+                aside.append(DeadLetter(m.topic, m.payload, r.reason, r.detail))
         decoded = time.perf_counter()
+        pause = FIRST_RETRY_S
         while True:
             try:
-                new = self._sink(good) if good else []
+                new = self._store(good, aside)
                 break
-            except Exception as e:  # the database is down or refused: keep the batch, unacknowledged
-                log.error("collector cannot store %d message(s), retrying in 1 s: %s", len(good), e)
-                if self._stopping.wait(1.0):
+            except Exception as e:  # the database is unreachable: keep the batch, unacknowledged
+                self._store_away(e, len(batch), pause)
+                if self._stopping.wait(pause):
+                    with self._counts_lock:
+                        self._counts.unacknowledged += len(batch)
                     return
+                pause = min(2 * pause, MAX_RETRY_S)
+        self._store_back()
         written = time.perf_counter()
         for m in batch:
             self._client.ack(m.mid, m.qos)
@@ -248,8 +266,48 @@ class Collector:
             c.decode_s += decoded - started
             c.write_s += written - decoded
             c.batches += 1
-            for refusal in refused:
-                c.refused[refusal.reason] += 1
-                n = c.refused[refusal.reason]
+            for letter in aside:
+                c.refused[letter.reason] += 1
+                n = c.refused[letter.reason]
                 if n <= REFUSALS_LOGGED or n % 1000 == 0:
-                    log.warning("refused (%d %s so far): %s", n, refusal.reason, refusal)
+                    log.warning("set aside (%d %s so far): %s", n, letter.reason, letter.detail)
+
+    def _store(self, good: list[tuple[Received, Payload]], aside: list[DeadLetter]) -> list[bool]:
+        """Store the batch; when the database refuses a value, store its messages one at a time
+        and set aside each one it refuses (appended to `aside`), so the others are kept."""
+        try:
+            return self._sink([p for _, p in good], aside)
+        except StoreRefused:
+            if not good:
+                raise
+        new: list[bool] = []
+        for m, payload in good:
+            try:
+                new += self._sink([payload], [])
+            except StoreRefused as e:
+                aside.append(DeadLetter(m.topic, m.payload, DATABASE, f"{m.topic}: {e}"))
+        self._sink([], aside)
+        return new
+
+    def _store_away(self, error: Exception, held: int, pause: float) -> None:
+        """Say once that the store went away (the next retries say nothing)."""
+        if self._store_down_since is None:
+            self._store_down_since = time.monotonic()
+            with self._counts_lock:
+                self._counts.store_outages += 1
+            log.warning(
+                "trial database unavailable, holding %d message(s) unacknowledged and retrying (pause up to %g s): %s",
+                held,
+                MAX_RETRY_S,
+                error_line(error),
+            )
+
+    def _store_back(self) -> None:
+        if self._store_down_since is not None:
+            log.warning("trial database available again after %.0f s", time.monotonic() - self._store_down_since)
+            self._store_down_since = None
+
+
+def error_line(e: BaseException) -> str:
+    """An error on one line, at most 300 characters: a database error's text can span lines."""
+    return " ".join(f"{type(e).__name__}: {e}".split())[:300]

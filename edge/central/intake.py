@@ -1,18 +1,21 @@
 """What the collector accepts: one MQTT message in, one validated payload out, or a refusal.
 
 Kept apart from the MQTT client (edge/central/collector.py) so the rules can be read, tested
-and timed on their own. A refusal is final: the collector counts it, logs it, acknowledges the
-message (a redelivery would be refused again) and goes on.
+and timed on their own. A refusal is final: the collector sets the message aside as a `DeadLetter` (stored
+in the trial database, counted by reason), acknowledges it (a redelivery would be refused again)
+and goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from edge.link.payloads import (
+    CONTROL_CHARACTERS,
     TOPIC_PREFIX,
     ConfigReported,
     MatchEvent,
@@ -37,7 +40,11 @@ SCHEMA = "schema"  # JSON, but not the topic's payload model
 MISMATCH = "mismatch"  # the payload's site/device is not the topic's
 UNKNOWN_DEVICE = "unknown_device"  # not in the collector's device list (when it has one)
 TOPIC = "topic"  # a topic the collector does not handle
-REASONS = (MALFORMED, SCHEMA, MISMATCH, UNKNOWN_DEVICE, TOPIC)
+DATABASE = "database"  # valid, yet the database refused to store it (a value no column holds)
+REASONS = (MALFORMED, SCHEMA, MISMATCH, UNKNOWN_DEVICE, TOPIC, DATABASE)
+
+EXCERPT = 300
+"""How many characters of a set-aside payload are kept: enough to see what it was."""
 
 
 class Refused(Exception):
@@ -47,6 +54,30 @@ class Refused(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, each control character written as an escape (`\\x00`),
+    so that a hostile message can be stored and shown anywhere."""
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the collector will never store, set aside with the reason (one of REASONS)."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+    def excerpt(self) -> str:
+        return printable(self.payload[: EXCERPT * 4].decode("utf-8", "backslashreplace"), EXCERPT)
 
 
 @dataclass(frozen=True)
@@ -99,14 +130,21 @@ class IntakeCounts:
     decode_s: float = 0.0  # JSON parse + validation, summed
     write_s: float = 0.0  # database writes and commits, summed
     batches: int = 0
+    store_outages: int = 0  # times the database became unreachable
+    unacknowledged: int = 0  # received, not stored when the collector stopped: the broker sends them again
 
     def line(self) -> str:
-        """One log line: `received 10 stored 8 duplicates 1 refused 1 (schema 1)`."""
+        """One log line: `received 10 stored 8 duplicates 1 set aside 1 (schema 1)`, then any
+        database outages and messages left unacknowledged."""
         refused = sum(self.refused.values())
         why = ", ".join(f"{k} {v}" for k, v in sorted(self.refused.items()) if v)
-        return f"received {self.received} stored {self.stored} duplicates {self.duplicates} refused {refused}" + (
-            f" ({why})" if why else ""
-        )
+        text = f"received {self.received} stored {self.stored} duplicates {self.duplicates} set aside {refused}"
+        text += f" ({why})" if why else ""
+        if self.store_outages:
+            text += f"; trial database unavailable {self.store_outages} time(s)"
+        if self.unacknowledged:
+            text += f"; {self.unacknowledged} not stored, left unacknowledged for the broker to send again"
+        return text
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -117,4 +155,6 @@ class IntakeCounts:
             "decode_s": self.decode_s,
             "write_s": self.write_s,
             "batches": self.batches,
+            "store_outages": self.store_outages,
+            "unacknowledged": self.unacknowledged,
         }

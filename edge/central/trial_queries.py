@@ -6,14 +6,13 @@ column name to value, times as aware UTC), ordered by device and time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from edge.central.trial_schema import configs, events, statuses, verdicts, windows
+from edge.central.trial_schema import UtcDateTime, configs, dead_letters, events, statuses, verdicts, windows
 
 Row = sa.RowMapping
 
@@ -45,19 +44,29 @@ ALL = TrialFilter()
 
 
 @dataclass(frozen=True)
-class MissingWindow:
-    """A window the device numbered but the centre never received: unknown, never zero.
+class MissingWindows:
+    """Windows `first`..`last` of one boot that the device numbered and the centre never
+    received: their counts are unknown, never zero.
 
-    `after` is the end of the last window received before it and `before` the start of the
-    first one after it: the gap lies between them (a day for the report).
+    `after` is the end of the last window received before them and `before` the start of the
+    first one after them: the gap lies between (a day for the report).
     """
 
     site: str
     device_id: str
     boot_id: str
-    sequence: int
+    first: int
+    last: int
     after: datetime
     before: datetime
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def window_ids(self) -> tuple[str, str]:
+        """The first and last missing window's id, as the device numbers them (`<boot>-<000001>`)."""
+        return f"{self.boot_id}-{self.first:06d}", f"{self.boot_id}-{self.last:06d}"
 
 
 class TrialQueries:
@@ -108,28 +117,39 @@ class TrialQueries:
         t = configs
         return self._rows(sa.select(t).where(*f.where(t, t.c.ts)).order_by(t.c.site, t.c.device_id, t.c.ts, t.c.id))
 
-    def missing_windows(self, f: TrialFilter = ALL) -> list[MissingWindow]:
-        """Per device and boot, the sequences absent between the first and last window received
-        (in the range): each one a window the device counted that the centre does not have."""
+    def dead_letters(self, f: TrialFilter = ALL) -> list[Row]:
+        """Messages set aside (never stored) that arrived in the time range, oldest first. Their
+        site and device are not trusted (the message may be anything): filtered by time only."""
+        t = dead_letters
+        when = TrialFilter(f.start, f.end).where(t, t.c.received_at)
+        return self._rows(sa.select(t).where(*when).order_by(t.c.received_at, t.c.id))
+
+    def missing_windows(self, f: TrialFilter = ALL) -> list[MissingWindows]:
+        """Per device and boot, each run of sequences absent between two windows received (in the
+        range), one row per run: memory and time follow the windows received, not the gap."""
         t = windows
-        query = (
-            sa.select(t.c.site, t.c.device_id, t.c.boot_id, t.c.sequence, t.c.window_start, t.c.window_end)
-            .where(t.c.sequence.is_not(None), *f.where(t, t.c.window_start))
-            .order_by(t.c.site, t.c.device_id, t.c.boot_id, t.c.sequence)
-        )
-        return _gaps(self._rows(query))
-
-
-def _gaps(rows: Sequence[Row]) -> list[MissingWindow]:
-    missing = []
-    boot = ("site", "device_id", "boot_id")
-    for prev, row in zip(rows, rows[1:], strict=False):
-        if any(prev[k] != row[k] for k in boot):
-            continue
-        for sequence in range(prev["sequence"] + 1, row["sequence"]):
-            missing.append(
-                MissingWindow(
-                    row["site"], row["device_id"], row["boot_id"], sequence, prev["window_end"], row["window_start"]
-                )
+        boot = (t.c.site, t.c.device_id, t.c.boot_id)
+        ordered = (
+            sa.select(
+                *boot,
+                t.c.sequence,
+                t.c.window_start,
+                sa.func.lag(t.c.sequence).over(partition_by=boot, order_by=t.c.sequence).label("previous"),
+                sa.func.lag(t.c.window_end, type_=UtcDateTime)
+                .over(partition_by=boot, order_by=t.c.sequence)
+                .label("previous_end"),
             )
-    return missing
+            .where(t.c.sequence.is_not(None), *f.where(t, t.c.window_start))
+            .subquery()
+        )
+        o = ordered.c
+        query = (
+            sa.select(o.site, o.device_id, o.boot_id, o.previous, o.sequence, o.previous_end, o.window_start)
+            .where(o.sequence > o.previous + 1)
+            .order_by(o.site, o.device_id, o.boot_id, o.sequence)
+        )
+        with self.engine.connect() as connection:
+            return [
+                MissingWindows(site, device, boot_id, previous + 1, sequence - 1, after, before)
+                for site, device, boot_id, previous, sequence, after, before in connection.execute(query)
+            ]

@@ -34,6 +34,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+DEAD_LETTER_TOPIC = 512
+"""The longest topic a dead letter keeps (longer ones are cut)."""
+
 metadata = sa.MetaData()
 
 devices = sa.Table(
@@ -130,9 +133,9 @@ configs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     *_device_columns(),
     sa.Column("ts", UtcDateTime, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),  # Unix milliseconds: beyond 32 bits
     sa.Column("status", sa.String(16), nullable=True),
-    sa.Column("answered_version", sa.Integer, nullable=True),
+    sa.Column("answered_version", sa.BigInteger, nullable=True),
     sa.Column("config", sa.JSON, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("received_at", UtcDateTime, nullable=False),
@@ -153,11 +156,30 @@ verdicts = sa.Table(
     sa.Index("ix_verdicts_event", "event_id"),
 )
 
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(DEAD_LETTER_TOPIC), nullable=False),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Column("payload_bytes", sa.BigInteger, nullable=False),
+    sa.Column("excerpt", sa.Text, nullable=False),  # the payload's start, control characters escaped
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    # a redelivered message is one message: the same topic and bytes are set aside once
+    sa.UniqueConstraint("topic", "payload_sha256", name="uq_dead_letters_message"),
+    sa.Index("ix_dead_letters_received", "received_at"),
+)
+"""Messages the collector can never store (refused by intake or by the database), kept so that a
+report can say what it is missing and why; no foreign key: the device may be unknown."""
+
 UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "devices": ("site", "device_id"),
     "windows": ("window_id",),
     "events": ("event_id",),
     "statuses": ("site", "device_id", "ts", "state"),
     "configs": ("site", "device_id", "ts", "version"),
+    "dead_letters": ("topic", "payload_sha256"),
 }
 """The columns that make a stored message the same message (what de-duplication compares)."""

@@ -5,7 +5,9 @@ at least once, so every `add_*` is idempotent: a message already stored (same `w
 `event_id`, or the same device, time and state of a status or config report) is skipped and
 reported as not new. `add_many` does a whole batch in one transaction (the collector's
 throughput); when another writer stores one of its messages meanwhile, the batch is done again
-row by row, each duplicate skipped (portable: no dialect's "ON CONFLICT").
+row by row, each duplicate skipped (portable: no dialect's "ON CONFLICT"). A batch the database
+refuses for its data raises `StoreRefused`; one it cannot reach raises SQLAlchemy's error.
+Messages the collector can never store go to `dead_letters` in the same transaction.
 Verdicts are append-only: the latest per event counts, the history is kept.
 """
 
@@ -23,12 +25,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
-from edge.central.trial_queries import MissingWindow, TrialFilter, TrialQueries
-from edge.central.trial_schema import UNIQUE_KEYS, configs, devices, events, statuses, verdicts, windows
-from edge.central.trial_terms import OUTCOMES, TrialStoreError
+from edge.central.intake import DeadLetter, printable
+from edge.central.trial_queries import MissingWindows, TrialFilter, TrialQueries
+from edge.central.trial_schema import (
+    DEAD_LETTER_TOPIC,
+    UNIQUE_KEYS,
+    configs,
+    dead_letters,
+    devices,
+    events,
+    statuses,
+    verdicts,
+    windows,
+)
+from edge.central.trial_terms import OUTCOMES, StoreRefused, TrialStoreError
 from edge.link.payloads import ConfigReported, MatchEvent, Payload, StatsPayload, StatusPayload, utc_now
 
-__all__ = ["OUTCOMES", "MissingWindow", "TrialFilter", "TrialStore", "TrialStoreError", "VerdictInput"]
+__all__ = ["OUTCOMES", "MissingWindows", "StoreRefused", "TrialFilter", "TrialStore", "TrialStoreError", "VerdictInput"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "trial_migrations"
 _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
@@ -107,8 +120,44 @@ def _row(payload: Payload, received_at: datetime) -> tuple[sa.Table, dict[str, A
     raise TypeError(f"the trial store keeps status, match, stats and config/reported, not {type(payload).__name__}")
 
 
+def _dead_letter_row(letter: DeadLetter, received_at: datetime) -> dict[str, Any]:
+    return {
+        "topic": printable(letter.topic, DEAD_LETTER_TOPIC - 3),
+        "payload_sha256": letter.sha256,
+        "payload_bytes": len(letter.payload),
+        "excerpt": letter.excerpt(),
+        "reason": letter.reason,
+        "detail": printable(letter.detail, 1000),
+        "received_at": received_at,
+    }
+
+
+def refused_by_database(e: Exception) -> bool:
+    """Whether the database refused the data (a value, a constraint), not its connection: a
+    connection, disk or lock problem is worth retrying, a refused value never is."""
+    if isinstance(e, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    if isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated:
+        return False
+    return isinstance(e, (sa.exc.StatementError, ValueError, OverflowError))
+
+
+def one_line(e: BaseException) -> str:
+    """The database's own message on one line, without the statement and its parameters."""
+    cause = e.orig if isinstance(e, sa.exc.DBAPIError) and e.orig is not None else e
+    return " ".join(str(cause).split())[:500]
+
+
 def _key(table: sa.Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c] for c in UNIQUE_KEYS[table.name])
+
+
+def _stored_keys(connection: sa.Connection, table: sa.Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """The keys among these that the table holds."""
+    names = UNIQUE_KEYS[table.name]
+    key_columns = sa.tuple_(*(table.c[n] for n in names))
+    found = connection.execute(sa.select(*(table.c[n] for n in names)).where(key_columns.in_(keys)))
+    return {tuple(row) for row in found}
 
 
 def _insert_new(
@@ -119,14 +168,11 @@ def _insert_new(
     `one_by_one`: each row in its own savepoint, a duplicate key skipped (slower; for a batch
     that met a concurrent writer storing the same message between the look-up and the insert).
     """
-    names = UNIQUE_KEYS[table.name]
     fresh: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         fresh.setdefault(_key(table, row), row)
-    key_columns = sa.tuple_(*(table.c[n] for n in names))
-    stored = connection.execute(sa.select(*(table.c[n] for n in names)).where(key_columns.in_(list(fresh))))
-    for found in stored:
-        fresh.pop(tuple(found), None)
+    for found in _stored_keys(connection, table, list(fresh)):
+        fresh.pop(found, None)
     ordered = sorted(fresh)  # two writers lock the same keys in the same order: no deadlock
     if not one_by_one:
         if ordered:
@@ -139,7 +185,9 @@ def _insert_new(
                 connection.execute(table.insert(), fresh[key])
             inserted.add(key)
         except IntegrityError:
-            pass  # the other writer stored it first
+            if _stored_keys(connection, table, [key]):
+                continue  # the other writer stored it first
+            raise  # another constraint refused the row
     return inserted
 
 
@@ -154,7 +202,8 @@ class TrialStore(TrialQueries):
     @classmethod
     def open(cls, url: str) -> TrialStore:
         parsed = database_url(url)
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        # hide_parameters: an error names the statement, never a batch's values (logs stay short)
+        engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         if parsed.get_backend_name() == "sqlite":
             _sqlite_setup(engine)
         try:
@@ -177,19 +226,28 @@ class TrialStore(TrialQueries):
 
     # -- device traffic ----------------------------------------------------------------------
 
-    def add_many(self, payloads: Sequence[Payload], received_at: datetime | None = None) -> list[bool]:
-        """Store a batch in one transaction; for each message, whether it was new (False: a
-        duplicate, of a stored message or of an earlier one in the batch)."""
+    def add_many(
+        self, payloads: Sequence[Payload], aside: Sequence[DeadLetter] = (), received_at: datetime | None = None
+    ) -> list[bool]:
+        """Store a batch, and the messages set `aside`, in one transaction; for each payload,
+        whether it was new (False: a duplicate, of a stored message or of an earlier one in the
+        batch). Raises `StoreRefused` when the database refuses a value."""
         received = received_at or utc_now()
         rows = [_row(p, received) for p in payloads]
         by_table: dict[sa.Table, list[dict[str, Any]]] = {t: [] for t in (windows, events, statuses, configs)}
         for table, row in rows:
             by_table.setdefault(table, []).append(row)
+        by_table[dead_letters] = [_dead_letter_row(d, received) for d in aside]
         device_rows = [{"site": r["site"], "device_id": r["device_id"], "first_seen": received} for _, r in rows]
         try:
-            inserted = self._insert_batch(device_rows, by_table, one_by_one=False)
-        except IntegrityError:
-            inserted = self._insert_batch(device_rows, by_table, one_by_one=True)
+            try:
+                inserted = self._insert_batch(device_rows, by_table, one_by_one=False)
+            except IntegrityError:
+                inserted = self._insert_batch(device_rows, by_table, one_by_one=True)
+        except Exception as e:
+            if refused_by_database(e):
+                raise StoreRefused(f"the trial database refused the batch: {one_line(e)}") from e
+            raise
         new = []
         for table, row in rows:  # the first of two equal messages in the batch is the new one
             key = _key(table, row)

@@ -15,3 +15,8 @@ VERDICT_COLUMNS = ("event_id", "outcome", "by", "note")
 
 class TrialStoreError(Exception):
     """The trial store cannot do what was asked (bad URL, unknown event, bad verdict)."""
+
+
+class StoreRefused(TrialStoreError):
+    """The database refused a value in a batch (a type, a range, a constraint), as opposed to
+    being unreachable: the batch will never be stored as it is, and retrying it is pointless."""

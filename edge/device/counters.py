@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.link.payloads import MAX_WINDOW
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +43,7 @@ class CountersError(ValueError):
 
 COUNTS = ("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches", "messages_dropped")
 _ADDED_LATER = {"messages_dropped"}  # absent from totals files written before it existed: 0
+MAX_WINDOW_S = MAX_WINDOW.total_seconds()
 _LATENCY_SAMPLES = 4096  # per window; enough for p95 at 30 fps over two minutes
 
 
@@ -50,6 +53,7 @@ class Window:
 
     window_id: str
     started_at: float
+    started_monotonic: float
     frames: int = 0
     frames_dropped: int = 0
     detections: int = 0
@@ -72,12 +76,14 @@ class Counters:
         totals_path: Path | None,
         window_s: float,
         clock=time.time,
+        monotonic=time.monotonic,
         write: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.totals_path = totals_path
         self._write = write or (lambda job: job())
         self.window_s = window_s
         self._clock = clock
+        self._monotonic = monotonic
         self._rng = np.random.default_rng()
         self.boot_id = uuid.uuid4().hex[:12]
         self.dropped_messages: Callable[[], int] = lambda: 0  # the outbox's drops so far (set by the device)
@@ -88,7 +94,7 @@ class Counters:
 
     def _new_window(self) -> Window:
         self._sequence += 1
-        return Window(f"{self.boot_id}-{self._sequence:06d}", self._clock())
+        return Window(f"{self.boot_id}-{self._sequence:06d}", self._clock(), self._monotonic())
 
     def _load_totals(self) -> dict[str, int]:
         totals = dict.fromkeys(COUNTS, 0)
@@ -121,8 +127,18 @@ class Counters:
                 w.latency_ms[slot] = ms
         w.latency_count += 1
 
+    def _elapsed(self, now: float) -> float:
+        """Seconds since the window started: by the wall clock, unless that jumped (a board
+        without a real-time clock sets it at its first NTP sync), then by the monotonic clock,
+        so that a window is never negative nor longer than a payload allows."""
+        w = self.window
+        elapsed = now - w.started_at
+        if 0 <= elapsed <= MAX_WINDOW_S:
+            return elapsed
+        return min(max(self._monotonic() - w.started_monotonic, 0.0), MAX_WINDOW_S)
+
     def due(self) -> bool:
-        return self._clock() - self.window.started_at >= self.window_s
+        return self._elapsed(self._clock()) >= self.window_s
 
     def close_window(self) -> dict[str, Any]:
         """End the window: add it to the persisted totals and return its figures."""
@@ -130,6 +146,9 @@ class Counters:
         self.add("messages_dropped", dropped - self._dropped_seen)
         self._dropped_seen = dropped
         w, now = self.window, self._clock()
+        elapsed = self._elapsed(now)
+        if elapsed != now - w.started_at:
+            log.warning("clock jumped in window %s: its start is set %.0f s before its end", w.window_id, elapsed)
         counts = {k: getattr(w, k) for k in COUNTS}
         for k, v in counts.items():
             self.totals[k] += v
@@ -137,11 +156,11 @@ class Counters:
             self._write(functools.partial(_save_totals, self.totals_path, dict(self.totals)))
         samples = w.latency_ms[: min(w.latency_count, _LATENCY_SAMPLES)]
         p50, p95 = np.percentile(samples, [50, 95]).tolist() if samples.size else (0.0, 0.0)
-        duration = max(now - w.started_at, 1e-9)
+        duration = max(elapsed, 1e-9)
         self.window = self._new_window()
         return {
             "window_id": w.window_id,
-            "window_start": w.started_at,
+            "window_start": now - elapsed,
             "window_end": now,
             **counts,
             "fps": counts["frames"] / duration,

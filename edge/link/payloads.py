@@ -7,6 +7,10 @@ Rules every model here follows:
 - `extra="forbid"`, `strict=True`, frozen: a misspelt or mistyped field is an error on
   both ends, never a silent default.
 - Timestamps are timezone-aware and normalised to UTC; JSON carries ISO 8601 with `Z`.
+- Every value is bounded where it is parsed, so nothing reaches a database column that cannot
+  hold it: integers fit a signed 64-bit column (counters of one window far below), floats are
+  finite and bounded, times lie in [1970, 2100), a stats window is at most `MAX_WINDOW` long,
+  and no string carries NUL or a control character (free text may hold tab and newline).
 - Metadata only: no field may carry an image or a face embedding.
   `tests/test_payloads.py` walks every field and fails on bytes or numeric arrays; the two
   free-form fields (`StatusPayload.details`, `ConfigReported.config`) are guarded by value.
@@ -14,10 +18,11 @@ Rules every model here follows:
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -27,9 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
     StringConstraints,
     model_validator,
 )
@@ -48,21 +50,75 @@ MAX_NUMBERS_IN_A_LIST = 16
 MAX_FREE_STRING = 1024
 MAX_DETAILS = 32
 
+INT64_MAX = 2**63 - 1
+"""The largest id, version or time a payload may carry: what a signed 64-bit column holds."""
+MAX_COUNT = 10**12
+"""The largest count in one stats window (about 11.6 million a second over `MAX_WINDOW`): the sum
+of millions of windows still fits a 64-bit column."""
+MAX_MEASURE = 1e9
+"""The largest float a payload carries (fps, milliseconds, distances); finite floats only."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+MAX_WINDOW = timedelta(days=2)
+"""The longest stats window: `device.window_s` is at most a day; a day more for a stalled loop."""
+
+# Any C0 control character or DEL; free text (`FreeText`) allows tab, newline and carriage return.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    value = value.astimezone(timezone.utc)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("contains a NUL or control character")
+    return value
+
+
+def _no_control_in_text(value: str) -> str:
+    if _CONTROL_IN_TEXT.search(value):
+        raise ValueError("contains a NUL or control character")
+    return value
 
 
 Ident = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 """A site or device id: 1-64 of letters, digits, `_`, `.`, `-`, starting with a letter or digit."""
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware time, stored and sent as UTC. Naive times are refused."""
+"""A timezone-aware time in [1970, 2100), stored and sent as UTC. Naive times are refused."""
 
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-"""A non-empty short string (model ids, versions, identity ids)."""
 
-Scalar = Annotated[str, StringConstraints(max_length=200)] | int | float | bool | None
+NoControl = AfterValidator(_no_control)
+"""Refuses NUL and every other control character (ids, labels, one-line reasons)."""
+NoControlInText = AfterValidator(_no_control_in_text)
+"""Refuses NUL and control characters other than tab and line breaks (error messages)."""
+
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128), NoControl]
+"""A non-empty short string (model ids, versions, identity ids): no NUL or control characters."""
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""A count of one stats window."""
+
+Int64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative id or version that a signed 64-bit column holds."""
+
+Measure = Annotated[float, Field(ge=0, le=MAX_MEASURE, allow_inf_nan=False)]
+"""A finite non-negative float (fps, milliseconds, a distance)."""
+
+Scalar = (
+    Annotated[str, StringConstraints(max_length=200), NoControl]
+    | Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+    | Annotated[float, Field(ge=-MAX_MEASURE, le=MAX_MEASURE, allow_inf_nan=False)]
+    | bool
+    | None
+)
+"""One operator detail: a short string, a 64-bit integer, a finite float, a flag or nothing."""
 
 
 def utc_now() -> datetime:
@@ -120,7 +176,7 @@ class StatusPayload(Payload):
         "needs an operator (`reason` says which, e.g. a full state disk); 'offline' after a clean "
         "stop or as last will."
     )
-    reason: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+    reason: Annotated[str, StringConstraints(max_length=200), NoControl] | None = Field(
         default=None, description="Why the state is 'degraded'; None otherwise."
     )
     device_id: Ident = Field(description="The device, as in the topic.")
@@ -151,19 +207,17 @@ class MatchEvent(Payload):
     ts: UtcDatetime = Field(description="When the best-scoring face of the track was seen (UTC).")
     device_id: Ident = Field(description="The device that saw it.")
     site: Ident = Field(description="The device's site.")
-    track_id: NonNegativeInt = Field(
-        description="The tracker's id for this person pass; unique within one device run only."
-    )
+    track_id: Int64 = Field(description="The tracker's id for this person pass; unique within one device run only.")
     identity_id: Label = Field(description="The enrolled identity matched (gallery id, no name).")
-    score: NonNegativeFloat = Field(
+    score: Measure = Field(
         description="Distance between the track's best embedding and the identity: lower is "
         "closer. A match has score <= template_threshold (<= threshold when that is absent)."
     )
-    threshold: NonNegativeFloat = Field(
+    threshold: Measure = Field(
         description="The threshold in force (same unit): with per-template thresholds, the knob that "
         "multiplies each template's scale; with one global threshold, that threshold."
     )
-    template_threshold: NonNegativeFloat | None = Field(
+    template_threshold: Measure | None = Field(
         None,
         description="The threshold of the template that matched (knob x its scale, rounded up to 4 decimals); "
         "equal to `threshold` with one global threshold. Absent from devices before per-template thresholds.",
@@ -194,7 +248,7 @@ class StatsPayload(Payload):
     The centre sums windows keyed by `window_id`, so a repeated message changes no total.
     """
 
-    window_id: Annotated[str, StringConstraints(pattern=r"^\S{1,200}$")] = Field(
+    window_id: Annotated[str, StringConstraints(pattern=r"^\S{1,200}$"), NoControl] = Field(
         description="Unique id of this window, e.g. '<device_id>:<boot_id>:<seq>'; the key "
         "the central sum de-duplicates on. Re-sending a window must reuse its id."
     )
@@ -202,27 +256,25 @@ class StatsPayload(Payload):
     site: Ident = Field(description="The device's site.")
     window_start: UtcDatetime = Field(description="Start of the window, inclusive (UTC).")
     window_end: UtcDatetime = Field(description="End of the window, exclusive (UTC).")
-    frames: NonNegativeInt = Field(description="Frames the loop processed.")
-    frames_dropped: NonNegativeInt = Field(
-        description="Frames the camera delivered that the loop skipped (newer one waiting)."
-    )
-    detections: NonNegativeInt = Field(description="Face boxes above the detector threshold, summed over frames.")
-    scans: NonNegativeInt = Field(description="Tracks that passed the quality gate, then embedded.")
-    quality_rejected: NonNegativeInt = Field(description="Tracks that never passed quality gate.")
-    matches: NonNegativeInt = Field(
+    frames: Count = Field(description="Frames the loop processed.")
+    frames_dropped: Count = Field(description="Frames the camera delivered that the loop skipped (newer one waiting).")
+    detections: Count = Field(description="Face boxes above the detector threshold, summed over frames.")
+    scans: Count = Field(description="Tracks that passed the quality gate, then embedded.")
+    quality_rejected: Count = Field(description="Tracks that never passed quality gate.")
+    matches: Count = Field(
         description="Scans whose score crossed the threshold in this window (the scan itself may "
         "have been counted in the previous window, so matches may exceed scans in one window)."
     )
-    messages_dropped: NonNegativeInt = Field(
+    messages_dropped: Count = Field(
         default=0,
         description="Messages (events, windows) lost in this window because the state disk refused "
         "them and the memory queue that holds them meanwhile was full too; 0 on a healthy device.",
     )
-    fps: NonNegativeFloat = Field(description="frames / window length in seconds.")
-    latency_ms_p50: NonNegativeFloat | None = Field(
+    fps: Measure = Field(description="frames / window length in seconds.")
+    latency_ms_p50: Measure | None = Field(
         description="Median per-frame processing time in milliseconds; None when frames == 0."
     )
-    latency_ms_p95: NonNegativeFloat | None = Field(
+    latency_ms_p95: Measure | None = Field(
         description="95th percentile per-frame processing time in ms; None when frames == 0."
     )
 
@@ -230,6 +282,8 @@ class StatsPayload(Payload):
     def _consistent(self) -> StatsPayload:
         if self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
+        if self.window_end - self.window_start > MAX_WINDOW:
+            raise ValueError(f"window is longer than {MAX_WINDOW.days} days")
         p50, p95 = self.latency_ms_p50, self.latency_ms_p95
         if p50 is not None and p95 is not None and p50 > p95:
             raise ValueError(f"latency p50 ({p50}) is above p95 ({p95})")
@@ -241,12 +295,22 @@ class StatsPayload(Payload):
 
 
 def _no_vectors(value: JsonValue, where: str = "config") -> JsonValue:
-    """Refuse what could smuggle an embedding or image into free-form JSON."""
-    if isinstance(value, str) and len(value) > MAX_FREE_STRING:
-        raise ValueError(
-            f"{where}: a string of {len(value)} characters may be encoded data; payloads never "
-            f"carry images or embeddings (at most {MAX_FREE_STRING} characters)"
-        )
+    """Refuse what could smuggle an embedding or image into free-form JSON, and what no
+    database column holds: integers beyond 64 bits, non-finite floats, control characters."""
+    if isinstance(value, str):
+        if len(value) > MAX_FREE_STRING:
+            raise ValueError(
+                f"{where}: a string of {len(value)} characters may be encoded data; payloads never "
+                f"carry images or embeddings (at most {MAX_FREE_STRING} characters)"
+            )
+        if _CONTROL_IN_TEXT.search(value):
+            raise ValueError(f"{where}: a string contains a NUL or control character")
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int) and not -INT64_MAX <= value <= INT64_MAX:
+        raise ValueError(f"{where}: integer {value} does not fit 64 bits")
+    elif isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_MEASURE):
+        raise ValueError(f"{where}: {value} is not a finite number within +-{MAX_MEASURE:g}")
     if isinstance(value, list):
         numbers = sum(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         if numbers > MAX_NUMBERS_IN_A_LIST:
@@ -258,6 +322,8 @@ def _no_vectors(value: JsonValue, where: str = "config") -> JsonValue:
             _no_vectors(v, f"{where}[{i}]")
     elif isinstance(value, dict):
         for k, v in value.items():
+            if CONTROL_CHARACTERS.search(k):
+                raise ValueError(f"{where}: key {k!r} contains a NUL or control character")
             _no_vectors(v, f"{where}.{k}")
     return value
 
@@ -265,16 +331,14 @@ def _no_vectors(value: JsonValue, where: str = "config") -> JsonValue:
 class ConfigReported(Payload):
     """`config/reported`, QoS 1, retained: the configuration the device actually runs."""
 
-    version: NonNegativeInt = Field(
-        description="Version of the remote config in force (from `config/set`); 0 = none yet."
-    )
+    version: Int64 = Field(description="Version of the remote config in force (from `config/set`); 0 = none yet.")
     ts: UtcDatetime = Field(description="When this config took effect or the error happened (UTC).")
     device_id: Ident = Field(description="The device reporting.")
     site: Ident = Field(description="The device's site.")
     config: Annotated[dict[str, JsonValue], AfterValidator(_no_vectors)] = Field(
         description="The effective configuration as JSON, secrets removed by the sender."
     )
-    last_error: str | None = Field(
+    last_error: Annotated[str, NoControlInText] | None = Field(
         default=None,
         max_length=2000,
         description="Why the last `config/set` was refused or rolled back (previous config kept); else None.",
@@ -285,7 +349,7 @@ class ConfigReported(Payload):
         "nothing changed), 'rolled_back' (applied, then the last good configuration restored); None "
         "when none came since the device started.",
     )
-    answered_version: NonNegativeInt | None = Field(
+    answered_version: Int64 | None = Field(
         default=None,
         description="The version the last `config/set` claimed, so the sender can tell its answer; "
         "None when it had none readable.",
@@ -295,7 +359,13 @@ class ConfigReported(Payload):
 DottedKey = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z0-9_]+$")]
 """A setting as `section.key`."""
 
-SettingValue = Annotated[str, StringConstraints(max_length=MAX_FREE_STRING)] | int | float | bool | None
+SettingValue = (
+    Annotated[str, StringConstraints(max_length=MAX_FREE_STRING), NoControl]
+    | Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
 """One setting's value: every remotely settable setting is a scalar (a camera pipeline may be long)."""
 
 
@@ -305,7 +375,10 @@ class ConfigSet(Payload):
     The signature (`edge.link.signed.sign` with the fleet key) covers every other field.
     """
 
-    version: PositiveInt = Field(description="Must be above the version in force on the device (no replay).")
+    version: Annotated[int, Field(ge=1, le=INT64_MAX)] = Field(
+        description="Must be above the version in force on the device (no replay); Unix milliseconds when "
+        "`edge fleet config set` issues it."
+    )
     issued_at: UtcDatetime = Field(description="When the centre issued it (UTC); for the audit log.")
     set: dict[DottedKey, SettingValue] = Field(
         default_factory=dict, description="Dotted keys (`match.threshold`) and their new values (scalars)."

@@ -22,7 +22,7 @@ NOTES = (
     "Predicted false alerts = sum over windows of scans x the expected false alerts per 1,000 scans "
     "the device reported (from its FMR and gallery size) / 1,000; it assumes nobody scanned is enrolled.",
     "Missing windows were sent by a device (its window sequence has a hole) but never received: "
-    "their scans are unknown and are not counted as zero.",
+    "their scans are unknown and are not counted as zero. Each run of them is one row, dated by the day it began.",
 )
 
 
@@ -57,7 +57,9 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
     def group(key: Callable[[Any], Any]) -> dict[Any, Figures]:
         ws: dict[Any, list[Window]] = defaultdict(list)
         als: dict[Any, list[Alert]] = defaultdict(list)
-        gaps = Counter(key(m) for m in missing)
+        gaps: Counter[Any] = Counter()
+        for m in missing:
+            gaps[key(m)] += m.count
         for w in windows:
             ws[key(w)].append(w)
         for a in alerts:
@@ -65,7 +67,7 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
         keys = sorted(set(ws) | set(als) | set(gaps))
         return {k: figures(ws[k], als[k], outcomes, expected, gaps[k]) for k in keys}
 
-    trial = figures(windows, alerts, outcomes, expected, len(missing))
+    trial = figures(windows, alerts, outcomes, expected, sum(m.count for m in missing))
     first, last = _span(data, selection, windows, alerts)
     devices = {(w.site, w.device_id) for w in windows} | {(a.site, a.device_id) for a in alerts}
     return {
@@ -84,8 +86,15 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
         ],
         "periods": [p.to_json() for p in all_periods if (p.site, p.device_id) in devices and p.overlaps(first, last)],
         "missing_windows": [
-            {"site": m.site, "device_id": m.device_id, "day": m.day.isoformat(), "window_id": m.window_id}
-            for m in sorted(missing, key=lambda m: (m.site, m.device_id, m.day, m.window_id))
+            {
+                "site": m.site,
+                "device_id": m.device_id,
+                "day": m.day.isoformat(),
+                "first": m.first,
+                "last": m.last,
+                "count": m.count,
+            }
+            for m in sorted(missing, key=lambda m: (m.site, m.device_id, m.day, m.first))
         ],
         "notes": list(NOTES),
     }

@@ -66,12 +66,15 @@ class Status:
 
 
 @dataclass(frozen=True)
-class MissingWindow:
-    """A window known to exist (its boot's sequence has a hole) that never arrived: scans unknown."""
+class MissingWindows:
+    """Windows known to exist (their boot's sequence has a hole) that never arrived: scans
+    unknown. `first` and `last` are window ids, `count` how many; `day`: when the gap began."""
 
     site: str
     device_id: str
-    window_id: str
+    first: str
+    last: str
+    count: int
     day: date
 
 
@@ -109,4 +112,4 @@ class TrialData:
     alerts: list[Alert] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
-    missing: list[MissingWindow] = field(default_factory=list)
+    missing: list[MissingWindows] = field(default_factory=list)

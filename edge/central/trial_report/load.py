@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from edge.central.trial_queries import TrialFilter
-from edge.central.trial_report.data import Alert, MissingWindow, Selection, Status, TrialData, Verdict, Window
+from edge.central.trial_report.data import Alert, MissingWindows, Selection, Status, TrialData, Verdict, Window
 from edge.central.trial_store import TrialStore
 
 _VERSIONS = ("software", "detector_model_id", "embedder_model_id", "gallery_version")
@@ -48,7 +48,7 @@ def load(store: TrialStore, selection: Selection) -> TrialData:
             for r in store.statuses(everything)
         ],
         missing=[
-            MissingWindow(m.site, m.device_id, f"{m.boot_id}-{m.sequence:06d}", m.after.date())
+            MissingWindows(m.site, m.device_id, *m.window_ids(), m.count, m.after.date())
             for m in store.missing_windows(everything)
         ],
     )

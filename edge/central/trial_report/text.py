@@ -140,8 +140,11 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
         ),
         (
             "Missing windows (scans unknown, not counted as zero)",
-            ["site", "device", "day", "window id"],
-            [[m["site"], m["device_id"], m["day"], m["window_id"]] for m in report["missing_windows"]],
+            ["site", "device", "day", "first window", "last window", "windows"],
+            [
+                [m["site"], m["device_id"], m["day"], m["first"], m["last"], f"{m['count']:,}"]
+                for m in report["missing_windows"]
+            ],
         ),
     ]
     return out
