@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.central.intake import SCHEMA, DeadLetter
 from edge.central.trial_report import build_report, write_report
 from edge.central.trial_report.data import Selection, TrialData
 from edge.central.trial_report.load import load
@@ -28,6 +29,7 @@ from edge.link.payloads import MatchEvent, StatsPayload, StatusPayload, Versions
 
 DAY1 = datetime(2026, 6, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+END = DAY1 + 48 * HOUR  # the end of the last window: the report is made then
 DEVICES = {"cam-a": "north", "cam-b": "north", "cam-c": "south"}
 
 # device -> sequence -> (frames, scans, quality_rejected, matches); window s covers DAY1 + 12 h * (s - 1)
@@ -229,7 +231,7 @@ def test_wilson_by_hand_matches_a_published_value() -> None:
 
 
 def test_every_number_of_the_report(store: TrialStore) -> None:
-    report = build_report(load(store, Selection()), Selection())
+    report = build_report(load(store, Selection()), Selection(), now=END)
     assert report["headline"] == _headline()
     _check(report["trial"], TRIAL)
     assert {s["site"] for s in report["sites"]} == set(SITES)
@@ -270,7 +272,7 @@ def test_every_number_of_the_report(store: TrialStore) -> None:
 def test_a_selection_keeps_the_missing_window_and_what_was_in_force(store: TrialStore) -> None:
     """cam-b on day two alone: its one window, two alerts, the gap before it, settings from day one."""
     selection = Selection(DAY1.date() + timedelta(days=1), DAY1.date() + timedelta(days=1), "north", "cam-b")
-    report = build_report(load(store, selection), selection)
+    report = build_report(load(store, selection), selection, now=END)
     _check(report["trial"], ROWS[("cam-b", "2026-06-02")])
     assert [m["first"] for m in report["missing_windows"]] == ["boot-cam-b-000003"]
     assert [(p["device_id"], p["threshold"]) for p in report["periods"]] == [("cam-b", 0.40)]
@@ -282,7 +284,7 @@ def test_a_selection_keeps_the_missing_window_and_what_was_in_force(store: Trial
 
 
 def test_files_agree_with_the_report(store: TrialStore, tmp_path: Path) -> None:
-    report = build_report(load(store, Selection()), Selection())
+    report = build_report(load(store, Selection()), Selection(), now=END)
     write_report(report, tmp_path)
     assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
@@ -300,7 +302,8 @@ def test_files_agree_with_the_report(store: TrialStore, tmp_path: Path) -> None:
 def test_command_writes_the_four_files(db_url: str, store: TrialStore, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "trial", "report", "--db", db_url, "--out", str(out)],
+        # --to: the trial's last day, so that nobody is silent at the end (made long after, all would be)
+        [sys.executable, "-m", "edge.cli", "trial", "report", "--db", db_url, "--to", "2026-06-02", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -330,7 +333,7 @@ def _chromium() -> str:
 def test_page_in_headless_chromium(store: TrialStore, tmp_path: Path) -> None:
     """The page shows the headline and three plots, and references nothing outside itself."""
     browser = _chromium()
-    write_report(build_report(load(store, Selection()), Selection()), tmp_path)
+    write_report(build_report(load(store, Selection()), Selection(), now=END), tmp_path)
     page = tmp_path / "report.html"
     html = page.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
@@ -364,3 +367,84 @@ def test_an_empty_trial_says_so(tmp_path: Path) -> None:
     assert report["trial"]["alerts_per_1000_scans"] is None
     write_report(report, tmp_path)
     assert (tmp_path / "report.csv").read_text().count("\n") == 1
+
+
+def _window(device: str, boot: str, seq: int, start: datetime, scans: int = 10) -> StatsPayload:
+    return StatsPayload(
+        window_id=f"{boot}-{seq:06d}",
+        device_id=device,
+        site="north",
+        window_start=start,
+        window_end=start + HOUR,
+        frames=100,
+        frames_dropped=0,
+        detections=50,
+        scans=scans,
+        quality_rejected=0,
+        matches=0,
+        fps=100 / 3600,
+        latency_ms_p50=1.0,
+        latency_ms_p95=2.0,
+    )
+
+
+def test_a_gap_of_a_billion_windows_is_one_row(db_url: str, tmp_path: Path) -> None:
+    """Window sequences 1 and 999,999,999 of one device once made the report build an object per
+    missing sequence (MemoryError at 3.5 GB): now one row per run of missing windows, whatever its length."""
+    with TrialStore.open(db_url) as store:
+        store.add_many([_window("cam-x", "b", 1, DAY1), _window("cam-x", "b", 999_999_999, DAY1 + HOUR)])
+        report = build_report(load(store, Selection()), Selection(), now=DAY1 + 2 * HOUR)
+    assert report["missing_windows"] == [
+        {
+            "site": "north",
+            "device_id": "cam-x",
+            "day": "2026-06-01",
+            "first": "b-000002",
+            "last": "b-999999998",
+            "count": 999_999_997,
+        }
+    ]
+    assert report["trial"]["missing_windows"] == 999_999_997
+    assert "999,999,997 windows missing" in report["headline"]
+    write_report(report, tmp_path)
+    assert (tmp_path / "report.md").stat().st_size < 20_000
+
+
+def test_device_strings_are_shown_as_text_in_every_format(store: TrialStore, tmp_path: Path) -> None:
+    """A device's own strings (its gallery version, its window ids) reach the tables: Markdown and
+    HTML show them as text, never as markup."""
+    hostile = "<script>alert(1)</script>|x"
+    versions = Versions(
+        software="1", detector_model_id="d", embedder_model_id="e", embedder_sha256="abcd1234", gallery_version=hostile
+    )
+    store.add_many(
+        [
+            StatusPayload(state="online", device_id="cam-x", site="north", ts=DAY1, started_at=DAY1, versions=versions),
+            _window("cam-x", "<img/src=x>", 1, DAY1),
+            _window("cam-x", "<img/src=x>", 3, DAY1 + 2 * HOUR),
+        ]
+    )
+    write_report(build_report(load(store, Selection()), Selection(), now=DAY1 + 3 * HOUR), tmp_path)
+    for name in ("report.md", "report.html"):
+        text = (tmp_path / name).read_text()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img/src=x&gt;-000002" in text, name
+        assert "<script" not in text.lower() and "<img" not in text.lower(), name
+    assert "&lt;/script&gt;\\|x" in (tmp_path / "report.md").read_text(), "a pipe cannot split a Markdown cell"
+
+
+def test_set_aside_messages_and_silent_devices_are_in_the_headline(store: TrialStore, tmp_path: Path) -> None:
+    """What the figures cannot include is said where nobody misses it: messages the collector set
+    aside, and a device from which nothing was received for more than two window lengths."""
+    letter = DeadLetter("edge/north/cam-x/stats", b'{"frames": 1e400}', SCHEMA, "stats: frames: not finite")
+    store.add_many([_window("cam-x", "b", 1, DAY1), _window("cam-y", "b", 1, DAY1 + 3 * HOUR)], [letter])
+    report = build_report(load(store, Selection()), Selection(), now=DAY1 + 4 * HOUR)
+    assert report["headline"].endswith(
+        "; 1 message set aside, never stored; 1 device silent at the end (nothing received since)"
+    )
+    assert [(s["reason"], s["count"], s["example"]) for s in report["set_aside"]] == [
+        (SCHEMA, 1, "stats: frames: not finite")
+    ]
+    assert [(d["device_id"], d["silent_h"]) for d in report["silent_devices"]] == [("cam-x", 3.0)]
+    write_report(report, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Messages set aside" in markdown and "## Silent devices" in markdown

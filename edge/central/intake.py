@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from edge.link.payloads import (
-    CONTROL_CHARACTERS,
     TOPIC_PREFIX,
     ConfigReported,
     MatchEvent,
     Payload,
     StatsPayload,
     StatusPayload,
+    escape_control,
 )
 
 # Topic suffix (after edge/<site>/<device_id>/) -> the model its payload must validate with.
@@ -60,7 +60,7 @@ def printable(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, each control character written as an escape (`\\x00`),
     so that a hostile message can be stored and shown anywhere."""
     cut = text[:limit] + ("..." if len(text) > limit else "")
-    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
+    return escape_control(cut)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,11 @@ def _to_utc(value: datetime) -> datetime:
     return value
 
 
+def escape_control(text: str) -> str:
+    """Each control character written as an escape (`\\x00`): a hostile string shown safely."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _no_control(value: str) -> str:
     if CONTROL_CHARACTERS.search(value):
         raise ValueError("contains a NUL or control character")

@@ -21,6 +21,10 @@ NOTES = (
     "Precision = confirmed / (confirmed + false alerts); intervals are 95% Wilson score intervals.",
     "Predicted false alerts = sum over windows of scans x the expected false alerts per 1,000 scans "
     "the device reported (from its FMR and gallery size) / 1,000; it assumes nobody scanned is enrolled.",
+    "Messages set aside were received but could never be stored (not a valid message, or refused by "
+    "the database): what they held is unknown; the collector's dead_letters table keeps an excerpt of each.",
+    "A device is listed as silent when its last window received ends more than two window lengths before "
+    "the end of the report (the selection's last day, or now): it stopped, or its messages were not stored.",
     "Missing windows were sent by a device (its window sequence has a hole) but never received: "
     "their scans are unknown and are not counted as zero. Each run of them is one row, dated by the day it began.",
 )
@@ -45,8 +49,39 @@ def _span(
     return first, last
 
 
-def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
-    """Compute everything; the figures of a group never include anything outside the selection."""
+SILENT_AFTER_WINDOWS = 2
+"""A device is silent once this many of its window lengths passed without a window received."""
+
+
+def _silent(windows: list[Window], until: datetime) -> list[dict[str, Any]]:
+    """Devices whose last window received ends more than `SILENT_AFTER_WINDOWS` window lengths
+    before `until`: a stopped device, or a collector that stored nothing since."""
+    last: dict[tuple[str, str], Window] = {}
+    for w in windows:
+        key = (w.site, w.device_id)
+        if key not in last or w.end > last[key].end:
+            last[key] = w
+    return [
+        {
+            "site": site,
+            "device_id": device,
+            "last_window_end": w.end.isoformat(),
+            "silent_h": round((until - w.end).total_seconds() / 3600, 2),
+        }
+        for (site, device), w in sorted(last.items())
+        if until - w.end > SILENT_AFTER_WINDOWS * max(w.end - w.start, timedelta(seconds=1))
+    ]
+
+
+def _until(selection: Selection, now: datetime) -> datetime:
+    if selection.last_day is None:
+        return now
+    return min(now, datetime.combine(selection.last_day + timedelta(days=1), time(), UTC))
+
+
+def build_report(data: TrialData, selection: Selection, now: datetime | None = None) -> dict[str, Any]:
+    """Compute everything; the figures of a group never include anything outside the selection.
+    `now`: when the report is made (default: the clock), the end of a selection still running."""
     windows = [w for w in data.windows if selection.takes(w.site, w.device_id, w.day)]
     alerts = [a for a in data.alerts if selection.takes(a.site, a.device_id, a.day)]
     missing = [m for m in data.missing if selection.takes(m.site, m.device_id, m.day)]
@@ -68,12 +103,23 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
         return {k: figures(ws[k], als[k], outcomes, expected, gaps[k]) for k in keys}
 
     trial = figures(windows, alerts, outcomes, expected, sum(m.count for m in missing))
+    set_aside = [
+        {
+            "reason": s.reason,
+            "count": s.count,
+            "first": s.first.isoformat(),
+            "last": s.last.isoformat(),
+            "example": s.example,
+        }
+        for s in data.set_aside
+    ]
+    silent = _silent(windows, _until(selection, now or datetime.now(UTC)))
     first, last = _span(data, selection, windows, alerts)
     devices = {(w.site, w.device_id) for w in windows} | {(a.site, a.device_id) for a in alerts}
     return {
         "selection": selection.to_json(),
         "covers": {"from": first.isoformat(), "to": last.isoformat()},
-        "headline": headline(trial),
+        "headline": headline(trial) + _unknowns(set_aside, silent),
         "trial": trial.to_json(),
         "sites": [{"site": k, **f.to_json()} for k, f in group(lambda r: r.site).items()],
         "devices": [
@@ -96,8 +142,20 @@ def build_report(data: TrialData, selection: Selection) -> dict[str, Any]:
             }
             for m in sorted(missing, key=lambda m: (m.site, m.device_id, m.day, m.first))
         ],
+        "set_aside": set_aside,
+        "silent_devices": silent,
         "notes": list(NOTES),
     }
+
+
+def _unknowns(set_aside: list[dict[str, Any]], silent: list[dict[str, Any]]) -> str:
+    """What the figures cannot include, said in the headline so that no reader misses it."""
+    text = ""
+    if set_aside:
+        text += f"; {plural(sum(s['count'] for s in set_aside), 'message')} set aside, never stored"
+    if silent:
+        text += f"; {plural(len(silent), 'device')} silent at the end (nothing received since)"
+    return text
 
 
 def plural(n: int, noun: str) -> str:

@@ -79,6 +79,18 @@ class MissingWindows:
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """Messages of one reason that the collector received and could never store (dead letters):
+    what they held is unknown to the report."""
+
+    reason: str
+    count: int
+    first: datetime
+    last: datetime
+    example: str
+
+
+@dataclass(frozen=True)
 class Selection:
     """What the report covers; None means no limit. Days are UTC and both ends are included."""
 
@@ -113,3 +125,4 @@ class TrialData:
     verdicts: list[Verdict] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
     missing: list[MissingWindows] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from edge.central.trial_queries import TrialFilter
-from edge.central.trial_report.data import Alert, MissingWindows, Selection, Status, TrialData, Verdict, Window
+from edge.central.trial_report.data import (
+    Alert,
+    MissingWindows,
+    Selection,
+    SetAside,
+    Status,
+    TrialData,
+    Verdict,
+    Window,
+)
 from edge.central.trial_store import TrialStore
 
 _VERSIONS = ("software", "detector_model_id", "embedder_model_id", "gallery_version")
@@ -19,6 +29,17 @@ def _filter(selection: Selection, with_time: bool = True) -> TrialFilter:
     if with_time and selection.last_day is not None:
         end = datetime.combine(selection.last_day + timedelta(days=1), time(), UTC)
     return TrialFilter(start, end, selection.site, selection.device_id)
+
+
+def _set_aside(letters: list[Any]) -> list[SetAside]:
+    """Dead letters per reason: how many, when, and the first one's detail."""
+    by_reason: dict[str, list[Any]] = {}
+    for letter in letters:
+        by_reason.setdefault(letter["reason"], []).append(letter)
+    return [
+        SetAside(reason, len(ls), ls[0]["received_at"], ls[-1]["received_at"], ls[0]["detail"])
+        for reason, ls in sorted(by_reason.items())
+    ]
 
 
 def load(store: TrialStore, selection: Selection) -> TrialData:
@@ -51,4 +72,5 @@ def load(store: TrialStore, selection: Selection) -> TrialData:
             MissingWindows(m.site, m.device_id, *m.window_ids(), m.count, m.after.date())
             for m in store.missing_windows(everything)
         ],
+        set_aside=_set_aside(store.dead_letters(f)),
     )

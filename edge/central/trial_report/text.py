@@ -4,10 +4,13 @@ every figure) and `report.json` (everything, for scripts)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from datetime import datetime
 from typing import Any
+
+from edge.link.payloads import escape_control
 
 
 def _bound(rate: dict[str, Any], i: int) -> float | None:
@@ -146,8 +149,31 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                 for m in report["missing_windows"]
             ],
         ),
+        (
+            "Messages set aside (received, never stored: what they held is unknown)",
+            ["reason", "messages", "first", "last", "example"],
+            [
+                [s["reason"], f"{s['count']:,}", when(s["first"]), when(s["last"]), s["example"]]
+                for s in report["set_aside"]
+            ],
+        ),
+        (
+            "Silent devices (nothing received since: stopped, or not stored)",
+            ["site", "device", "last window received", "silent for"],
+            [
+                [d["site"], d["device_id"], when(d["last_window_end"]), f"{d['silent_h']:,.2f} h"]
+                for d in report["silent_devices"]
+            ],
+        ),
     ]
     return out
+
+
+def markdown_cell(text: str) -> str:
+    """A table cell as text, whatever a device put in it: HTML escaped (Markdown renders inline
+    HTML), pipes and backticks escaped, control characters and line breaks shown as escapes."""
+    escaped = html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+    return escape_control(escaped)
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -168,7 +194,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines += ["none", ""]
             continue
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
         lines.append("")
     lines += ["## Definitions", "", *(f"- {n}" for n in report["notes"]), ""]
     return "\n".join(lines)
