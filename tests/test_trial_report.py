@@ -320,6 +320,10 @@ def test_command_refuses_a_bad_day_and_a_bad_database(tmp_path: Path) -> None:
     bad_db = subprocess.run([*base, "--db", "mysql://h/db"], capture_output=True, text=True, timeout=60)
     assert bad_db.returncode == 1 and "Traceback" not in bad_db.stderr
     assert len(bad_db.stderr.strip().splitlines()) == 1
+    for db, why in (("sqlite://trial.db", "three slashes"), (str(tmp_path / "trail.db"), "no trial database at")):
+        done = subprocess.run([*base, "--db", db], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and why in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "trail.db").exists()
 
 
 def _chromium() -> str:

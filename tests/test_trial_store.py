@@ -297,3 +297,23 @@ def test_dead_letters_are_stored_once_with_an_escaped_excerpt(store: TrialStore)
     assert len(stored["excerpt"]) == EXCERPT + len("...") + 2 * 3, "cut to EXCERPT characters, two of them escaped"
     assert stored["detail"] == "bad\\x00"
     assert (stored["payload_bytes"], stored["payload_sha256"]) == (len(letter.payload), letter.sha256)
+
+
+def test_a_reader_refuses_a_database_that_does_not_exist(db_url: str, tmp_path: Path) -> None:
+    """`--db trail.db` (a typo) once made an empty database and a report of zeros."""
+    typo = tmp_path / "trail.db"
+    with pytest.raises(TrialStoreError, match="no trial database at .*trail.db"):
+        TrialStore.open(str(typo), create=False)
+    assert not typo.exists(), "nothing is created"
+    with pytest.raises(TrialStoreError, match="no trial database"):
+        TrialStore.open(db_url, create=False)  # an empty one (PostgreSQL) or none (SQLite)
+    with TrialStore.open(db_url):  # the collector creates it
+        pass
+    with TrialStore.open(db_url, create=False) as store:
+        assert store.windows() == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://trial.db", "sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_url_without_a_file_is_refused_in_one_line(url: str) -> None:
+    with pytest.raises(TrialStoreError, match="names no SQLite file: use sqlite:///FILE"):
+        database_url(url)

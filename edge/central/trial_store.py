@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
 from edge.central.intake import DeadLetter, printable
@@ -70,6 +71,11 @@ def database_url(url: str) -> sa.URL:
         raise TrialStoreError(
             f"--db {url!r} is not a SQLite or PostgreSQL database URL: use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
         )
+    if parsed.get_backend_name() == "sqlite" and (parsed.host or not parsed.database or parsed.database == ":memory:"):
+        raise TrialStoreError(
+            f"--db {url!r} names no SQLite file: use sqlite:///FILE (three slashes, then a relative path), "
+            "sqlite:////ABSOLUTE/PATH, or just the file's path"
+        )
     return parsed
 
 
@@ -96,6 +102,12 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _revision(engine: sa.Engine) -> str | None:
+    """The Alembic revision the database is at; None for a database without trial tables."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def _row(payload: Payload, received_at: datetime) -> tuple[sa.Table, dict[str, Any]]:
@@ -200,14 +212,24 @@ class TrialStore(TrialQueries):
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> TrialStore:
+    def open(cls, url: str, create: bool = True) -> TrialStore:
+        """Open and migrate the trial database at `url`; `create=False` (the commands that only
+        read or annotate) refuses one that does not exist yet, so a misspelt name is an error,
+        not an empty trial."""
         parsed = database_url(url)
+        if not create and parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).is_file():
+            raise TrialStoreError(f"no trial database at {parsed.database}: `edge collect --db` makes one (a typo?)")
         # hide_parameters: an error names the statement, never a batch's values (logs stay short)
         engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         if parsed.get_backend_name() == "sqlite":
             _sqlite_setup(engine)
         try:
+            if not create and _revision(engine) is None:
+                raise TrialStoreError(f"{parsed!r} holds no trial database: `edge collect --db` makes one (a typo?)")
             migrate(engine)
+        except TrialStoreError:
+            engine.dispose()
+            raise
         except sa.exc.OperationalError as e:
             engine.dispose()
             raise TrialStoreError(

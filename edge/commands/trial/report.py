@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.first_day and args.last_day and args.first_day > args.last_day:
         raise CommandError(f"--from {args.first_day} is after --to {args.last_day}")
     selection = Selection(args.first_day, args.last_day, args.site, args.device)
-    with TrialStore.open(args.db) as store:
+    with TrialStore.open(args.db, create=False) as store:
         data = load(store, selection)
     report = build_report(data, selection)
     for path in write_report(report, args.out):

@@ -17,7 +17,7 @@ DB_HELP = "the trial database: sqlite:///FILE (or a file path) or postgresql://U
 def run_verdict(args: argparse.Namespace) -> int:
     from edge.central.trial_store import TrialStore  # the `central` extra: not on a device
 
-    with TrialStore.open(args.db) as store:
+    with TrialStore.open(args.db, create=False) as store:
         store.add_verdict(args.event_id, args.outcome, args.by, args.note)
     print(f"{args.event_id}: {args.outcome} by {args.by}")
     return 0
@@ -27,7 +27,7 @@ def run_import(args: argparse.Namespace) -> int:
     from edge.central.trial_store import TrialStore  # the `central` extra: not on a device
     from edge.central.trial_verdicts import import_verdicts
 
-    with TrialStore.open(args.db) as store:
+    with TrialStore.open(args.db, create=False) as store:
         count = import_verdicts(store, args.csv)
     print(f"{count} verdicts imported from {args.csv}")
     return 0
