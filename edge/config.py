@@ -13,9 +13,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -32,6 +32,18 @@ from edge.vision.tiling import DEFAULT_TILE_PX
 DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
 
 
+def _named(value: object) -> object:
+    """A blank path would be taken as "." (the current folder, which `device.state_dir` makes
+    private): refused, whichever source gave it."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an empty path names nothing: give a file or folder, or leave the setting unset")
+    return value
+
+
+SettingPath = Annotated[Path, BeforeValidator(_named)]
+"""The type of every path setting."""
+
+
 class Section(BaseModel):
     """Strict base for every section: unknown keys are errors."""
 
@@ -45,7 +57,7 @@ class DeviceConfig(Section):
     site: str = Field(
         "lab", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="site name; part of every MQTT topic"
     )
-    state_dir: Path = Field(
+    state_dir: SettingPath = Field(
         Path("/var/lib/edge"), description="outbox, counters and the remote config overlay live here"
     )
 
@@ -71,7 +83,7 @@ class CameraConfig(Section):
 
 
 class ModelsConfig(Section):
-    models_dir: Path | None = Field(None, description="folder with manifest.json (default: bundled models/)")
+    models_dir: SettingPath | None = Field(None, description="folder with manifest.json (default: bundled models/)")
     detector: str | None = Field(None, description="detector model id for the camera (default: the manifest's)")
     stills_detector: str = Field(
         "blazeface_short_range", description="detector for still images (enroll, verify, eval): portraits are close-up"
@@ -101,7 +113,7 @@ class QualityConfig(Section):
 
 
 class MatchConfig(Section):
-    gallery: Path | None = Field(None, description="gallery SQLite file")
+    gallery: SettingPath | None = Field(None, description="gallery SQLite file")
     threshold: float | None = Field(
         None,
         gt=0,
@@ -154,9 +166,9 @@ class MqttConfig(Section):
     url: str = Field("mqtt://127.0.0.1:1883", description="broker: mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
     username: str | None = None
     password: str | None = Field(None, repr=False)
-    ca_file: Path | None = Field(None, description="CA certificate for TLS")
-    cert_file: Path | None = Field(None, description="client certificate for TLS")
-    key_file: Path | None = Field(None, description="client key for TLS")
+    ca_file: SettingPath | None = Field(None, description="CA certificate for TLS")
+    cert_file: SettingPath | None = Field(None, description="client certificate for TLS")
+    key_file: SettingPath | None = Field(None, description="client key for TLS")
     protocol: Literal["5", "3.1.1"] = Field(
         "5",
         description="MQTT version; 3.1.1 for brokers without MQTT 5 "
@@ -183,12 +195,12 @@ class StatsConfig(Section):
 class FleetConfig(Section):
     """What ties a device to its fleet: the keys that let the centre, and nobody else, change it."""
 
-    signing_public_key: Path | None = Field(
+    signing_public_key: SettingPath | None = Field(
         None,
         description="the fleet's Ed25519 public key (PEM); remote configuration and galleries signed with "
         "it are accepted (unset: config/set and gallery/set are not subscribed)",
     )
-    device_key: Path | None = Field(
+    device_key: SettingPath | None = Field(
         None, description="this device's X25519 private key (PEM): opens the galleries sealed to it"
     )
     rollback_after_s: float = Field(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.device.sources.images import IMAGE_SUFFIXES
-from edge.gallery import GalleryStore, InvalidInput
+from edge.gallery import GalleryStore, InvalidInput, check_identity_id, check_name
 from edge.vision import FaceCountError, FaceResult, ImageError, Vision, load_image
 
 
@@ -28,6 +28,11 @@ class Person:
     name: str
     photos: tuple[Path, ...]
     identity_id: str | None = None
+
+    def __post_init__(self) -> None:
+        """Checked as the gallery will check them, so a bad id or name stops before any photo is read."""
+        check_name(self.name)
+        check_identity_id(self.id)
 
     @property
     def id(self) -> str:

@@ -57,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    # Path flags stay text, as the environment's are: the settings check them (an empty one too).
     p = sub.add_parser("run", help="run the device loop (file sources stop at their end)")
     p.add_argument("--source", help="frame source URI (camera.source)")
-    p.add_argument("--gallery", type=Path, help="gallery file (match.gallery)")
+    p.add_argument("--gallery", help="gallery file (match.gallery)")
     p.add_argument("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT (mqtt.url)")
     p.add_argument("--device-id", help="device.device_id")
     p.add_argument("--site", help="device.site")
-    p.add_argument("--state-dir", type=Path, help="outbox and counters folder (device.state_dir)")
+    p.add_argument("--state-dir", help="outbox and counters folder (device.state_dir)")
     p.add_argument("--threshold", type=float, help="distance threshold (match.threshold; lower is stricter)")
     p.add_argument("--target-fmr", type=float, help="false match rate to hold (match.target_fmr; needs a calibration)")
     p.add_argument(
@@ -74,7 +75,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--detector", help="detector model id (models.detector)")
     p.add_argument("--threads", type=int, help="inference threads (models.threads)")
-    p.add_argument("--models", type=Path, help="models folder (models.models_dir)")
+    p.add_argument("--models", help="models folder (models.models_dir)")
     p.add_argument("--window", type=float, help="stats window seconds (stats.window_s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.set_defaults(func=run)

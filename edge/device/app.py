@@ -1,8 +1,8 @@
 """`edge run`: build the device from its settings, check everything, then run the loop.
 
 Start-up order is chosen so that a bad start changes nothing on disk: the models, the
-gallery (opened read-only for the check), the frame source and the broker are all checked
-before the state folder, the outbox or the counters file is created or touched.
+gallery, the frame source and the broker are all checked before the state folder, the outbox,
+the counters file or the empty gallery of a device awaiting one is created or touched.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from edge.device.state_dir import lock_state_dir
 from edge.device.timing import StageTimer
 from edge.device.watchdog import Notifier
 from edge.device.writer import DiskWriter
-from edge.gallery import GalleryStore, Matcher
+from edge.gallery import GalleryStore, Matcher, empty_matcher
 from edge.link import ConfigReported, MqttLink, MqttOptions, Outbox, StatusPayload, Topics, Versions, probe_broker
 from edge.link.homeassistant import discovery_configs
 from edge.link.signed import load_public_key
@@ -144,20 +144,27 @@ def load_cohort(settings: Settings, embedder_id: str) -> Cohort:
     return Cohort.load(load_manifest(settings.models.models_dir), embedder_id)
 
 
+def awaited_gallery(settings: Settings) -> Path | None:
+    """The gallery file of a fleet device (it takes galleries over MQTT) that does not exist yet,
+    as on a board fresh from its bundle; None when there is none to wait for."""
+    gallery, fleet = settings.match.gallery, settings.fleet
+    if gallery is None or gallery.exists() or fleet.signing_public_key is None or fleet.device_key is None:
+        return None
+    return gallery
+
+
 def load_matcher(settings: Settings, vision: Vision, cohort: Cohort) -> Matcher:
-    """The gallery's matcher. A fleet device (it takes galleries over MQTT) whose gallery file does
-    not exist yet, as on a board fresh from its bundle, starts with an empty gallery, matches nobody
-    and counts scans until `edge fleet gallery push` gives it one; anywhere else a missing gallery
-    stops the start, since it is most likely a wrong path."""
+    """The gallery's matcher. A device awaiting its gallery (`awaited_gallery`) starts with an empty
+    one, matches nobody and counts scans until `edge fleet gallery push` gives it one; the file is
+    made only once the start succeeded (`run_device`). Anywhere else a missing gallery stops the
+    start, since it is most likely a wrong path."""
     gallery, embedder = settings.match.gallery, vision.embedder
     if gallery is None:
         raise ConfigError("match.gallery is not set: enroll people (edge enroll) and pass --gallery")
     per_template = settings.match.thresholds == "per_template"
-    fleet = settings.fleet
-    if not gallery.exists() and fleet.signing_public_key is not None and fleet.device_key is not None:
+    if awaited_gallery(settings) is not None:
         log.warning("no gallery at %s yet: starting with nobody enrolled until a gallery is pushed", gallery)
-        with GalleryStore.create(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
-            return store.matcher(per_template)
+        return empty_matcher(embedder.model_id, embedder.sha256, per_template)
     with GalleryStore.open(gallery, embedder.model_id, embedder.sha256, scaler=cohort) as store:
         return store.matcher(per_template)
 
@@ -264,6 +271,8 @@ def run_device(
         writer = DiskWriter()  # the loop's disk writes, off its thread (started with the link)
         counters = Counters(state / "counters.json", settings.stats.window_s, write=writer.submit)  # reads only: first
         outbox = running.enter_context(Outbox(state / "outbox.sqlite"))
+        if (awaited := awaited_gallery(settings)) is not None:  # the empty gallery the loaded matcher stands for
+            GalleryStore.create(awaited, vision.embedder.model_id, vision.embedder.sha256, scaler=cohort).close()
         counters.dropped_messages = lambda: outbox.dropped
         status = StatusPayload(
             state="online",

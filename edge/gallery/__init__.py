@@ -29,10 +29,11 @@ from edge.gallery.errors import (
     InvalidInput,
     UnknownIdentity,
 )
+from edge.gallery.fields import check_identity_id, check_name
 from edge.gallery.matcher import Match, Matcher, Nearest
 from edge.gallery.replace import remove_leftovers, replace_gallery
 from edge.gallery.scales import TemplateScaler
-from edge.gallery.store import GalleryStore, IdentitySummary
+from edge.gallery.store import GalleryStore, IdentitySummary, empty_matcher
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -54,6 +55,9 @@ __all__ = [
     "Nearest",
     "TemplateScaler",
     "UnknownIdentity",
+    "check_identity_id",
+    "check_name",
+    "empty_matcher",
     "encode_bundle",
     "parse_bundle",
     "read_bundle",

@@ -17,7 +17,8 @@ Layout (format_version 1)::
                                     "created_at": str}, ...]}, ...]}
 
 Reading checks every field and recomputes the version, so a damaged or edited bundle is
-refused rather than half applied.
+refused rather than half applied. Only a regular file of at most `MAX_BYTES` is read: a device
+node or a FIFO named by mistake is refused, not read until memory runs out or a writer comes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +47,9 @@ from edge.gallery.fields import (
 
 FORMAT = "edge-gallery-bundle"
 FORMAT_VERSION = 1
+# The largest bundle file read. A template takes about 800 bytes of bundle JSON, so 32 MiB holds
+# about 40,000 templates (8,000 people with 5 photos each), well above a device's gallery.
+MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +103,32 @@ def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
 
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Parse and check a bundle file; any problem raises `GalleryBundleError` naming the path."""
+    what = f"gallery bundle {path}"
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular_file(path, what)
     except FileNotFoundError as e:
-        raise GalleryBundleError(f"gallery bundle {path} does not exist") from e
+        raise GalleryBundleError(f"{what} does not exist") from e
     except OSError as e:
-        raise GalleryBundleError(f"gallery bundle {path} cannot be read: {e.strerror or e}") from e
-    return parse_bundle(data, f"gallery bundle {path}")
+        raise GalleryBundleError(f"{what} cannot be read: {e.strerror or e}") from e
+    return parse_bundle(data, what)
+
+
+def _read_regular_file(path: str | os.PathLike[str], what: str) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `MAX_BYTES`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO would wait for a writer
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GalleryBundleError(f"{what} is not a regular file")
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BYTES + 1)  # not the size from fstat: the file may grow meanwhile
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise GalleryBundleError(
+            f"{what} is larger than {MAX_BYTES:,} bytes ({MAX_BYTES >> 20} MiB), the most a bundle may be "
+            "(about 40,000 templates)"
+        )
+    return data
 
 
 def parse_bundle(data: bytes, what: str = "gallery bundle") -> Bundle:

@@ -28,6 +28,8 @@ def replace_gallery(
     is computed here with `scaler` (a bundle carries none).
     """
     path = Path(path)
+    if path.is_dir():  # also "" (taken as ".") and "/", which have no name to build the replacement beside
+        raise GalleryError(f"gallery {path} is a folder: name the gallery file")
     remove_leftovers(path)
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_INCOMING}")
     try:

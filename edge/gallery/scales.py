@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.gallery.embedding import EMBEDDING_DIM, EMBEDDING_DTYPE
+from edge.gallery.embedding import EMBEDDING_DIM, EMBEDDING_DTYPE, as_embeddings
 from edge.gallery.errors import GalleryCorrupt, InvalidInput
 from edge.gallery.schema import SCHEMA_VERSION, TEMPLATES_TABLE
 
@@ -75,7 +75,7 @@ def migrate(conn: sqlite3.Connection, path: object, scaler: TemplateScaler) -> d
     rows = conn.execute("SELECT id, embedding FROM templates ORDER BY id").fetchall()
     ids = [row[0] for row in rows]
     vectors = np.frombuffer(b"".join(row[1] for row in rows), EMBEDDING_DTYPE).reshape(-1, EMBEDDING_DIM)
-    scales = compute_scales(scaler, vectors) if rows else np.empty(0)
+    scales = compute_scales(scaler, as_embeddings(vectors, "templates")) if rows else np.empty(0)
     if meta["schema_version"] == "1":
         was = "was schema 1: one threshold for all"
         conn.execute("ALTER TABLE templates RENAME TO templates_v1")

@@ -246,7 +246,7 @@ class GalleryStore:
 
     def identities(self) -> list[IdentitySummary]:
         """Everyone enrolled, sorted by identity id."""
-        rows = self._conn.execute(
+        rows = self._fetch(
             "SELECT i.identity_id, i.name, COUNT(t.id), i.enrolled_at"
             " FROM identities i LEFT JOIN templates t ON t.identity_id = i.identity_id"
             " GROUP BY i.identity_id ORDER BY i.identity_id"
@@ -341,7 +341,10 @@ class GalleryStore:
             )
 
     def _records(self) -> list[IdentityRecord]:
-        rows = self._conn.execute(
+        """Everything matched against. Ids are checked as `add` checks them, since they travel in
+        match events: a file written by other software (or an older version) is `GalleryCorrupt`
+        when it holds one that no match event may carry."""
+        rows = self._fetch(
             "SELECT i.identity_id, i.name, i.enrolled_at,"
             " t.embedding, t.quality, t.source, t.created_at"
             " FROM identities i JOIN templates t ON t.identity_id = i.identity_id"
@@ -351,11 +354,32 @@ class GalleryStore:
             grouped.setdefault(identity_id, (name, enrolled_at, []))[2].append(
                 TemplateRecord(bytes(blob), quality, source, created_at)
             )
+        try:
+            for identity_id in grouped:
+                check_identity_id(identity_id)
+        except InvalidInput as e:
+            raise GalleryCorrupt(f"gallery {self.path}: {e}") from e
         return [IdentityRecord(i, name, at, tuple(ts)) for i, (name, at, ts) in grouped.items()]
+
+    def _fetch(self, query: str) -> list[tuple]:
+        """All rows of `query`; text that is not UTF-8 (written by other software) is one
+        `GalleryError` naming the file, not sqlite3's exception."""
+        try:
+            return self._conn.execute(query).fetchall()
+        except sqlite3.Error as e:
+            raise GalleryError(f"cannot read gallery {self.path}: {e}") from e
 
     def _change_key(self) -> tuple[int, int]:
         """Changes whenever any connection commits to the file (data_version) or we write."""
         return self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes
+
+
+def empty_matcher(model_id: str, model_sha256: str, per_template: bool = True) -> Matcher:
+    """The matcher of a gallery of this embedder with nobody enrolled, as `GalleryStore.create(...)
+    .matcher()` gives it (the same version), without making a file."""
+    model_id, model_sha256 = check_embedder(model_id, model_sha256)
+    templates = np.empty((0, EMBEDDING_DIM), EMBEDDING_DTYPE)
+    return Matcher(templates, [], content_version(model_id, model_sha256, []), np.empty(0) if per_template else None)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, scaler: TemplateScaler) -> dict[str, str]:
@@ -365,7 +389,7 @@ def _migrate(conn: sqlite3.Connection, path: Path, scaler: TemplateScaler) -> di
             return migrate(conn, path, scaler)
     except sqlite3.Error as e:  # read-only file, full disk, locked
         raise GalleryError(f"cannot migrate gallery {path} to schema {SCHEMA_VERSION}: {e}") from e
-    except InvalidInput as e:  # the scaler's fault, not the file's
+    except InvalidInput as e:  # a template no scale can be computed for, or the scaler's fault
         raise GalleryError(f"cannot migrate gallery {path}: {e}") from e
 
 
