@@ -56,7 +56,7 @@ class Broker:
         port: int | None = None,
     ) -> None:
         """`listener`: config text that replaces the anonymous loopback listener (with its own
-        authentication and ACL), listening on `port`."""
+        authentication, ACL and queue limits), listening on `port`."""
         self.workdir = workdir
         self.port = port or free_port()
         self.log_path = workdir / "mosquitto.log"
@@ -69,8 +69,9 @@ class Broker:
             "log_type warning",
             "log_type notice",
             "log_type information",
-            "max_queued_messages 100000",
         ]
+        if listener is None:  # a caller's listener (the fleet's) runs with the queue limits it sets
+            lines.append("max_queued_messages 100000")
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/"]
         else:

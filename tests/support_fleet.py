@@ -1,4 +1,4 @@
-"""A fleet's broker for tests: Mosquitto with the TLS listener and ACL `edge fleet broker-config`
+"""A fleet's broker for tests: Mosquitto with the TLS listeners, queue and ACL `edge fleet broker-config`
 writes, and MQTT 5 clients that log in with a fleet certificate and report what the broker said."""
 
 from __future__ import annotations
@@ -11,16 +11,22 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cli import main
-from local_broker import Broker
+from local_broker import Broker, free_port
 
 
 def fleet_broker(
-    broker_factory: Callable[..., Broker], fleet: Path, out: Path, port: int, persistence: bool = False
+    broker_factory: Callable[..., Broker],
+    fleet: Path,
+    out: Path,
+    port: int,
+    persistence: bool = False,
+    central_port: int | None = None,
 ) -> Broker:
-    """`edge fleet broker-config` for localhost and 127.0.0.1 on `port`, run by a real Mosquitto."""
+    """`edge fleet broker-config` for localhost and 127.0.0.1, run by a real Mosquitto: the devices'
+    listener on 127.0.0.1:`port`, the central tools' on 127.0.0.1:`central_port` (any free one)."""
     args = ["fleet", "broker-config", "--fleet", str(fleet), "--host", "localhost", "--ip", "127.0.0.1"]
-    args += ["--port", str(port), "--installed-at", str(out), "--out", str(out)]
-    assert main(args) == 0
+    args += ["--port", str(port), "--bind", "127.0.0.1", "--central-port", str(central_port or free_port())]
+    assert main([*args, "--installed-at", str(out), "--out", str(out)]) == 0
     return broker_factory(listener=(out / "edge.conf").read_text(), port=port, persistence=persistence)
 
 

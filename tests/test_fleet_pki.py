@@ -88,7 +88,8 @@ def test_broker_certificate_carries_its_names_as_sans(fleet, tmp_path):
     cert = load_certificate(out / "broker.crt", "broker")
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["mqtt.example.org", "localhost"]
-    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.5")]
+    # and the central tools' listener's address (127.0.0.1 by default)
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(a) for a in ("10.0.0.5", "127.0.0.1")]
     assert _mode(out / "broker.key") == 0o600
     assert (out / "acl").read_text() == ACL
     assert "acl_file /etc/mosquitto/edge/acl" in (out / "edge.conf").read_text()
@@ -106,9 +107,9 @@ def test_firmware_config_examples_are_what_broker_config_writes():
 
 def test_broker_admits_fleet_certificates_and_fences_each_device(fleet, tmp_path, broker_factory):
     port = free_port()
-    fleet_broker(broker_factory, fleet.root, tmp_path / "broker", port)
     issue_device(fleet, "north", "pi-01", tmp_path / "pi-01")
     issue_device(fleet, "north", "pi-02", tmp_path / "pi-02")
+    fleet_broker(broker_factory, fleet.root, tmp_path / "broker", port)  # the ACL names them for discovery
 
     def device(name: str, **kw) -> TlsClient:
         certs = tmp_path / name

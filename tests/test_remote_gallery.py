@@ -148,14 +148,21 @@ device_key = "{certs / "box.key"}"
 
 
 @pytest.fixture
-def make_device(tmp_path, broker_factory, camera, gallery, fleet):
+def central_port() -> int:
+    """The fleet broker's listener for the central tools (the devices' listener binds client ids to certificates)."""
+    return free_port()
+
+
+@pytest.fixture
+def make_device(tmp_path, broker_factory, camera, gallery, fleet, central_port):
     """`make(tls)`: a device (not started) on a copy of the five-person gallery, with a broker
     that persists: plain, or the fleet's (`edge fleet broker-config`: TLS and the ACL)."""
     devices = []
 
     def make(tls: bool) -> Device:
         if tls:
-            broker = fleet_broker(broker_factory, fleet.root, tmp_path / "broker", free_port(), persistence=True)
+            out, port = tmp_path / "broker", free_port()
+            broker = fleet_broker(broker_factory, fleet.root, out, port, persistence=True, central_port=central_port)
         else:
             broker = broker_factory(persistence=True)
         path = tmp_path / "gallery" / "gallery.sqlite"
@@ -221,15 +228,15 @@ def wait_online(sub, device: Device, timeout: float = 90) -> None:
 
 
 def test_a_pushed_gallery_is_in_force_for_the_next_events_and_the_broker_keeps_only_ciphertext(
-    make_device, fleet, manifest, subscriber_factory, tmp_path, capsys
+    make_device, fleet, central_port, manifest, subscriber_factory, tmp_path, capsys
 ):
     """Over the fleet's broker (TLS, the ACL): the centre pushes with `edge fleet gallery push`."""
     device = make_device(tls=True)
     broker = device.broker
     central = (str(fleet.ca_cert), str(fleet.central_cert), str(fleet.central_key))
     # A persistent session that is away: the broker keeps the push for it, in its persistence file.
-    subscriber_factory(broker.port, [f"{ROOT}/gallery/set"], client_id="away", persistent=True, tls=central).stop()
-    sub = subscriber_factory(broker.port, ["edge/#"], tls=central)
+    subscriber_factory(central_port, [f"{ROOT}/gallery/set"], client_id="away", persistent=True, tls=central).stop()
+    sub = subscriber_factory(central_port, ["edge/#"], tls=central)
     device.start()
     assert wait_until(lambda: events_of(sub, REMOVED), timeout=90), device.log.read_text()[-3000:]
     first = statuses(sub)[-1]["versions"]["gallery_version"]
@@ -242,7 +249,7 @@ def test_a_pushed_gallery_is_in_force_for_the_next_events_and_the_broker_keeps_o
         second = store.version
     capsys.readouterr()
     args = ["fleet", "gallery", "push", f"{SITE}/{DEVICE}", "--gallery", str(pushed), "--fleet", str(fleet.root)]
-    assert main([*args, "--broker", f"mqtts://localhost:{broker.port}", "--wait", "30"]) == 0
+    assert main([*args, "--broker", f"mqtts://localhost:{central_port}", "--wait", "30"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["gallery_version"] == second and report["device_gallery_version"] == second
     assert report["gallery_identities"] == len(ENROLLED) - 1
