@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import paho.mqtt.client as paho
 
 from edge.central.fleet_dir import FleetDir
 from edge.link import LinkError, MqttOptions
-from edge.link.mqtt import configured_client
+from edge.link.mqtt import close_quietly, configured_client, connect_once
 
 CLIENT_ID = "edge-central"
 
@@ -28,25 +27,11 @@ def central_options(fleet: FleetDir, broker_url: str) -> MqttOptions:
 
 
 def _connected(options: MqttOptions, timeout: float) -> paho.Client:
+    """A client connected to the broker, its network thread running; `LinkError` (one line) when
+    the broker cannot be reached or refuses. Leave with `close_quietly`."""
     client = configured_client(options, f"{CLIENT_ID}-{time.monotonic_ns() % 10**9}")
-    answered = threading.Event()
-    verdict: list[paho.ReasonCode] = []
-
-    def on_connect(client, userdata, flags, reason_code, properties) -> None:
-        verdict.append(reason_code)
-        answered.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(options.host, options.port, options.keepalive)
-    except OSError as e:
-        raise LinkError(f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}") from e
+    connect_once(client, options, timeout)
     client.loop_start()
-    if not answered.wait(timeout) or verdict[0].is_failure:
-        client.disconnect()
-        client.loop_stop()
-        why = verdict[0] if verdict else f"no answer within {timeout:g} s"
-        raise LinkError(f"MQTT broker {options.address} refused the central tools: {why}")
     return client
 
 
@@ -59,8 +44,7 @@ def publish(options: MqttOptions, topic: str, payload: str, timeout: float = 10.
         if not info.is_published():
             raise LinkError(f"MQTT broker {options.address} did not acknowledge {topic} within {timeout:g} s")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_quietly(client)
 
 
 def retained(options: MqttOptions, topic_filter: str, settle_s: float = 1.0, timeout: float = 10.0) -> dict[str, bytes]:
@@ -82,6 +66,5 @@ def retained(options: MqttOptions, topic_filter: str, settle_s: float = 1.0, tim
         while time.monotonic() - last[0] < settle_s:
             time.sleep(0.05)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_quietly(client)
     return dict(found)

@@ -7,6 +7,7 @@ the per-group bars with their 95% intervals show whom the chosen threshold fails
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # matplotlib logs at INFO what it chose, e.g. "Using categorical units" for the trial report's
+    # day labels, which are categories on purpose: not news to whoever runs the command.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     return plt
 
 

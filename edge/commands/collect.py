@@ -6,15 +6,71 @@ import argparse
 import signal
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from edge.central.collector import DEFAULT_GROUP, Collector
 from edge.central.fleet_client import central_options
 from edge.central.fleet_dir import FleetDir
+from edge.central.intake import IntakeCounts
 from edge.commands.common import print_json
-from edge.link import MqttOptions
+from edge.link import LinkError, MqttOptions, probe_broker
 
 CONNECT_TIMEOUT_S = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: `edge collect` stops where it is, a wait included."""
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop `edge collect` the same way at any point: the first raises `Stopped`,
+    which ends whatever the block waits for (the trial database, the broker, the subscription,
+    the next message), and the block is left as if it had ended. A library that turns the
+    exception into its own (paho's loop returns an error code instead) changes nothing: after a
+    stop signal, any exception is the stop. Later signals are ignored, so nothing interrupts the
+    collector's own stop. The handlers from before are back on leaving."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    requested = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        _ignore_stop_signals()
+        requested.set()
+        raise Stopped
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    try:
+        yield
+    except Exception:
+        if not requested.is_set():
+            raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def probe(options: MqttOptions, client_id: str, fleet_given: bool) -> None:
+    """Connect once before anything starts, so a broker that cannot let the collector in is one
+    line at once (`LinkError`), not half a minute of paho retrying."""
+    try:
+        probe_broker(options, client_id, CONNECT_TIMEOUT_S)
+    except LinkError as e:
+        if options.tls and not fleet_given:
+            raise LinkError(
+                f"{e}; a fleet's broker (edge fleet broker-config) wants --fleet FOLDER: its CA and central certificate"
+            ) from None
+        raise
 
 
 def known_devices(fleet: FleetDir) -> frozenset[str]:
@@ -33,24 +89,26 @@ def run(args: argparse.Namespace) -> int:
         devices = known_devices(fleet) if args.fleet_devices_only else None
     else:
         options = MqttOptions.from_url(args.broker)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with TrialStore.open(args.db) as store:
-        collector = Collector(
-            options,
-            store.add_many,
-            client_id=args.client_id,
-            group=args.group,
-            devices=devices,
-            log_every_s=args.log_every,
-        )
-        collector.start()
-        try:
-            collector.wait_subscribed(CONNECT_TIMEOUT_S)
-            stop.wait()
-        finally:
-            counts = collector.stop()
+    counts = IntakeCounts()  # what a stop before the collector started reports
+    with stopped_by_signals():
+        probe(options, args.client_id, fleet_given=args.fleet is not None)
+        with TrialStore.open(args.db) as store:
+            collector = Collector(
+                options,
+                store.add_many,
+                client_id=args.client_id,
+                group=args.group,
+                devices=devices,
+                log_every_s=args.log_every,
+            )
+            collector.start()
+            try:
+                collector.wait_subscribed(CONNECT_TIMEOUT_S)
+                while True:  # until SIGINT or SIGTERM raises Stopped
+                    time.sleep(3600)
+            finally:
+                _ignore_stop_signals()
+                counts = collector.stop()
     print_json(counts.as_dict())
     return 0
 

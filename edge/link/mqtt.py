@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ from edge.link.outbox import Outbox
 from edge.link.payloads import Payload, Scalar, StatusPayload, Topics, Versions, new_event_id, utc_now
 
 log = logging.getLogger(__name__)
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")  # paho's own lines, under ours
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
         )
-    client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+    client.enable_logger(_PAHO_LOG)
     client.suppress_exceptions = True  # second line of defence: callbacks catch already
     if o.username is not None:
         client.username_pw_set(o.username, o.password)
@@ -134,6 +136,70 @@ def configured_client(o: MqttOptions, client_id: str) -> paho.Client:
     return client
 
 
+def connect_once(client: paho.Client, options: MqttOptions, timeout: float) -> None:
+    """Connect `client` and wait for the broker's answer on the caller's thread, once, no retry.
+
+    A failure raises `LinkError`, one line that says what happened and, where the usual cause is
+    known, what to do (`_hint`): the tools and the device's start stop on it at once instead of
+    retrying against a broker that cannot let them in. paho's log stays quiet meanwhile, its
+    errors kept for that line: "failed to receive on socket" at ERROR, once per retry, is how
+    plain MQTT sent to a TLS listener looked before. On success the client is connected with no
+    network thread yet (`loop_start` next); on failure it is closed. Replaces `on_connect`.
+    """
+    client.connect_timeout = timeout
+    verdict: list[paho.ReasonCode] = []
+    errors: list[str] = []
+
+    def on_log(client: paho.Client, userdata: Any, level: int, text: str) -> None:
+        if level == paho.MQTT_LOG_ERR:
+            errors.append(text)
+
+    client.on_connect = lambda client, userdata, flags, reason_code, properties: verdict.append(reason_code)
+    client.on_log = on_log
+    client.disable_logger()
+    try:
+        try:
+            client.connect(options.host, options.port, options.keepalive)
+        except OSError as e:
+            raise LinkError(
+                f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}{_hint(options, e)}"
+            ) from e
+        deadline = time.monotonic() + timeout
+        closed = False
+        while not verdict and not closed and time.monotonic() < deadline:
+            closed = client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS
+        if verdict and not verdict[0].is_failure:
+            return
+        client.disconnect()
+        if verdict:
+            raise LinkError(f"MQTT broker {options.address} refused the connection: {verdict[0]}")
+        if closed:
+            why = f" ({errors[-1]})" if errors else ""
+            raise LinkError(
+                f"MQTT broker {options.address} closed the connection before answering CONNECT{why}"
+                f"{_hint(options, None)}"
+            )
+        raise LinkError(f"MQTT broker {options.address} did not answer CONNECT within {timeout:g} s")
+    finally:
+        client.on_log = None
+        client.enable_logger(_PAHO_LOG)
+
+
+def _hint(options: MqttOptions, error: OSError | None) -> str:
+    """What to check when connecting failed with `error` (None: the broker closed the connection
+    before answering): the scheme that does not match the port, or the certificates."""
+    if not options.tls:
+        return ": if that port is a TLS listener, use mqtts://" if not isinstance(error, ConnectionRefusedError) else ""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        ca = f"the CA in {options.ca_certs}" if options.ca_certs else "a CA this system trusts (no CA file was given)"
+        return f": the broker's certificate is not signed by {ca}"
+    if isinstance(error, (ssl.SSLError, ConnectionResetError)):  # a plain listener resets a TLS handshake
+        return ": if that port is a plain listener, use mqtt://"
+    if error is None and options.certfile is None:
+        return ": a TLS listener that wants a client certificate closes the connection without one"
+    return ""
+
+
 def probe_broker(options: MqttOptions, client_id: str, timeout: float) -> None:
     """Connect once and leave: is the broker there, and does it let us in? Raises `LinkError`.
 
@@ -143,24 +209,21 @@ def probe_broker(options: MqttOptions, client_id: str, timeout: float) -> None:
     then logs "Client is not connected" at ERROR on a perfectly normal start.
     """
     client = configured_client(options, f"{client_id}-probe")
-    client.connect_timeout = timeout
-    verdict: list[paho.ReasonCode] = []
-    client.on_connect = lambda client, userdata, flags, reason_code, properties: verdict.append(reason_code)
-    try:
-        client.connect(options.host, options.port, options.keepalive)
-    except OSError as e:
-        raise LinkError(f"cannot connect to MQTT broker {options.address}: {type(e).__name__}: {e}") from e
-    try:
-        deadline = time.monotonic() + timeout
-        while not verdict and time.monotonic() < deadline:
-            if client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break  # the connection closed before a CONNACK came
-        if not verdict:
-            raise LinkError(f"MQTT broker {options.address} did not answer CONNECT within {timeout:g} s")
-        if verdict[0].is_failure:
-            raise LinkError(f"MQTT broker {options.address} refused the connection: {verdict[0]}")
-    finally:
-        client.disconnect()
+    connect_once(client, options, timeout)
+    client.disconnect()
+
+
+def close_quietly(client: paho.Client) -> None:
+    """Disconnect and stop paho's network thread, without a misleading ERROR.
+
+    paho 2.2's loop thread logs "Client is not connected" at ERROR once the socket closes after a
+    requested disconnect: noise, not news, so its logger goes quiet first. (Stopping the loop
+    thread first would avoid it, but that thread does not end while a packet waits to be written,
+    e.g. to a broker that stopped answering.)
+    """
+    client.disable_logger()
+    client.disconnect()
+    client.loop_stop()
 
 
 class MqttLink:
@@ -306,13 +369,7 @@ class MqttLink:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as e:
                 log.warning("offline status may not have reached the broker: %s", e)
-        # paho 2.2's loop thread logs "Client is not connected" at ERROR once the socket closes
-        # after a requested disconnect: noise, not news, so its logger goes quiet first. (Stopping
-        # the loop thread first would avoid it, but that thread does not end while a packet
-        # waits to be written, e.g. to a broker that stopped answering.)
-        self._client.disable_logger()
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_quietly(self._client)
         self._settle_acks()
         self._outbox.release_in_flight()
         log.info(
