@@ -8,6 +8,7 @@ whole new one at any moment, also after a SIGKILL between any two of these steps
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -41,3 +42,9 @@ def replace(temporary: Path, path: Path) -> None:
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` by `data`: temporary file, fsync, rename, fsync of the folder."""
     replace(temporary_beside(path, data), path)
+
+
+def remove_temporaries(path: Path) -> None:
+    """Delete the temporary files beside `path` that a killed process left (`temporary_beside`)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)

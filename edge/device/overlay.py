@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edge.config import OVERLAY_META, CameraConfig, ModelsConfig, QualityConfig, Settings, TrackerConfig
-from edge.device.inbox import Refused
+from edge.device.inbox import Refused, stored_version
 
 OVERLAY_FILE = "remote-config.json"  # in the state folder
 MAX_MESSAGE_BYTES = 16 * 1024  # a config/set is a few hundred bytes; anything this big is refused unread
@@ -117,12 +117,14 @@ class Overlay:
     @classmethod
     def read(cls, path: Path) -> Overlay:
         """The overlay at `path`; none yet is the empty overlay at version 0. The settings loader
-        read the same file at start, so a damaged one has already stopped the device."""
+        read the same file at start, so a damaged one has already stopped the device. A version
+        from the future (stored before the device refused those) is replaced (`stored_version`)."""
         if not path.is_file():
             return cls()
         data = json.loads(path.read_text(encoding="utf-8-sig") or "{}")
         meta = data.pop(OVERLAY_META, None) or {}
-        return cls(data, int(meta.get("version", 0)), bool(meta.get("trial")), meta.get("previous") or {})
+        version = stored_version(int(meta.get("version", 0)), "config", path)
+        return cls(data, version, bool(meta.get("trial")), meta.get("previous") or {})
 
 
 def flat(settings: Settings) -> dict[str, Any]:

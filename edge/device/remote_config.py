@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.config import ConfigError, Settings, describe_validation_error
+from edge.device.atomic import remove_temporaries, temporary_beside, write_atomically
 from edge.device.atomic import replace as replace_file
-from edge.device.atomic import temporary_beside, write_atomically
 from edge.device.audit import AuditLog
 from edge.device.camera import Camera
 from edge.device.gallery_watch import GalleryWatcher
@@ -122,8 +122,7 @@ class RemoteConfig:
         self._path = overlay_path
         self._audit = audit
         self._overlay = Overlay.read(overlay_path)
-        for leftover in overlay_path.parent.glob(f".{overlay_path.name}.*.tmp"):  # of a killed process
-            leftover.unlink(missing_ok=True)
+        remove_temporaries(overlay_path)  # of a killed process
         self._trial_since = time.monotonic() if self._overlay.trial else None  # a restart resumes a trial
         self._broker_seen = time.monotonic()
         self.inbox = Inbox(MAX_MESSAGE_BYTES)

@@ -14,9 +14,12 @@ A push replaces the whole gallery. Its checks, in order, each refusal reported w
 An accepted gallery replaces the gallery file atomically (`edge.gallery.replace_gallery`: the
 old or the new file, never a mixture, also after a SIGKILL), the push version is saved in
 `state_dir/gallery-push.json`, and the watcher swaps the new gallery into the loop at once, so
-it is in force from the next frame; the watcher republishes the status with the new gallery
-version and the expected false alerts. All of this runs on the `gallery-push` thread: paho's
-thread only queues, and the loop's thread never waits for it.
+it is in force from the next frame. That file is written beside its place before the gallery is
+touched and renamed into place after, so what is reported never disagrees with the gallery in
+use: a state disk that refuses it refuses the push, the old gallery still in use. The watcher
+republishes the status with the new gallery version and the expected false alerts. All of this
+runs on the `gallery-push` thread: paho's thread only queues, and the loop's thread never waits
+for it.
 """
 
 from __future__ import annotations
@@ -33,9 +36,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edge.config import ConfigError, FleetConfig
-from edge.device.atomic import write_atomically
+from edge.device.atomic import remove_temporaries, temporary_beside
+from edge.device.atomic import replace as replace_file
 from edge.device.audit import AuditLog
-from edge.device.inbox import Inbox, Received, Refused, claimed_version, require_newer, signed_object
+from edge.device.inbox import (
+    Inbox,
+    Received,
+    Refused,
+    claimed_version,
+    require_newer,
+    signed_object,
+    stored_version,
+)
 from edge.gallery import Bundle, GalleryError, parse_bundle, remove_leftovers, replace_gallery
 from edge.link import gallery_set
 from edge.link.signed import SealError, load_private_key, load_public_key, open_sealed
@@ -81,7 +93,8 @@ def push_keys(fleet: FleetConfig) -> PushKeys | None:
 
 
 def accepted_version(state_dir: Path) -> int:
-    """The version of the last push accepted (0: none yet), from `state_dir/gallery-push.json`."""
+    """The version of the last push accepted (0: none yet), from `state_dir/gallery-push.json`;
+    one from the future (stored before the device refused those) is replaced (`stored_version`)."""
     path = state_dir / PUSH_STATE
     try:
         version = json.loads(path.read_bytes())["version"]
@@ -91,7 +104,7 @@ def accepted_version(state_dir: Path) -> int:
         raise ConfigError(f"{path} is unreadable ({e}); remove it to accept gallery pushes of any version") from None
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise ConfigError(f"{path} holds version {version!r}; remove it to accept gallery pushes of any version")
-    return version
+    return stored_version(version, "gallery push", path)
 
 
 class RemoteGallery:
@@ -125,6 +138,7 @@ class RemoteGallery:
     def start(self) -> None:
         """Subscribe to `gallery/set` (paho's thread only queues) and start the thread."""
         remove_leftovers(self._watcher.path)  # of a push killed half-way (biometric data)
+        remove_temporaries(self._state)
         self._report(None)
         self._thread.start()
         self._link.subscribe(gallery_set.TOPIC, self._inbox.offer)
@@ -185,20 +199,50 @@ class RemoteGallery:
         refusal = self._watcher.over_limit(bundle.version, {r.identity_id: len(r.templates) for r in bundle.identities})
         if refusal is not None:
             raise Refused(refusal)
+        saved = self._prepare_state(push.version, bundle.version)
         try:
-            replace_gallery(self._watcher.path, bundle, embedder.model_id, embedder.sha256, scaler=self._watcher.cohort)
-        except GalleryError as e:  # another embedder's sha256, a full disk
-            raise Refused(str(e)) from None
-        # After the gallery: a kill in between re-applies the same push, never loses one.
-        self._accepted = push.version
-        state = {
-            "version": push.version,
-            "gallery_version": bundle.version,
-            "accepted_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        }
-        write_atomically(self._state, json.dumps(state).encode())
+            try:
+                replace_gallery(
+                    self._watcher.path, bundle, embedder.model_id, embedder.sha256, scaler=self._watcher.cohort
+                )
+            except GalleryError as e:  # another embedder's sha256, a full disk
+                raise Refused(str(e)) from None
+            # The new gallery is in force from here (the watcher would find it at its next poll):
+            # accepted, whatever follows. The version after the gallery: a kill in between
+            # re-applies the same push, never loses one.
+            self._accepted = push.version
+            self._save_state(saved, push.version)
+        finally:
+            saved.unlink(missing_ok=True)
         self._watcher.check()  # swapped in now, not at the next poll
         return push.version, bundle
+
+    def _prepare_state(self, version: int, gallery_version: str) -> Path:
+        """`gallery-push.json` for this push, written beside the real one before the gallery is
+        touched: a state disk that refuses it refuses the push with the old gallery in use."""
+        state = {
+            "version": version,
+            "gallery_version": gallery_version,
+            "accepted_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        }
+        try:
+            return temporary_beside(self._state, json.dumps(state).encode())
+        except OSError as e:
+            raise Refused(f"cannot write {PUSH_STATE}: {e.strerror or e}") from None
+
+    def _save_state(self, prepared: Path, version: int) -> None:
+        """Rename the prepared state over `gallery-push.json`. The gallery is in use already, so a
+        failure here (all but impossible once the file is written) is logged, not a refusal."""
+        try:
+            replace_file(prepared, self._state)
+        except OSError as e:
+            log.error(
+                "gallery push %d is in use, but %s cannot be replaced (%s): after a restart this push, "
+                "or an older one, would be accepted again",
+                version,
+                self._state,
+                e.strerror or e,
+            )
 
     def _refuse(self, received: Received, why: str) -> None:
         version = claimed_version(received)
