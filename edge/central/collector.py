@@ -47,7 +47,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.central.intake import DATABASE, SUFFIXES, DeadLetter, IntakeCounts, Refused, decode
 from edge.central.trial_terms import StoreRefused
 from edge.link import LinkError, MqttOptions
-from edge.link.mqtt import configured_client
+from edge.link.mqtt import close_quietly, configured_client
 from edge.link.payloads import TOPIC_PREFIX, Payload
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,7 @@ class Collector:
         not acknowledged: the broker sends it again after the next start."""
         self._stopping.set()
         self._writer.join(timeout)
-        self._client.disable_logger()  # paho logs "Client is not connected" at ERROR on a clean stop
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_quietly(self._client)
         with self._counts_lock:
             self._counts.unacknowledged += self._queue.qsize()
             log.info("collector %s stopped: %s", self.client_id, self._counts.line())

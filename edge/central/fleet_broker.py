@@ -200,7 +200,7 @@ def acl(devices: Sequence[Topics] = ()) -> str:
 
 def provisioned(fleet: FleetDir) -> list[Topics]:
     """Every device provisioned from the fleet (those with a folder there), sorted."""
-    return [Topics(p.parent.name, p.name) for p in sorted(fleet.root.glob("devices/*/*")) if p.is_dir()]
+    return [Topics(site, device) for site, device in fleet.devices()]
 
 
 def write_broker_config(

@@ -57,6 +57,10 @@ class FleetDir:
     def device_dir(self, site: str, device_id: str) -> Path:
         return self.root / "devices" / site / device_id
 
+    def devices(self) -> list[tuple[str, str]]:
+        """(site, device id) of every device provisioned from the fleet (those with a folder), sorted."""
+        return sorted((p.parent.name, p.name) for p in self.root.glob("devices/*/*") if p.is_dir())
+
     def require(self) -> FleetDir:
         """Self, if `edge fleet init` made it; else `FleetDirError` saying what to run."""
         missing = [p.name for p in (self.ca_key, self.ca_cert, self.signing_key, self.signing_pub) if not p.is_file()]

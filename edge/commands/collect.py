@@ -75,7 +75,7 @@ def probe(options: MqttOptions, client_id: str, fleet_given: bool) -> None:
 
 def known_devices(fleet: FleetDir) -> frozenset[str]:
     """`site/device` of every device provisioned from the fleet (those with a folder there)."""
-    return frozenset(f"{p.parent.name}/{p.name}" for p in (fleet.root / "devices").glob("*/*") if p.is_dir())
+    return frozenset(f"{site}/{device}" for site, device in fleet.devices())
 
 
 def run(args: argparse.Namespace) -> int:
