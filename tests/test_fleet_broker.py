@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,10 @@ from edge.central.fleet_client import central_options
 from edge.central.fleet_dir import FleetDir
 from edge.central.trial_store import TrialStore
 from edge.cli import main
-from edge.link import MqttLink, MqttOptions, Outbox, Topics
+from edge.link import MqttLink, MqttOptions, Outbox, StatsPayload, Topics
 from edge.link.mqtt import configured_client
 from local_broker import Broker, free_port
+from postgres_server import PostgresServer
 
 PI_01, PI_02 = Topics("north", "pi-01"), Topics("north", "pi-02")
 
@@ -192,3 +194,58 @@ def test_broker_config_refuses_a_bad_listener_or_queue(tmp_path, capsys, options
     assert main([*args, *options]) == 1
     assert why in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _window(seq: int) -> str:
+    start = datetime(2026, 6, 1, tzinfo=timezone.utc) + timedelta(minutes=seq)
+    return StatsPayload(
+        window_id=f"boot-a-{seq:06d}",
+        device_id=PI_01.device_id,
+        site=PI_01.site,
+        window_start=start,
+        window_end=start + timedelta(minutes=1),
+        **dict.fromkeys(("frames", "frames_dropped", "detections", "scans", "quality_rejected", "matches"), 1),
+        fps=1 / 60,
+        latency_ms_p50=1.0,
+        latency_ms_p95=2.0,
+    ).to_json()
+
+
+def test_a_database_outage_behind_the_generated_broker_config_loses_nothing(fleet):
+    """The collector's database stops; 3,000 windows arrive meanwhile: the collector holds up to
+    its Receive Maximum (1,000) unacknowledged, the broker queues the rest. With Mosquitto's default
+    queue (1,000) 131 windows and 5 events of a 60 s PostgreSQL outage were dropped; with the queue
+    `broker-config` sizes, every window is stored once the database is back."""
+    try:
+        server = PostgresServer(fsync=False)
+        url = server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    tries = [0]
+    try:
+        with TrialStore.open(url) as store:
+
+            def sink(payloads, aside):
+                tries[0] += 1
+                return store.add_many(payloads, aside)
+
+            collector = Collector(central_options(fleet.dir, fleet.central_url), sink, client_id="edge-collector-test")
+            collector.start()
+            try:
+                collector.wait_subscribed(10)
+                server.halt()
+                board = fleet.device(PI_01)
+                try:
+                    sent = [_window(seq) for seq in range(1, 3001)]
+                    assert all(board.publish(PI_01.stats, m) == "Success" for m in sent)
+                finally:
+                    board.stop()
+                assert wait_until(lambda: tries[0] >= 3, timeout=60) and collector.counts().received == 0
+                server.resume()
+                assert wait_until(lambda: len(store.windows()) == len(sent), timeout=120), len(store.windows())
+                assert store.missing_windows() == []
+            finally:
+                collector.stop()
+    finally:
+        server.stop()
+    assert "dropped" not in fleet.broker.log()
