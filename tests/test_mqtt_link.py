@@ -311,6 +311,19 @@ def test_unreachable_broker_gives_a_clear_error(make_link: LinkFactory) -> None:
         link.require_connected(1.5)
 
 
+def test_a_broker_that_went_away_after_accepting_the_link_does_not_fail_the_start(
+    broker: Broker, make_link: LinkFactory
+) -> None:
+    """`edge run` checks the broker once at start; a broker that accepted the link and was gone a
+    moment later made that check fail ("cannot connect", exit 1): the outbox holds what waits."""
+    link = make_link(broker.port)
+    link.start()
+    assert link.wait_connected(30)
+    broker.stop()
+    assert wait_until(lambda: not link.connected, timeout=30)
+    link.require_connected(0.1)
+
+
 def test_probe_and_stop_log_no_paho_error(broker: Broker, make_link: LinkFactory, caplog) -> None:
     """Leaving must not race paho's network thread into "Client is not connected" at ERROR
     (it did about once in twenty probes); the probe also refuses a wrong password."""

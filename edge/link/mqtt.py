@@ -250,6 +250,10 @@ class MqttLink:
         self._announcements: dict[str, str] = {}  # topic -> payload, retained at every connect
         self._lock = threading.Lock()  # guards _subscriptions and _announcements against on_connect's snapshot
         self._connected = threading.Event()
+        self._has_connected = threading.Event()  # set at the first accepted CONNECT, never cleared
+        # Held while a status is published and `_connected` read or set with it: a connect's birth
+        # status and a health change in the same instant end with the status that says the newer.
+        self._status_lock = threading.Lock()
         self._refused = threading.Event()  # the last CONNACK said no (credentials, ACL, ...)
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -341,8 +345,9 @@ class MqttLink:
         self._publish_status()
 
     def _publish_status(self) -> None:
-        if self._connected.is_set():
-            self._publish_online(self._client)
+        with self._status_lock:
+            if self._connected.is_set():
+                self._publish_online(self._client)
 
     def _publish_online(self, client: paho.Client) -> None:
         """The retained online (or degraded) status, expiring unless refreshed (MQTT 5)."""
@@ -387,16 +392,17 @@ class MqttLink:
         return self._connected.wait(timeout)
 
     def require_connected(self, timeout: float) -> None:
-        """Like `wait_connected`, but raise `LinkError` saying where and why it failed.
+        """Return once the broker has accepted this link (it may have gone since: the outbox
+        holds what waits); else raise `LinkError` saying where and why it failed.
 
         A broker that answers and refuses (bad credentials) fails at once; one that does not
         answer is retried until `timeout`.
         """
         deadline = time.monotonic() + timeout
-        while not self._connected.wait(0.05):
+        while not self._has_connected.wait(0.05):
             if self._refused.is_set() or time.monotonic() >= deadline:
                 break
-        if not self._connected.is_set():
+        if not self._has_connected.is_set():
             why = self._last_failure or "no answer to CONNECT (is it an MQTT broker? TLS?)"
             raise LinkError(f"cannot connect to MQTT broker {self.options.address} within {timeout:g} s: {why}")
 
@@ -427,11 +433,13 @@ class MqttLink:
                 return
             self._last_failure = None
             self._refused.clear()
-            self._publish_online(client)
-            with self._lock:
-                topics = sorted(self._subscriptions)
-                announcements = dict(self._announcements)
-                self._connected.set()
+            with self._status_lock:
+                self._publish_online(client)
+                with self._lock:
+                    topics = sorted(self._subscriptions)
+                    announcements = dict(self._announcements)
+                    self._connected.set()
+                    self._has_connected.set()
             for topic, payload in announcements.items():
                 client.publish(topic, payload, qos=1, retain=True)
             for topic in topics:
