@@ -139,8 +139,14 @@ class MatchConfig(Section):
     max_false_alerts_per_1000_scans: float | None = Field(
         None,
         ge=0,
-        description="refuse to start when the gallery's size and the FMR expect more false alerts "
-        "per 1,000 scans of strangers than this",
+        description="refuse to start (or a gallery change that only adds people) when the gallery's "
+        "size and the FMR expect more false alerts per 1,000 scans of strangers than this "
+        "(the figure match.max_false_alerts_basis names)",
+    )
+    max_false_alerts_basis: Literal["mixed", "bound"] = Field(
+        "mixed",
+        description="which expectation the limit applies to: mixed, strangers of every group as in the "
+        "calibration data; bound, every passer-by of the worst group's own group",
     )
     gallery_poll_s: float = Field(
         2.0, gt=0, le=60, description="how often a running device checks the gallery file for changes"

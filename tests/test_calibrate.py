@@ -114,6 +114,15 @@ def test_thresholds_keep_their_measured_fmr(entries):
         assert row["genuine_pairs"] == 30 and 0 <= row["fnmr"] <= 1 and len(row["fnmr_ci95"]) == 2
     assert worst["fmr"] == max(row["fmr"] for row in supporting.values())
     assert worst["threshold"] <= overall["threshold"]  # worst group is at least as strict
+    # every entry also records the rate over all impostor comparisons at its threshold (a mixed crowd)
+    assert (
+        overall["overall"]["fmr"] == overall["fmr"]
+        and overall["overall"]["impostor_pairs"] == overall["impostor_pairs"]
+    )
+    mixed = worst["overall"]
+    assert mixed["impostor_pairs"] == overall["impostor_pairs"] and mixed["fmr"] <= overall["fmr"]  # stricter knob
+    assert mixed["false_matches"] / mixed["impostor_pairs"] == pytest.approx(mixed["fmr"], rel=1e-5)
+    assert mixed["fmr_ci95"][0] <= mixed["fmr"] <= mixed["fmr_ci95"][1]
     for entry in (overall, worst, entries["global overall"], entries["global worst_group"]):
         assert entry["detector"] == "blazeface_short_range" and len(entry["dataset_sha256"]) == 64
         assert entry["group_column"] == "group" and entry["fmr"] <= TARGET

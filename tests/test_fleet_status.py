@@ -43,7 +43,8 @@ def status_for(topics: Topics, gallery: str, threshold: float, fmr: float | None
         details={
             "threshold": threshold,
             "fmr": fmr,
-            "expected_false_alerts_per_1000_scans": None if fmr is None else 1000 * fmr * 5,
+            "false_alerts_per_1000_mixed": None if fmr is None else 1000 * fmr * 5,
+            "false_alerts_per_1000_bound": None if fmr is None else 1000 * fmr * 50,
             **details,
         },
     )
@@ -123,13 +124,14 @@ def test_json_has_every_device_with_its_versions_and_operating_point(fleet, tmp_
     assert live["software"] == edge.__version__ and live["embedder"] == "dlib_resnet_v1_int8"
     assert live["config_version"] == 3 and live["config_outcome"] == "applied" and live["gallery_version"] == "g-7"
     assert live["threshold"] == 0.4125 and live["fmr"] == 0.00012
-    assert live["false_alerts_per_1000"] == pytest.approx(0.6)
+    assert live["false_alerts_per_1000_mixed"]["per_1000"] == pytest.approx(0.6)
+    assert live["false_alerts_per_1000_bound"]["per_1000"] == pytest.approx(6.0)
     assert live["last_refused"] is None
     stopped = rows["north/pi-02"]
     assert stopped["state"] == "offline" and not stopped["stale"]
     assert (stopped["config_version"], stopped["config_answered"], stopped["config_outcome"]) == (3, 4, "rejected")
     assert stopped["last_refused"].startswith("config: config/set version 4: match.threshold")
-    assert stopped["fmr"] is None and stopped["false_alerts_per_1000"] is None
+    assert stopped["fmr"] is None and stopped["false_alerts_per_1000_mixed"]["per_1000"] is None
     old = rows["south/jet-1"]
     assert old["state"] == "online" and old["stale"], "a two-hour-old online status is not marked stale"
     assert old["config_version"] is None, "no config/reported was retained for it"

@@ -12,10 +12,13 @@ from edge.cli import main
 from edge.config import ConfigError, load_settings
 from edge.device.app import run_device
 from edge.vision.operating_point import (
+    MeasuredRate,
+    OperatingPoint,
     OperatingPointError,
     fmr_at,
     resolve,
 )
+from edge.vision.rates import wilson
 from edge.vision.runtime import ModelEntry
 
 TABLE = {
@@ -152,8 +155,10 @@ def test_device_with_target_fmr_uses_and_reports_it(
     status = json.loads(sub.messages("edge/t/cam-1/status")[0].payload)
     details = status["details"]
     assert details["threshold"] == 0.5 and details["target_fmr"] == 0.01 and details["fmr"] == 0.008
-    # three people of one template each: 1,000 x (0.008 + 0.008 + 0.008)
-    assert details["expected_false_alerts_per_1000_scans"] == pytest.approx(24.0)
+    # three people of one template each: 1,000 x 3 x 0.004, the overall rate at 0.5 (a mixed crowd),
+    # and 1,000 x 3 x 0.008, the worst group's (the bound)
+    assert details["false_alerts_per_1000_mixed"] == pytest.approx(12.0)
+    assert details["false_alerts_per_1000_bound"] == pytest.approx(24.0)
     reported = json.loads(sub.messages("edge/t/cam-1/config/reported")[0].payload)
     assert reported["config"]["operating_point"]["threshold"] == 0.5
     assert reported["config"]["match"]["target_fmr"] == 0.01
@@ -183,8 +188,10 @@ def test_start_refused_above_the_false_alert_limit(
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert "3 enrolled people" in err and "expect 24.0 false alerts per 1,000 scans" in err
-    assert "lower match.target_fmr" in err
+    assert (
+        "3 enrolled people" in err and "expect 12.00 false alerts per 1,000 scans of strangers in a mixed crowd" in err
+    )
+    assert "which limits the mixed figure" in err and "lower match.target_fmr" in err
     assert not (tmp_path / "state").exists()
 
 
@@ -193,5 +200,52 @@ def test_gallery_list_shows_expected_false_alerts(calibrated_models, small_galle
     assert main(["gallery", "list", "--gallery", str(small_gallery), "--models", str(calibrated_models)]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["operating_point"]["fmr"] == 0.008
-    assert listing["expected_false_alerts_per_1000_scans"] == pytest.approx(24.0)
-    assert [p["expected_stranger_fmr"] for p in listing["people"]] == [pytest.approx(0.008)] * 3
+    expected = listing["false_alerts_per_1000_scans"]
+    assert (expected["false_alerts_per_1000_mixed"], expected["false_alerts_per_1000_bound"]) == (12.0, 24.0)
+    assert "every group" in expected["meaning"]["mixed"] and "the worst one" in expected["meaning"]["bound"]
+    assert [p["expected_stranger_fmr"] for p in listing["people"]] == [{"mixed": 0.004, "bound": 0.008}] * 3
+
+
+def test_the_limit_applies_to_the_bound_when_told(
+    broker, data_dir, calibrated_models, small_gallery, tmp_path, capsys, monkeypatch
+):
+    """match.max_false_alerts_basis = "bound": 20 admits the mixed crowd's 12 but not the bound's 24."""
+    monkeypatch.setenv("EDGE_MATCH__MAX_FALSE_ALERTS_BASIS", "bound")
+    source = f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}"
+    args = ["run", "--source", source, "--gallery", str(small_gallery), "--broker", broker.url]
+    args += ["--state-dir", str(tmp_path / "state"), "--models", str(calibrated_models), "--target-fmr", "0.01"]
+    assert main([*args, "--max-false-alerts", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "expect 24.00 false alerts per 1,000 scans of strangers at most, in a crowd of the worst group" in err
+    assert "which limits the bound figure" in err
+
+
+def test_a_point_carries_the_mixed_crowd_and_the_worst_group_rates_at_its_threshold():
+    """The mixed rate (all impostor comparisons) and the bound (the worst group's within-group
+    rate) at the threshold, from the entry where it recorded them, else from the mode's curve
+    measured on the same data, with the calibration data's intervals."""
+    curve = {**TABLE["fmr_curve"], "impostor_pairs": 10_000, "dataset_sha256": "a" * 64}
+    groups = {
+        "g1": {"fmr": 0.004, "fmr_ci95": [0.002, 0.007], "supports_target": True},
+        "g2": {"fmr": 0.009, "fmr_ci95": [0.005, 0.015], "supports_target": True},
+        "tiny": {"fmr": 0.05, "fmr_ci95": [0.01, 0.2], "supports_target": False},  # too few comparisons
+    }
+    worst = {"target_fmr": 0.01, "scope": "worst_group", "threshold": 0.5, "fmr": 0.008, "fmr_ci95": [0.005, 0.012]}
+    overall = {"target_fmr": 0.01, "scope": "overall", "threshold": 0.55, "fmr": 0.0095, "fmr_ci95": [0.008, 0.011]}
+    recorded = {"fmr": 0.003, "fmr_ci95": [0.002, 0.0045]}
+
+    def point(cal: dict, sha: str = "a" * 64) -> OperatingPoint:
+        table = {"entries": [{**cal, "dataset_sha256": sha}], "fmr_curve": curve}
+        return resolve(entry(calibration_table=table), None, 0.01, cal["scope"])
+
+    with_overall = point({**worst, "overall": recorded})
+    assert with_overall.mixed == MeasuredRate(0.003, (0.002, 0.0045))
+    assert with_overall.bound == MeasuredRate(0.008, (0.005, 0.012))
+    from_curve = point(worst).mixed  # the curve's overall rate at 0.5, 40 of 10,000
+    assert from_curve is not None and from_curve.fmr == pytest.approx(0.004) and from_curve.ci95 == wilson(40, 10_000)
+    assert point(worst, sha="b" * 64).mixed is None, "a curve of other data says nothing about this entry"
+    of_overall = point({**overall, "groups": groups})
+    assert of_overall.mixed == MeasuredRate(0.0095, (0.008, 0.011))
+    assert of_overall.bound == MeasuredRate(0.009, (0.005, 0.015)), "the worst group with data enough"
+    configured = resolve(entry(calibration_table={"entries": [], "fmr_curve": curve}), 0.6, None)
+    assert configured.mixed == MeasuredRate(0.03, wilson(300, 10_000)) and configured.bound == MeasuredRate(0.1, None)

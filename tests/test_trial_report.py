@@ -155,7 +155,8 @@ def _traffic() -> list:
                 "threshold": threshold,
                 "fmr": fmr,
                 "gallery_identities": 50,
-                "expected_false_alerts_per_1000_scans": expected,
+                "false_alerts_per_1000_mixed": expected,
+                "false_alerts_per_1000_bound": 40 * expected,  # a crowd of the worst group
                 "config_version": version,
             }
         )
@@ -204,6 +205,7 @@ def _check(figures: dict, expected: tuple) -> None:
     assert (figures["confirmed"], figures["false_alerts"], figures["not_checked"]) == (confirmed, false, unchecked)
     assert figures["alerts_per_1000_scans"] == pytest.approx(1000 * alerts / scans)
     assert figures["predicted_false_alerts"] == pytest.approx(predicted)
+    assert figures["predicted_false_alerts_bound"] == pytest.approx(40 * predicted)
     assert figures["scans_without_prediction"] == 0
     precision = figures["precision"]
     if confirmed + false:

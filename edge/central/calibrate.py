@@ -115,6 +115,9 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         rates = {g: Rate(*false_matches(scores.split(g)[1], threshold)) for g in supporting}
         claimed = max(rates.values(), key=lambda r: r.k / r.n)
     dataset, measured = scores.dataset, claimed.to_json()
+    # every impostor comparison at the threshold, a mixed crowd: what the mixed expectation of
+    # false alerts reads (`edge.vision.false_alerts`), whatever the scope
+    overall = Rate(*false_matches(scores.split(None)[1], threshold)).to_json()
     return {
         "mode": scores.mode,
         "target_fmr": target_fmr,
@@ -124,6 +127,12 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         "fmr_ci95": measured["ci95"],
         "impostor_pairs": measured["n"],
         "deciding_group": deciding,
+        "overall": {
+            "fmr": overall["rate"],
+            "fmr_ci95": overall["ci95"],
+            "false_matches": overall["k"],
+            "impostor_pairs": overall["n"],
+        },
         "groups": {g: _group_row(scores, g, threshold, g in supporting) for g in dataset.groups},
         "dataset": dataset.description,
         "dataset_file": str(dataset.csv_path),

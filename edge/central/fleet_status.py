@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from edge.central.fleet_client import retained
 from edge.link import ConfigReported, MqttOptions, StatusPayload, utc_now
 from edge.link.payloads import TOPIC_PREFIX
+from edge.vision.false_alerts import Expectation, FalseAlerts
 
 # A device refreshes its retained status at least every keepalive (30 s by default, 3.1.1 or 5):
 # an online status older than this is what a broker that cannot expire it (MQTT 3.1.1, or a
@@ -43,7 +44,8 @@ class DeviceRow:
     gallery_version: str | None = None
     threshold: float | None = None
     fmr: float | None = None
-    false_alerts_per_1000: float | None = None
+    false_alerts_per_1000_mixed: Expectation = field(default_factory=lambda: Expectation(None))
+    false_alerts_per_1000_bound: Expectation = field(default_factory=lambda: Expectation(None))
     last_refused: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -86,7 +88,8 @@ def _apply_status(row: DeviceRow, payload: bytes, now: datetime, stale_after_s: 
     d = status.details
     row.threshold = _number(d.get("threshold"))
     row.fmr = _number(d.get("fmr"))
-    row.false_alerts_per_1000 = _number(d.get("expected_false_alerts_per_1000_scans"))
+    expected = FalseAlerts.from_details(d)
+    row.false_alerts_per_1000_mixed, row.false_alerts_per_1000_bound = expected.mixed, expected.bound
     # A refused gallery/set push, else a gallery file the device could not load.
     refused = next((d[k] for k in ("gallery_push_error", "gallery_error") if isinstance(d.get(k), str)), None)
     if refused:
@@ -173,7 +176,8 @@ def table(rows: list[DeviceRow], now: datetime | None = None) -> str:
         "GALLERY",
         "THRESHOLD",
         "FMR",
-        "FALSE ALERTS/1000",
+        "FALSE ALERTS/1000 MIXED",
+        "BOUND",
         "LAST REFUSED",
     )
     lines = [header]
@@ -198,7 +202,8 @@ def table(rows: list[DeviceRow], now: datetime | None = None) -> str:
                 _cell(r.gallery_version),
                 _cell(r.threshold, ".4f"),
                 _cell(r.fmr, ".2g"),
-                _cell(r.false_alerts_per_1000, ".2f"),
+                _cell(r.false_alerts_per_1000_mixed.per_1000, ".2f"),
+                _cell(r.false_alerts_per_1000_bound.per_1000, ".2f"),
                 _cell(refused),
             )
         )

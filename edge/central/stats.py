@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+from edge.vision.rates import Z95, wilson  # noqa: F401 (one implementation, shared with the device)
+
 MIN_IDENTITIES = 5
 MIN_PAIRS = 20
 SIZEABLE_RULE = (
@@ -28,16 +29,6 @@ SUPPORT_RULE = (
     "a claim FMR <= F needs at least ceil(3 / F) impostor comparisons (rule of three: with none "
     "falsely matched, the 95% upper bound is then about F)"
 )
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval of the proportion k / n; (0, 1) when n is 0 (nothing known)."""
-    if n == 0:
-        return 0.0, 1.0
-    z2 = z * z
-    centre = (k + z2 / 2) / (n + z2)
-    half = z * math.sqrt(k * (n - k) / n + z2 / 4) / (n + z2)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

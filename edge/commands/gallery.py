@@ -10,7 +10,7 @@ from edge.config import Settings
 from edge.device.app import load_cohort, operating_point
 from edge.gallery import GalleryStore, read_bundle, replace_gallery
 from edge.vision import ModelEntry, load_manifest
-from edge.vision.false_alerts import false_alerts_per_1000, person_fmr
+from edge.vision.false_alerts import BASES, MEANING, expected_false_alerts, person_fmr
 
 
 def configured_embedder(args: argparse.Namespace) -> tuple[Settings, ModelEntry]:
@@ -44,13 +44,19 @@ def run_list(args: argparse.Namespace) -> int:
                 "identities": len(identities),
                 "templates": sum(i.templates for i in identities),
                 "operating_point": point.as_dict(),
-                "expected_false_alerts_per_1000_scans": rounded(false_alerts_per_1000(point, cohort, counts)),
+                "false_alerts_per_1000_scans": {
+                    "meaning": MEANING,
+                    **expected_false_alerts(point, cohort, counts).details(),
+                },
                 "people": [
                     {
                         "identity_id": i.identity_id,
                         "name": i.name,
                         "templates": i.templates,
-                        "expected_stranger_fmr": rounded(person_fmr(point, cohort, i.templates)),
+                        "expected_stranger_fmr": {
+                            basis: rounded(person_fmr(None if rate is None else rate.fmr, point, cohort, i.templates))
+                            for basis, rate in zip(BASES, (point.mixed, point.bound), strict=True)
+                        },
                         "enrolled_at": i.enrolled_at,
                     }
                     for i in identities

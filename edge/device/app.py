@@ -39,7 +39,7 @@ from edge.link.signed import load_public_key
 from edge.redact import masked
 from edge.vision import Detector, FaceDetector, ModelEntry, QualityGate, Vision, load_manifest
 from edge.vision.cohort import Cohort
-from edge.vision.false_alerts import false_alerts_per_1000
+from edge.vision.false_alerts import FalseAlerts, expected_false_alerts, over_limit, per_1000
 from edge.vision.operating_point import OperatingPoint, OperatingPointError, resolve
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tiling import TiledDetector
@@ -111,25 +111,24 @@ def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:
         raise ConfigError(str(e)) from None
 
 
-def expected_false_alerts(settings: Settings, point: OperatingPoint, matcher: Matcher, cohort: Cohort) -> float | None:
-    """Expected false alerts per 1,000 scans of strangers (the sum over the enrolled people,
-    `edge.vision.false_alerts`); refuses a start above the configured limit."""
-    expected = false_alerts_per_1000(point, cohort, matcher.template_counts().values())
-    limit = settings.match.max_false_alerts_per_1000_scans
-    if limit is None:
+def checked_false_alerts(settings: Settings, point: OperatingPoint, matcher: Matcher, cohort: Cohort) -> FalseAlerts:
+    """Expected false alerts per 1,000 scans of strangers, both figures (the sum over the enrolled
+    people, `edge.vision.false_alerts`); refuses a start above the configured limit."""
+    expected = expected_false_alerts(point, cohort, matcher.template_counts().values())
+    m = settings.match
+    if m.max_false_alerts_per_1000_scans is None:
         return expected
-    if expected is None:
+    if expected.of(m.max_false_alerts_basis).per_1000 is None:
         raise ConfigError(
-            f"match.max_false_alerts_per_1000_scans is {limit:g} but threshold {point.threshold:g} has no measured "
-            "false match rate to check it against: use match.target_fmr or a calibrated threshold"
+            f"match.max_false_alerts_per_1000_scans is {m.max_false_alerts_per_1000_scans:g} but threshold "
+            f"{point.threshold:g} has no measured {m.max_false_alerts_basis} false match rate to check it against: "
+            "use match.target_fmr or a calibrated threshold"
         )
-    if expected > limit:
+    why = over_limit(expected, m.max_false_alerts_per_1000_scans, m.max_false_alerts_basis)
+    if why is not None:
         raise ConfigError(
             f"{len(matcher)} enrolled people ({matcher.template_count} templates) at threshold {point.threshold:.3f} "
-            f"({point.mode}; FMR {point.fmr:.2g} per comparison, {point.scope}) expect {expected:.1f} false alerts "
-            "per 1,000 scans of strangers, above "
-            f"match.max_false_alerts_per_1000_scans = {limit:g}: lower match.target_fmr, enroll fewer people, "
-            "or raise the limit"
+            f"({point.mode}) {why}: lower match.target_fmr, enroll fewer people, or raise the limit"
         )
     return expected
 
@@ -234,7 +233,7 @@ def run_device(
     threshold = point.threshold
     cohort = load_cohort(settings, vision.embedder.model_id)
     matcher = load_matcher(settings, vision, cohort)
-    false_alerts = expected_false_alerts(settings, point, matcher, cohort)
+    false_alerts = checked_false_alerts(settings, point, matcher, cohort)
     push = push_keys(settings.fleet)  # None: no gallery/set
     pushed = accepted_version(settings.device.state_dir) if push is not None else 0
     fleet_key = remote_config_key(settings, reload)
@@ -257,12 +256,14 @@ def run_device(
             matcher.version,
         )
         log.info(
-            "threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of strangers: %s",
+            "threshold %.3f (%s, %s): FMR %s per comparison; expected false alerts per 1,000 scans of strangers: "
+            "%s in a mixed crowd, at most %s in a crowd of the worst group",
             threshold,
             vision.embedder.metric,
             point.origin,
             "unknown (uncalibrated)" if point.fmr is None else f"{point.fmr:.2g} ({point.scope})",
-            "unknown" if false_alerts is None else f"{false_alerts:.1f}",
+            per_1000(false_alerts.mixed),
+            per_1000(false_alerts.bound),
         )
 
         state = settings.device.state_dir
@@ -331,7 +332,7 @@ def run_device(
             pushes.start()
         remote = None
         if fleet_key is not None and reload is not None:
-            false_alerts_of = functools.partial(expected_false_alerts, cohort=cohort)
+            false_alerts_of = functools.partial(checked_false_alerts, cohort=cohort)
             builders = Builders(build_camera_vision, operating_point, false_alerts_of, effective_config)
             now = Running(settings, point, false_alerts)
             remote = RemoteConfig(

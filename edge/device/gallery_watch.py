@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from edge.gallery import GalleryError, GalleryStore, Matcher
-from edge.vision.false_alerts import false_alerts_per_1000
+from edge.vision.false_alerts import expected_false_alerts, over_limit
 
 if TYPE_CHECKING:
     from edge.config import MatchConfig
@@ -153,13 +153,13 @@ class GalleryWatcher:
         """Why gallery `version` ({identity: templates}) is refused for the false-alert limit, or
         None; a removal is never refused. (A pushed gallery is checked before it replaces the file.)"""
         limit = self._match.max_false_alerts_per_1000_scans
-        expected = false_alerts_per_1000(self._point, self.cohort, template_counts.values())
-        if limit is None or expected is None or expected <= limit:
+        if limit is None:
             return None
-        text = (
-            f"gallery version {version}: {len(template_counts)} enrolled people expect {expected:.1f} false alerts "
-            f"per 1,000 scans of strangers, above match.max_false_alerts_per_1000_scans = {limit:g}"
-        )
+        expected = expected_false_alerts(self._point, self.cohort, template_counts.values())
+        why = over_limit(expected, limit, self._match.max_false_alerts_basis)
+        if why is None:
+            return None
+        text = f"gallery version {version}: {len(template_counts)} enrolled people {why}"
         if set(self._matcher.identity_ids) <= set(template_counts):  # nobody removed: only additions
             return f"{text}; remove people or templates, or raise the limit"
         log.warning("%s; used anyway, as it removes people (a removal always takes effect)", text)
@@ -184,9 +184,7 @@ class GalleryWatcher:
             versions=self._versions.model_copy(update={"gallery_version": self._matcher.version}),
             details={
                 "gallery_identities": len(self._matcher),
-                "expected_false_alerts_per_1000_scans": false_alerts_per_1000(
-                    self._point, self.cohort, self._matcher.template_counts().values()
-                ),
+                **expected_false_alerts(self._point, self.cohort, self._matcher.template_counts().values()).details(),
                 "gallery_error": error,
             },
         )

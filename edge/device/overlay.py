@@ -35,7 +35,13 @@ def _all(section: str, model: type[BaseModel]) -> set[str]:
 
 
 SETTABLE = frozenset(
-    {"match.threshold", "match.target_fmr", "match.fmr_scope", "match.max_false_alerts_per_1000_scans"}
+    {
+        "match.threshold",
+        "match.target_fmr",
+        "match.fmr_scope",
+        "match.max_false_alerts_per_1000_scans",
+        "match.max_false_alerts_basis",
+    }
     | _all("quality", QualityConfig)
     | _all("tracker", TrackerConfig)
     | {"stats.window_s"}

@@ -49,6 +49,7 @@ from edge.gallery import Matcher
 from edge.link import ConfigReported, MqttLink
 from edge.link.payloads import ConfigSet, Scalar, utc_now
 from edge.vision import ModelEntry, QualityGate, Vision
+from edge.vision.false_alerts import FalseAlerts
 from edge.vision.operating_point import OperatingPoint
 from edge.vision.runtime import ModelError
 from edge.vision.scene import SceneCutDetector
@@ -68,7 +69,7 @@ class Builders:
 
     vision: Callable[[Settings], Vision]
     point: Callable[[Settings, ModelEntry], OperatingPoint]
-    false_alerts: Callable[[Settings, OperatingPoint, Matcher], float | None]
+    false_alerts: Callable[[Settings, OperatingPoint, Matcher], FalseAlerts]
     reported: Callable[[Settings, OperatingPoint], dict[str, Any]]
 
 
@@ -78,11 +79,11 @@ class Running:
 
     settings: Settings
     point: OperatingPoint
-    false_alerts: float | None
+    false_alerts: FalseAlerts
     vision: Vision | None = None
 
 
-def operating_details(point: OperatingPoint, false_alerts: float | None, version: int) -> dict[str, Scalar]:
+def operating_details(point: OperatingPoint, false_alerts: FalseAlerts, version: int) -> dict[str, Scalar]:
     """The status details that say which configuration and operating point are in force."""
     return {
         "threshold": point.threshold,
@@ -90,7 +91,7 @@ def operating_details(point: OperatingPoint, false_alerts: float | None, version
         "target_fmr": point.target_fmr,
         "fmr_scope": point.scope,
         "threshold_origin": point.origin,
-        "expected_false_alerts_per_1000_scans": false_alerts,
+        **false_alerts.details(),
         "config_version": version,
     }
 

@@ -20,7 +20,11 @@ NOTES = (
     "Verdicts: the latest per alert counts; an alert without a verdict is not checked.",
     "Precision = confirmed / (confirmed + false alerts); intervals are 95% Wilson score intervals.",
     "Predicted false alerts = sum over windows of scans x the expected false alerts per 1,000 scans "
-    "the device reported (from its FMR and gallery size) / 1,000; it assumes nobody scanned is enrolled.",
+    "the device reported (from its FMR and gallery size) / 1,000; it assumes nobody scanned is enrolled. "
+    "The figure is for a mixed crowd (the false match rate over all impostor comparisons of the calibration "
+    "data); the bound beside it assumes every passer-by shares the enrolled people's group, the worst one "
+    "(its within-group false match rate). Devices before the two figures reported the bound only: their "
+    "scans count as unknown for the mixed figure.",
     "Messages set aside were received but could never be stored (not a valid message, or refused by "
     "the database): what they held is unknown; the collector's dead_letters table keeps an excerpt of each.",
     "A device is listed as silent when its last window received ends more than two window lengths before "

@@ -13,6 +13,7 @@ from typing import Any
 
 from edge.central.stats import wilson
 from edge.central.trial_report.data import Alert, Window
+from edge.vision.false_alerts import FalseAlerts
 
 
 def _rate(k: int, n: int, scale: int) -> dict[str, Any]:
@@ -38,7 +39,8 @@ class Figures:
     confirmed: int
     false_alerts: int
     not_checked: int
-    predicted_false_alerts: float
+    predicted_false_alerts: float  # the mixed-crowd expectation
+    predicted_false_alerts_bound: float  # if every passer-by were of the worst group's own group
     scans_without_prediction: int
 
     @property
@@ -73,6 +75,7 @@ class Figures:
             "precision": self.precision(),
             "false_alerts_per_1000_scans": self.false_alerts_per_1000(),
             "predicted_false_alerts": self.predicted_false_alerts,
+            "predicted_false_alerts_bound": self.predicted_false_alerts_bound,
             "scans_without_prediction": self.scans_without_prediction,
         }
 
@@ -81,14 +84,15 @@ def figures(
     windows: Iterable[Window],
     alerts: Iterable[Alert],
     outcomes: dict[str, str],
-    expected_per_1000: dict[str, float | None],
+    expected_per_1000: dict[str, FalseAlerts],
     missing_windows: int,
 ) -> Figures:
     """Sum one group. `outcomes`: latest verdict per event id (absent: not checked);
-    `expected_per_1000`: the predicted false alerts per 1,000 scans in force for each window id."""
+    `expected_per_1000`: the expected false alerts per 1,000 scans in force for each window id."""
     windows, alerts = list(windows), list(alerts)
     verdicts = [outcomes.get(a.event_id, "not_checked") for a in alerts]
-    predicted = [(w.scans, expected_per_1000.get(w.window_id)) for w in windows]
+    unknown = FalseAlerts.from_details({})
+    predicted = [(w.scans, expected_per_1000.get(w.window_id, unknown)) for w in windows]
     return Figures(
         windows=len(windows),
         missing_windows=missing_windows,
@@ -101,6 +105,7 @@ def figures(
         confirmed=verdicts.count("confirmed"),
         false_alerts=verdicts.count("false_alert"),
         not_checked=verdicts.count("not_checked"),
-        predicted_false_alerts=sum(scans * rate / 1000 for scans, rate in predicted if rate is not None),
-        scans_without_prediction=sum(scans for scans, rate in predicted if rate is None),
+        predicted_false_alerts=sum(scans * e.mixed.per_1000 / 1000 for scans, e in predicted if e.mixed.per_1000),
+        predicted_false_alerts_bound=sum(scans * e.bound.per_1000 / 1000 for scans, e in predicted if e.bound.per_1000),
+        scans_without_prediction=sum(scans for scans, e in predicted if e.mixed.per_1000 is None),
     )

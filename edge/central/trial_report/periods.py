@@ -14,6 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from edge.central.trial_report.data import Status, Window
+from edge.vision.false_alerts import LEGACY_DETAIL, FalseAlerts
+
+# The status details that carry the expected false alerts (both figures and their intervals).
+EXPECTED_DETAILS = (LEGACY_DETAIL, *FalseAlerts.from_details({LEGACY_DETAIL: 0.0}).details())
 
 # What a period is told apart by, and where each comes from (versions or details).
 IN_FORCE = (
@@ -25,9 +29,8 @@ IN_FORCE = (
     ("gallery_version", "versions"),
     ("gallery_identities", "details"),
     ("config_version", "details"),
-    ("expected_false_alerts_per_1000_scans", "details"),
+    *((key, "details") for key in EXPECTED_DETAILS),
 )
-EXPECTED = "expected_false_alerts_per_1000_scans"
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,16 @@ def periods(statuses: list[Status]) -> list[Period]:
     return out
 
 
-def expected_per_window(windows: list[Window], all_periods: list[Period]) -> dict[str, float | None]:
-    """The predicted false alerts per 1,000 scans in force for each window: the period in force
-    just before the window's end (a change during a window counts for that window); None if unknown."""
+def expected_per_window(windows: list[Window], all_periods: list[Period]) -> dict[str, FalseAlerts]:
+    """The expected false alerts per 1,000 scans in force for each window (both figures): the
+    period in force just before the window's end (a change during a window counts for that window)."""
     by_device: dict[tuple[str, str], list[Period]] = defaultdict(list)
     for p in all_periods:
         by_device[(p.site, p.device_id)].append(p)
     starts = {key: [p.start for p in ps] for key, ps in by_device.items()}
-    out: dict[str, float | None] = {}
+    out: dict[str, FalseAlerts] = {}
     for w in windows:
         key = (w.site, w.device_id)
         i = bisect_left(starts.get(key, []), w.end) - 1
-        rate = by_device[key][i].settings.get(EXPECTED) if i >= 0 else None
-        out[w.window_id] = None if rate is None else float(rate)
+        out[w.window_id] = FalseAlerts.from_details(by_device[key][i].settings if i >= 0 else {})
     return out

@@ -77,7 +77,7 @@ def per_device(report: dict[str, Any]) -> str:
         [d["predicted_false_alerts"] for d in devices],
         0.4,
         color="#bbbbbb",
-        label="predicted from FMR and gallery",
+        label="predicted from FMR and gallery (mixed crowd)",
     )
     ax.set_xticks(list(x), labels, rotation=20, ha="right", fontsize=8)
     ax.set(ylabel="false alerts", title="False alerts per device: observed and predicted")

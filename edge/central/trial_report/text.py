@@ -38,6 +38,7 @@ FIGURE_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("false_alerts_per_1000_ci95_lo", lambda f: _bound(f["false_alerts_per_1000_scans"], 0)),
     ("false_alerts_per_1000_ci95_hi", lambda f: _bound(f["false_alerts_per_1000_scans"], 1)),
     ("predicted_false_alerts", lambda f: f["predicted_false_alerts"]),
+    ("predicted_false_alerts_bound", lambda f: f["predicted_false_alerts_bound"]),
     ("scans_without_prediction", lambda f: f["scans_without_prediction"]),
 )
 SETTINGS = ("threshold", "fmr", "embedder_model_id", "gallery_version", "gallery_identities", "config_version")
@@ -92,8 +93,8 @@ def figure_cells(f: dict[str, Any]) -> list[str]:
         number(f["not_checked"]),
         rate_cell(f["precision"], percent=True),
         rate_cell(f["false_alerts_per_1000_scans"], percent=False),
-        f"{f['predicted_false_alerts']:.2f}"
-        + (f" ({f['scans_without_prediction']:,} scans unknown)" if f["scans_without_prediction"] else ""),
+        f"{f['predicted_false_alerts']:.2f} (bound {f['predicted_false_alerts_bound']:.2f})"
+        + (f", {f['scans_without_prediction']:,} scans unknown" if f["scans_without_prediction"] else ""),
         f"{f['uptime_s'] / 3600:.2f} h",
         f"{f['missing_windows']} (scans unknown)" if f["missing_windows"] else "0",
     ]
@@ -110,7 +111,7 @@ TABLE_HEAD = (
     "not checked",
     "precision (95% CI)",
     "false alerts / 1,000 scans (95% CI)",
-    "predicted false alerts",
+    "predicted false alerts: mixed crowd (bound: one group)",
     "uptime",
     "missing windows",
 )

@@ -29,6 +29,7 @@ from edge.device.atomic import write_atomically
 from edge.gallery import encode_bundle
 from edge.link import MqttOptions, Topics, gallery_set
 from edge.link.signed import load_private_key, load_public_key
+from edge.vision.false_alerts import FalseAlerts
 
 VERSION_FILE = "gallery.version"
 
@@ -96,7 +97,7 @@ def wait_for_device(
             return {
                 "device_gallery_version": in_use,
                 "gallery_identities": details.get("gallery_identities"),
-                "expected_false_alerts_per_1000_scans": details.get("expected_false_alerts_per_1000_scans"),
+                **FalseAlerts.from_details(details).details(),
             }
         error = details.get("gallery_push_error")
         if isinstance(error, str) and error.startswith(f"push {version} "):
