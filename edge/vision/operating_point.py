@@ -44,7 +44,10 @@ class MeasuredRate:
     ci95: tuple[float, float] | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fmr": self.fmr, "ci95": None if self.ci95 is None else list(self.ci95)}
+        def six(x: float) -> float:  # an estimate: six significant digits, not float noise
+            return float(f"{x:.6g}")
+
+        return {"fmr": six(self.fmr), "ci95": None if self.ci95 is None else [six(x) for x in self.ci95]}
 
 
 def _measured(cal: dict[str, Any]) -> MeasuredRate:
