@@ -11,7 +11,7 @@ from typing import Any
 
 from edge.central.model_card_modes import arm_rows, cohort_choice, cohort_rows, side_by_side
 from edge.central.model_card_text import DATA_LIMITS, INTENDED_USE, NOT_FIT_FOR
-from edge.central.report import pct
+from edge.central.report import pct, watchlist_head, watchlist_row
 from edge.central.stats import Rate
 
 DESCRIPTORS = {
@@ -122,6 +122,26 @@ def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | Non
     return rows
 
 
+def _watchlist_rows(report: dict[str, Any]) -> list[str]:
+    """The simulated watchlists of the report (`edge eval --watchlists`), all passers-by per list size."""
+    section = report.get("watchlists")
+    if section is None:
+        return []
+    rows = [
+        "",
+        f"Simulated on the evaluation's people (`edge eval --watchlists`): {section['lists']} random lists per size, "
+        f"up to {section['photos']} photos enrolled each through the device's gallery and matcher, every other "
+        "person's photos scanned as passers-by; observed false alerts against the device's prediction "
+        "(per group in report.md):",
+        "",
+        *watchlist_head("watchlist"),
+    ]
+    for entry in section["sizes"]:
+        name = f"{entry['size']} {'person' if entry['size'] == 1 else 'people'}"
+        rows.append(watchlist_row(name, entry["overall"]) if entry["supported"] else f"| {name} | {entry['reason']} |")
+    return rows
+
+
 def _tar_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for level in report["overall"]["tar_at_fmr"]:
@@ -227,6 +247,7 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         "cohort, `edge gallery list` shows it; a figure above 1,000 means about every stranger raises an alert):",
         "",
         *_alert_rows(report, default, default_entry),
+        *_watchlist_rows(report),
         "",
         "## Rerun it on your own data",
         "",
@@ -284,7 +305,10 @@ def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) 
             flags += " --operating-point"
         commands.append(f"{embedder}edge calibrate {data} --target-fmr {entry['target_fmr']:g}{flags}")
     out = report_path.rsplit("/", 1)[0] if "/" in report_path else "."
-    threshold = f" --threshold {report['threshold']['value']}" if report["threshold"]["source"] == "--threshold" else ""
-    commands.append(f"{embedder}edge eval {data} --out {out}{threshold}")
+    options = f" --threshold {report['threshold']['value']}" if report["threshold"]["source"] == "--threshold" else ""
+    if (watch := report.get("watchlists")) is not None:
+        sizes = " ".join(str(entry["size"]) for entry in watch["sizes"])
+        options += f" --watchlists {sizes} --lists {watch['lists']} --photos {watch['photos']} --seed {watch['seed']}"
+    commands.append(f"{embedder}edge eval {data} --out {out}{options}")
     commands.append(f"python scripts/make_model_card.py --report {report_path} --out {card_path}")
     return commands

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edge.vision.false_alerts import Expectation, per_1000
+
 
 def percent(x: float) -> str:
     """Two decimals from 1% up, two significant digits below (0.0050%), so small rates stay readable."""
@@ -86,6 +88,64 @@ def mode_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _alerts(figure: dict[str, Any]) -> str:
+    """A report's false alerts per 1,000 scans with its interval, written as the device writes them."""
+    ci = figure["ci95"]
+    return per_1000(Expectation(figure["per_1000"], None if ci is None else (ci[0], ci[1])))
+
+
+def _check(value: bool | None, yes: str, no: str) -> str:
+    return "n/a" if value is None else yes if value else no
+
+
+def watchlist_head(first: str) -> list[str]:
+    """The header of a table of `watchlist_row`s, whose first column is `first`."""
+    return [
+        f"| {first} | scans | false alerts | observed per 1,000 | predicted, mixed | predicted, bound | "
+        "observed in mixed interval | intervals overlap | above bound |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+
+def watchlist_row(name: str, row: dict[str, Any]) -> str:
+    """One row of simulated watchlists: scans, false alerts, observed and predicted per 1,000, checks."""
+    predicted = row["predicted"]
+    return (
+        f"| {name} | {row['scans']} | {row['alerts']} | {_alerts(row['observed'])} | {_alerts(predicted['mixed'])} | "
+        f"{_alerts(predicted['bound'])} | {_check(row['in_mixed_ci95'], 'yes', 'no')} | "
+        f"{_check(row['overlaps_mixed_ci95'], 'yes', '**no**')} | {_check(row['above_bound'], '**yes**', 'no')} |"
+    )
+
+
+def watchlist_section(section: dict[str, Any]) -> list[str]:
+    """Per list size: observed false alerts per 1,000 scans of passers-by against the device's
+    predictions, overall and per group of the passer-by."""
+    point, rules = section["operating_point"], section["rules"]
+    pools = f", each list and its passers-by from one {section['pools']}" if section["pools"] else ""
+    lines = [
+        f"{section['lists']} random watchlists per size, up to {section['photos']} photos enrolled per person "
+        f"(seed {section['seed']}{pools}), at threshold {point['threshold']:.4f} ({point['mode']}; {point['origin']}).",
+        "",
+        f"- false alert: {rules['alert']}",
+        f"- predicted: {rules['predicted']}",
+        f"- observed: {rules['observed']}",
+        f"- checks: {rules['checks']}",
+    ]
+    for entry in section["sizes"]:
+        lines += ["", f"### Watchlists of {entry['size']}", ""]
+        if not entry["supported"]:
+            lines.append(f"Not simulated: {entry['reason']}.")
+            continue
+        lines += [
+            f"{entry['templates_per_list']:g} templates per list on average.",
+            "",
+            *watchlist_head("passers-by"),
+            watchlist_row("**all**", entry["overall"]),
+            *(watchlist_row(group, row) for group, row in entry["groups"].items()),
+        ]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     d, o, t = report["dataset"], report["overall"], report["threshold"]
     models = report["models"]
@@ -142,6 +202,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "![per-group FMR and FNMR](groups.png)",
         "",
     ]
+    if "watchlists" in report:
+        lines += ["## Simulated watchlists", "", *watchlist_section(report["watchlists"]), ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ Runs the device's own still-image path (stills detector, configured quality gate
 embedder) over a labeled set and writes report.json, report.md, det.png and groups.png: the
 point in force, and both matching modes side by side at their calibrated entries for the same
 target. The PNGs need matplotlib (the central extra); without it they are skipped with a note,
-so the command also runs on a board.
+so the command also runs on a board. `--watchlists K ...` adds simulated deployments
+(`edge.central.watchlists`): the false alerts the device predicts for a list of K people
+against those its gallery and matcher raise on the other people of the set.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from edge.central.dataset import Dataset, DatasetError, read_identities, read_pa
 from edge.central.evaluate import evaluate
 from edge.central.plots import write_plots
 from edge.central.report import write_report
-from edge.central.scores import ModeUnavailable, Scores, score
+from edge.central.scores import ModeUnavailable, Scores, describe_images, score
 from edge.central.side_by_side import compare_modes
+from edge.central.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, watchlists
 from edge.commands.common import CommandError, print_json, settings_from
 from edge.config import Settings
-from edge.device.app import build_vision, operating_point
+from edge.device.app import build_vision, load_cohort, operating_point
 from edge.vision import Vision
 from edge.vision.cohort import Cohort
+from edge.vision.operating_point import OperatingPoint
 from edge.vision.runtime import ModelError, load_manifest
 
 
@@ -112,7 +116,43 @@ def scores_by_mode(scores: Scores) -> tuple[dict[str, Scores], str]:
         return {"global": scores}, str(e)
 
 
+def watchlist_sizes(args: argparse.Namespace) -> list[int] | None:
+    """The list sizes `--watchlists` asks for (`SIZES` when given bare), checked before any image is read."""
+    if args.watchlists is None:
+        return None
+    if args.identities is None:
+        raise CommandError("--watchlists draws people and their photos from an identities file: use --identities")
+    sizes = sorted(set(args.watchlists or SIZES))
+    if min(*sizes, args.lists, args.photos) < 1:
+        raise CommandError("--watchlists sizes, --lists and --photos must be at least 1")
+    return sizes
+
+
+def simulated_watchlists(
+    args: argparse.Namespace,
+    sizes: list[int],
+    settings: Settings,
+    vision: Vision,
+    scores: Scores,
+    point: OperatingPoint,
+) -> dict[str, Any]:
+    """Simulated deployments at `point`: galleries built with the cohort's scales, as the device builds them."""
+    try:
+        cohort = load_cohort(settings, vision.embedder.model_id)
+    except ModelError as e:
+        raise CommandError(f"--watchlists builds galleries as the device does, with the cohort model: {e}") from None
+    descriptors, _ = describe_images(vision, scores.dataset)  # the same descriptors `score` measured
+    try:
+        population = Population.of(scores.dataset, descriptors)
+    except DatasetError as e:
+        raise CommandError(str(e)) from None
+    with scratch_folder() as folder:
+        device = Device(point, cohort, vision.embedder.model_id, vision.embedder.sha256, Path(folder))
+        return watchlists(device, population, sizes, args.lists, args.photos, args.seed)
+
+
 def run(args: argparse.Namespace) -> int:
+    sizes = watchlist_sizes(args)
     settings, vision, scores = load_scores(args, **{"match.threshold": args.threshold})
     point = operating_point(settings, vision.embedder.entry)  # the device's own resolution
     by_mode, why_missing = scores_by_mode(scores)
@@ -144,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     target = {"target_fmr": point.target_fmr, "scope": point.scope} if point.target_fmr else spec.get("operating_point")
     modes = compare_modes(by_mode, target, entries, why_missing)
     report = evaluate(by_mode, threshold, context, modes)
+    if sizes is not None:
+        report["watchlists"] = simulated_watchlists(args, sizes, settings, vision, scores, point)
     written = [*write_report(args.out, report), *write_plots(args.out, by_mode, report)]
     at = report["overall"]["at_threshold"]
     print_json(
@@ -160,9 +202,20 @@ def run(args: argparse.Namespace) -> int:
                 for mode, m in modes.get("modes", {}).items()
             },
             "fnmr_reduction": (modes.get("fnmr_reduction") or {}).get("overall"),
+            **({} if sizes is None else {"watchlists": watchlist_summary(report["watchlists"])}),
         }
     )
     return 0
+
+
+def watchlist_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """Per list size, the whole population's observed and predicted false alerts per 1,000 scans."""
+    return {
+        str(entry["size"]): {k: entry["overall"][k] for k in ("alerts", "scans", "observed", "predicted")}
+        if entry["supported"]
+        else entry["reason"]
+        for entry in section["sizes"]
+    }
 
 
 def add_parser(sub) -> None:
@@ -175,4 +228,19 @@ def add_parser(sub) -> None:
         help="distance threshold (default: the configured operating point, as the device resolves "
         "it: match.threshold, match.target_fmr, the manifest's operating point, the embedder's)",
     )
+    p.add_argument(
+        "--watchlists",
+        type=int,
+        nargs="*",
+        action="extend",
+        metavar="K",
+        help="--identities only: simulate watchlists of K people each (several K allowed; bare: "
+        f"{' '.join(map(str, SIZES))}), every other person of the set a passer-by, and compare the false alerts "
+        "the device predicts with those its gallery raises",
+    )
+    p.add_argument("--lists", type=int, default=LISTS, help=f"random watchlists per size (default: {LISTS})")
+    p.add_argument(
+        "--photos", type=int, default=PHOTOS, help=f"photos enrolled per person, at most (default: {PHOTOS})"
+    )
+    p.add_argument("--seed", type=int, default=SEED, help=f"seed of the watchlist draws (default: {SEED})")
     p.set_defaults(func=run)
