@@ -249,3 +249,16 @@ def test_a_point_carries_the_mixed_crowd_and_the_worst_group_rates_at_its_thresh
     assert of_overall.bound == MeasuredRate(0.009, (0.005, 0.015)), "the worst group with data enough"
     configured = resolve(entry(calibration_table={"entries": [], "fmr_curve": curve}), 0.6, None)
     assert configured.mixed == MeasuredRate(0.03, wilson(300, 10_000)) and configured.bound == MeasuredRate(0.1, None)
+
+
+def test_a_limit_without_a_measured_rate_refuses_the_start_and_says_what_to_do(
+    broker, data_dir, calibrated_models, small_gallery, tmp_path, capsys
+):
+    """A threshold beyond the calibration curve has no rate: a limit cannot be checked against it."""
+    source = f"file:{data_dir / 'videos' / 'lfw_slideshow.mp4'}"
+    args = ["run", "--source", source, "--gallery", str(small_gallery), "--broker", broker.url]
+    args += ["--state-dir", str(tmp_path / "state"), "--models", str(calibrated_models)]
+    assert main([*args, "--threshold", "0.9", "--max-false-alerts", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "has no measured mixed false match rate" in err and "match.max_false_alerts_basis = bound" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "state").exists()

@@ -122,7 +122,8 @@ def checked_false_alerts(settings: Settings, point: OperatingPoint, matcher: Mat
         raise ConfigError(
             f"match.max_false_alerts_per_1000_scans is {m.max_false_alerts_per_1000_scans:g} but threshold "
             f"{point.threshold:g} has no measured {m.max_false_alerts_basis} false match rate to check it against: "
-            "use match.target_fmr or a calibrated threshold"
+            "use match.target_fmr or a calibrated threshold, or limit the other figure (match.max_false_alerts_basis = "
+            f"{'bound' if m.max_false_alerts_basis == 'mixed' else 'mixed'}) if it is known"
         )
     why = over_limit(expected, m.max_false_alerts_per_1000_scans, m.max_false_alerts_basis)
     if why is not None:
