@@ -76,3 +76,19 @@ def test_key_files_round_trip_private_ones_0600(tmp_path):
     (tmp_path / "junk.pem").write_text("junk")
     with pytest.raises(KeyFileError, match="not a PEM"):
         load_public_key(tmp_path / "junk.pem", X25519PublicKey, "device key")
+
+
+def test_a_key_path_that_is_no_regular_file_or_is_huge_is_refused_at_once(tmp_path):
+    """A FIFO would wait for a writer for ever and /dev/zero would be read until memory runs out."""
+    fifo = tmp_path / "signing.key"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.key"
+    with huge.open("wb") as f:
+        f.truncate(10 * 2**20)  # sparse: 10 MiB of nothing
+    for path, why in (
+        (fifo, "is not a regular file"),
+        (huge, "is larger than"),
+        ("/dev/zero", "is not a regular file"),
+    ):
+        with pytest.raises(KeyFileError, match=why):
+            load_private_key(path, Ed25519PrivateKey, "fleet signing key")

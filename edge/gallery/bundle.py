@@ -27,7 +27,6 @@ import base64
 import binascii
 import json
 import os
-import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +43,7 @@ from edge.gallery.fields import (
     check_quality,
     check_source,
 )
+from edge.regular_file import FileRefused, TooLarge, read_regular_file
 
 FORMAT = "edge-gallery-bundle"
 FORMAT_VERSION = 1
@@ -105,30 +105,16 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Parse and check a bundle file; any problem raises `GalleryBundleError` naming the path."""
     what = f"gallery bundle {path}"
     try:
-        data = _read_regular_file(path, what)
+        data = read_regular_file(path, MAX_BYTES)
+    except TooLarge as e:
+        raise GalleryBundleError(f"{what} {e}, the most a bundle may be (about 40,000 templates)") from e
+    except FileRefused as e:
+        raise GalleryBundleError(f"{what} {e}") from e
     except FileNotFoundError as e:
         raise GalleryBundleError(f"{what} does not exist") from e
     except OSError as e:
         raise GalleryBundleError(f"{what} cannot be read: {e.strerror or e}") from e
     return parse_bundle(data, what)
-
-
-def _read_regular_file(path: str | os.PathLike[str], what: str) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `MAX_BYTES`."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO would wait for a writer
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GalleryBundleError(f"{what} is not a regular file")
-        with open(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_BYTES + 1)  # not the size from fstat: the file may grow meanwhile
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise GalleryBundleError(
-            f"{what} is larger than {MAX_BYTES:,} bytes ({MAX_BYTES >> 20} MiB), the most a bundle may be "
-            "(about 40,000 templates)"
-        )
-    return data
 
 
 def parse_bundle(data: bytes, what: str = "gallery bundle") -> Bundle:

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge.link.errors import LinkError
+from edge.regular_file import FileRefused, read_regular_file
 
 SIGNATURE = "signature"
 SEAL_INFO = b"edge sealed v1"  # HKDF context: a key agreed for anything else never opens these
@@ -138,9 +139,14 @@ def write_public_key(path: Path, key: Ed25519PublicKey | X25519PublicKey) -> Non
     path.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
+KEY_FILE_BYTES = 64 * 1024  # a PEM key is a few hundred bytes
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_regular_file(path, KEY_FILE_BYTES)
+    except FileRefused as e:
+        raise KeyFileError(f"cannot read {what} {path}: it {e}") from None
     except OSError as e:
         raise KeyFileError(f"cannot read {what} {path}: {e.strerror or e}") from None
 
