@@ -36,7 +36,9 @@ class Scores:
     """Scores of a dataset's pairs in one mode (NaN where an image failed) and why images failed.
 
     `distances` holds the mode's score (the raw distance in mode "global"); `scales` is each
-    image's cohort scale (NaN for failures), or None without a cohort model. A failure reason is
+    image's cohort scale (NaN for failures), or None without a cohort model; `descriptors` the
+    images' descriptors the scores came from (NaN rows for failures), when `score` measured them
+    (simulated watchlists enroll and scan the same ones). A failure reason is
     its kind, then any detail in parentheses: "no face found", "unreadable image (...)",
     "quality gate: turned away (yaw +0.41, limit 0.35)".
     """
@@ -47,6 +49,7 @@ class Scores:
     scales: np.ndarray | None = None
     mode: str = "global"
     why_no_scales: str = "no cohort model"
+    descriptors: np.ndarray | None = None
 
     def in_mode(self, mode: str) -> Scores:
         """The same pairs scored in `mode`, from global (raw distance) scores."""
@@ -104,4 +107,5 @@ def score(vision: Vision, dataset: Dataset, cohort: Cohort | None = None, why_no
         described = ~np.isnan(descriptors).any(axis=1)
         scales = np.full(len(descriptors), np.nan, np.float32)
         scales[described] = cohort.scales(descriptors[described])
-    return Scores(dataset, distances, failures, scales, why_no_scales=why_no_cohort or "no cohort model")
+    why = why_no_cohort or "no cohort model"
+    return Scores(dataset, distances, failures, scales, why_no_scales=why, descriptors=descriptors)

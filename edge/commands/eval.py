@@ -21,7 +21,7 @@ from edge.central.dataset import Dataset, DatasetError, read_identities, read_pa
 from edge.central.evaluate import evaluate
 from edge.central.plots import write_plots
 from edge.central.report import write_report
-from edge.central.scores import ModeUnavailable, Scores, describe_images, score
+from edge.central.scores import ModeUnavailable, Scores, score
 from edge.central.side_by_side import compare_modes
 from edge.central.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, watchlists
 from edge.commands.common import CommandError, print_json, settings_from
@@ -141,9 +141,9 @@ def simulated_watchlists(
         cohort = load_cohort(settings, vision.embedder.model_id)
     except ModelError as e:
         raise CommandError(f"--watchlists builds galleries as the device does, with the cohort model: {e}") from None
-    descriptors, _ = describe_images(vision, scores.dataset)  # the same descriptors `score` measured
+    assert scores.descriptors is not None, "score() keeps the descriptors it measured"
     try:
-        population = Population.of(scores.dataset, descriptors)
+        population = Population.of(scores.dataset, scores.descriptors)
     except DatasetError as e:
         raise CommandError(str(e)) from None
     with scratch_folder() as folder:
