@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,37 @@ sys.path.insert(0, str(REPO))
 from build_cohort import DATA, describe  # noqa: E402
 from edge.central.cohort_model import relative_scales, summary  # noqa: E402
 from edge.central.metrics import false_matches, false_non_matches, threshold_at_fmr  # noqa: E402
-from edge.config import load_settings  # noqa: E402
+from edge.config import Settings, load_settings  # noqa: E402
 from edge.device.app import build_vision, operating_point  # noqa: E402
+from edge.vision import Vision  # noqa: E402
 
 TARGETS = (1e-3, 1e-4, 1e-5)
 
 
-def held_out(identities: np.ndarray) -> np.ndarray:
-    """The second half of the cohort's people (crc32 of the name is odd): nobody tuned on them."""
-    return np.array([zlib.crc32(who.encode()) % 2 == 1 for who in identities])
+@dataclass(frozen=True)
+class CohortSplit:
+    """The cohort's images described by the device's still-image pipeline, and its two halves of
+    people: `second` (crc32 of the name is odd) is held out, nobody tuned on them."""
+
+    settings: Settings
+    vision: Vision
+    identities: np.ndarray
+    descriptors: np.ndarray  # NaN rows: no descriptor
+    second: np.ndarray
+    usable: np.ndarray
+
+
+def split_cohort(cohort: Path) -> CohortSplit | None:
+    """The described, split cohort; None (having said why) when the file is not there."""
+    if not cohort.is_file():
+        print(f"cohort file not found: {cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
+        return None
+    settings = load_settings()
+    vision = build_vision(settings, settings.models.stills_detector)
+    dataset, descriptors, _ = describe(vision, cohort, cohort.parent.parent)
+    identities = np.asarray(dataset.identities)
+    second = np.array([zlib.crc32(who.encode()) % 2 == 1 for who in identities])
+    return CohortSplit(settings, vision, identities, descriptors, second, ~np.isnan(descriptors[:, 0]))
 
 
 def pair_distances(descriptors: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,15 +82,11 @@ def main() -> int:
     p.add_argument("--k", type=int, default=128)
     p.add_argument("--quantile", type=float, default=0.005)
     args = p.parse_args()
-    if not args.cohort.is_file():
-        print(f"cohort file not found: {args.cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
+    split = split_cohort(args.cohort)
+    if split is None:
         return 1
-    settings = load_settings()
-    vision = build_vision(settings, settings.models.stills_detector)
-    dataset, descriptors, _ = describe(vision, args.cohort, args.cohort.parent.parent)
-    identities = np.asarray(dataset.identities)
-    second = held_out(identities)
-    usable = ~np.isnan(descriptors[:, 0])
+    settings, vision, identities, descriptors = split.settings, split.vision, split.identities, split.descriptors
+    second, usable = split.second, split.usable
     embedder = {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256}
     model = summary(descriptors[usable & ~second], args.k, args.quantile, 10, 1, embedder)
     held, names = descriptors[second], identities[second]

@@ -24,12 +24,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from build_cohort import DATA, describe  # noqa: E402
-from check_cohort_split import held_out  # noqa: E402
+from build_cohort import DATA  # noqa: E402
+from check_cohort_split import split_cohort  # noqa: E402
 from edge.central.cohort_model import build_model  # noqa: E402
 from edge.central.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, simulate  # noqa: E402
-from edge.config import load_settings  # noqa: E402
-from edge.device.app import build_vision, operating_point  # noqa: E402
+from edge.device.app import operating_point  # noqa: E402
 from edge.vision.cohort import Cohort  # noqa: E402
 
 
@@ -38,22 +37,24 @@ def main() -> int:
     p.add_argument("--cohort", type=Path, default=DATA / "lfw_cohort" / "people.csv")
     p.add_argument("--lists", type=int, default=LISTS)
     args = p.parse_args()
-    if not args.cohort.is_file():
-        print(f"cohort file not found: {args.cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
+    split = split_cohort(args.cohort)
+    if split is None:
         return 1
-    settings = load_settings()
-    vision = build_vision(settings, settings.models.stills_detector)
-    dataset, descriptors, _ = describe(vision, args.cohort, args.cohort.parent.parent)
-    identities = np.asarray(dataset.identities)
+    vision, identities, descriptors, second, usable = (
+        split.vision,
+        split.identities,
+        split.descriptors,
+        split.second,
+        split.usable,
+    )
     with args.cohort.open(newline="") as f:
         genders = np.asarray([row["gender"] for row in csv.DictReader(f)])
-    second, usable = held_out(identities), ~np.isnan(descriptors[:, 0])
     embedder = {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256}
     model = build_model(descriptors[usable & ~second], identities[usable & ~second], 128, 0.005, 10, 1, embedder)
     cohort = Cohort.from_json(model, "first_half", "0" * 64, embedder["id"], embedder["sha256"])
     held = usable & second
     population = Population(descriptors[held], identities[held], genders[held], np.full(int(held.sum()), ""))
-    point = operating_point(settings, vision.embedder.entry)
+    point = operating_point(split.settings, vision.embedder.entry)
     with scratch_folder() as folder:
         device = Device(point, cohort, embedder["id"], embedder["sha256"], Path(folder))
         for size in SIZES:
