@@ -111,25 +111,31 @@ def _utc_naive(t: datetime) -> datetime:
     return t.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def test_a_0001_database_upgrades_on_open_and_keeps_its_events(db_url: str) -> None:
-    """A database as the release before per-template thresholds left it, with one event stored:
-    opening it adds `template_threshold`, NULL for the old event, kept for a new one."""
+def _old_database(db_url: str, revision: str, table: str, row: dict) -> sa.Table:
+    """A database as release `revision` left it, holding device north/cam1 and `row` in `table`
+    (times as that schema stores them); returns `table` as that revision made it."""
     engine = sa.create_engine(database_url(db_url))
     try:
-        migrate(engine, "0001")
+        migrate(engine, revision)
         with engine.begin() as connection:
             old = sa.MetaData()
-            old.reflect(connection, only=["devices", "events"])
-            assert "template_threshold" not in old.tables["events"].c
-            row = alert(1).model_dump(exclude={"template_threshold"})
+            old.reflect(connection, only=["devices", table])
             connection.execute(
                 old.tables["devices"].insert(), {"site": "north", "device_id": "cam1", "first_seen": _utc_naive(T0)}
             )
             connection.execute(
-                old.tables["events"].insert(), {**row, "ts": _utc_naive(row["ts"]), "received_at": _utc_naive(T0)}
+                old.tables[table].insert(), {**row, "ts": _utc_naive(row["ts"]), "received_at": _utc_naive(T0)}
             )
+            return old.tables[table]
     finally:
         engine.dispose()
+
+
+def test_a_0001_database_upgrades_on_open_and_keeps_its_events(db_url: str) -> None:
+    """A database as the release before per-template thresholds left it, with one event stored:
+    opening it adds `template_threshold`, NULL for the old event, kept for a new one."""
+    old = _old_database(db_url, "0001", "events", alert(1).model_dump(exclude={"template_threshold"}))
+    assert "template_threshold" not in old.c
     with TrialStore.open(db_url) as store:
         assert not store.add(alert(1))  # the old event is still there: a resend is a duplicate
         assert store.add(alert(2, template_threshold=0.4377))
@@ -246,21 +252,13 @@ def test_a_0002_database_upgrades_to_64_bit_config_versions_and_keeps_its_report
     """Config versions are Unix milliseconds: a 32-bit column (0001, 0002) refused the first
     `edge fleet config set` on PostgreSQL and stalled the collector. A 0002 database with a
     report stored upgrades on open, keeps it, then takes a millisecond version."""
-    engine = sa.create_engine(database_url(db_url))
-    try:
-        migrate(engine, "0002")
-        with engine.begin() as connection:
-            old = sa.MetaData()
-            old.reflect(connection, only=["devices", "configs"])
-            connection.execute(
-                old.tables["devices"].insert(), {"site": "north", "device_id": "cam1", "first_seen": _utc_naive(T0)}
-            )
-            row = ConfigReported(version=7, ts=T0, device_id="cam1", site="north", config={}).model_dump()
-            connection.execute(
-                old.tables["configs"].insert(), {**row, "ts": _utc_naive(T0), "received_at": _utc_naive(T0)}
-            )
-    finally:
-        engine.dispose()
+    old = _old_database(
+        db_url,
+        "0002",
+        "configs",
+        ConfigReported(version=7, ts=T0, device_id="cam1", site="north", config={}).model_dump(),
+    )
+    assert isinstance(old.c.version.type, sa.Integer) and not isinstance(old.c.version.type, sa.BigInteger)
     ms = 1796320553024
     with TrialStore.open(db_url) as store:
         assert store.add(
