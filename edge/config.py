@@ -170,8 +170,10 @@ class TrackerConfig(Section):
 
 class MqttConfig(Section):
     url: str = Field("mqtt://127.0.0.1:1883", description="broker: mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
-    username: str | None = None
-    password: str | None = Field(None, repr=False)
+    username: str | None = Field(None, description="broker user name (with mqtt.password: both or neither)")
+    password: str | None = Field(
+        None, repr=False, description="broker password (with mqtt.username: both or neither); masked when shown"
+    )
     ca_file: SettingPath | None = Field(None, description="CA certificate for TLS")
     cert_file: SettingPath | None = Field(None, description="client certificate for TLS")
     key_file: SettingPath | None = Field(None, description="client key for TLS")
@@ -180,7 +182,7 @@ class MqttConfig(Section):
         description="MQTT version; 3.1.1 for brokers without MQTT 5 "
         "(then refused messages cannot be told apart from delivered ones)",
     )
-    keepalive_s: int = Field(30, ge=5, le=3600)
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
     connect_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="how long `edge run` waits for the broker at start"
     )
@@ -234,16 +236,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
-    camera: CameraConfig = Field(default_factory=CameraConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    match: MatchConfig = Field(default_factory=MatchConfig)
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    stats: StatsConfig = Field(default_factory=StatsConfig)
-    fleet: FleetConfig = Field(default_factory=FleetConfig)
-    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig, description="the device's name, site and state folder")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="the frame source")
+    models: ModelsConfig = Field(
+        default_factory=ModelsConfig, description="the detector and embedder models and how they run"
+    )
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="the quality gate a face passes before it is embedded"
+    )
+    match: MatchConfig = Field(
+        default_factory=MatchConfig, description="the gallery, the threshold and the false-alert limit"
+    )
+    tracker: TrackerConfig = Field(
+        default_factory=TrackerConfig, description="one track per person passing, one decision per track"
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="the broker and how to reach it")
+    stats: StatsConfig = Field(default_factory=StatsConfig, description="the counters' windows")
+    fleet: FleetConfig = Field(
+        default_factory=FleetConfig, description="the fleet's keys: remote configuration and galleries over MQTT"
+    )
+    homeassistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery"
+    )
 
     @classmethod
     def settings_customise_sources(
