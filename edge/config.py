@@ -88,7 +88,11 @@ class ModelsConfig(Section):
     stills_detector: str = Field(
         "blazeface_short_range", description="detector for still images (enroll, verify, eval): portraits are close-up"
     )
-    embedder: str | None = Field(None, description="embedder model id (default: the manifest's)")
+    embedder: str | None = Field(
+        None,
+        description="embedder model id (default: the manifest's); a gallery records it and refuses another "
+        "(the refusal names the gallery's, which this key can select)",
+    )
     threads: int = Field(2, ge=1, le=16, description="TFLite inference threads")
     score_threshold: float = Field(0.5, gt=0, lt=1, description="detector confidence cut (higher is stricter)")
     tile_px: int = Field(
@@ -118,8 +122,8 @@ class MatchConfig(Section):
         None,
         gt=0,
         le=2,
-        description="Euclidean distance threshold; lower is stricter "
-        "(default: the manifest's calibrated operating point)",
+        description="the knob (match.thresholds = per_template) or the Euclidean distance threshold (global); "
+        "lower is stricter (default: the manifest's calibrated operating point)",
     )
     target_fmr: float | None = Field(
         None,
