@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.atomic import remove_temporaries, write_atomically
 from edge.link.payloads import MAX_WINDOW
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,10 @@ class Counters:
 
     def _load_totals(self) -> dict[str, int]:
         totals = dict.fromkeys(COUNTS, 0)
-        if self.totals_path is not None and self.totals_path.is_file():
+        if self.totals_path is None:
+            return totals
+        remove_temporaries(self.totals_path)  # of a save a killed process left half-way
+        if self.totals_path.is_file():
             try:
                 saved = json.loads(self.totals_path.read_text())
                 if isinstance(saved, dict):
@@ -175,13 +178,7 @@ def _save_totals(path: Path, totals: dict[str, int]) -> None:
     A disk that refuses (full) costs nothing but the file's freshness: the totals stay in memory
     and the next window's save writes them all.
     """
-    tmp = path.with_suffix(".tmp")
     try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            json.dump(totals, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(totals).encode())
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         log.warning("counters not saved to %s (%s); they are saved again when the next window closes", path, e)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from edge.gallery import GalleryError, GalleryStore, Matcher
+from edge.service import ServiceThread
 from edge.vision.false_alerts import expected_false_alerts, over_limit
 
 if TYPE_CHECKING:
@@ -83,16 +84,13 @@ class GalleryWatcher:
         self._seen: tuple[int, ...] | None = None  # the stamp last read; None: read at the next poll
         self._error: str | None = None
         self._lock = threading.Lock()  # one check at a time
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gallery", daemon=True)
+        self._thread = ServiceThread("gallery", self._run)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.stop()
 
     def use_operating_point(self, match: MatchConfig, point: OperatingPoint) -> None:
         """A remote configuration changed the threshold or the false-alert limit: later galleries are
@@ -195,7 +193,7 @@ class GalleryWatcher:
                 self.check()
             except Exception:  # keep watching: a removal must still reach the loop
                 log.exception("gallery check failed")
-            if self._stop.wait(self._match.gallery_poll_s):
+            if self._thread.stopping.wait(self._match.gallery_poll_s):
                 return
 
 

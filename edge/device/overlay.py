@@ -4,7 +4,7 @@
 environment and the device's TOML file). Besides the settings it holds one `_meta` entry, which
 the loader skips: the version in force (so an old or replayed `config/set` is refused, also
 after a restart), whether the overlay is still on trial, and the last good overlay to roll back
-to. One file, replaced atomically (`edge.device.atomic`): a crash leaves the old or the new
+to. One file, replaced atomically (`edge.atomic`): a crash leaves the old or the new
 configuration with its own version, never a mixture.
 
 Only the keys in `SETTABLE` can be changed remotely: what the matching, the quality gate, the

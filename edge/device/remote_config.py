@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,9 +35,9 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.atomic import remove_temporaries, temporary_beside, write_atomically
+from edge.atomic import replace as replace_file
 from edge.config import ConfigError, Settings, describe_validation_error
-from edge.device.atomic import remove_temporaries, temporary_beside, write_atomically
-from edge.device.atomic import replace as replace_file
 from edge.device.audit import AuditLog
 from edge.device.camera import Camera
 from edge.device.gallery_watch import GalleryWatcher
@@ -48,6 +47,7 @@ from edge.device.overlay import MAX_MESSAGE_BYTES, Overlay, check_keys, sections
 from edge.gallery import Matcher
 from edge.link import ConfigReported, MqttLink
 from edge.link.payloads import ConfigSet, Scalar, utc_now
+from edge.service import ServiceThread
 from edge.vision import ModelEntry, QualityGate, Vision
 from edge.vision.false_alerts import FalseAlerts
 from edge.vision.operating_point import OperatingPoint
@@ -127,20 +127,17 @@ class RemoteConfig:
         self._trial_since = time.monotonic() if self._overlay.trial else None  # a restart resumes a trial
         self._broker_seen = time.monotonic()
         self.inbox = Inbox(MAX_MESSAGE_BYTES)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="config", daemon=True)
+        self._thread = ServiceThread("config", self._run)
 
     def start(self) -> None:
         self._link.subscribe("config/set", self.inbox.offer)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.stop()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._thread.stopping.is_set():
             try:
                 received = self.inbox.take(0.25)
                 if received is not None:
@@ -227,7 +224,7 @@ class RemoteConfig:
                 done.set_result(None)
 
         self._loop.between_frames(change)
-        while not self._stop.is_set():
+        while not self._thread.stopping.is_set():
             try:
                 done.result(timeout=0.25)
             except concurrent.futures.TimeoutError:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,9 +34,9 @@ from typing import TYPE_CHECKING, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from edge.atomic import remove_temporaries, temporary_beside
+from edge.atomic import replace as replace_file
 from edge.config import ConfigError, FleetConfig
-from edge.device.atomic import remove_temporaries, temporary_beside
-from edge.device.atomic import replace as replace_file
 from edge.device.audit import AuditLog
 from edge.device.inbox import (
     Inbox,
@@ -51,6 +50,7 @@ from edge.device.inbox import (
 from edge.gallery import Bundle, GalleryError, parse_bundle, remove_leftovers, replace_gallery
 from edge.link import gallery_set
 from edge.link.signed import SealError, load_private_key, load_public_key, open_sealed
+from edge.service import ServiceThread
 
 if TYPE_CHECKING:
     from edge.device.gallery_watch import GalleryWatcher
@@ -132,8 +132,7 @@ class RemoteGallery:
         self._audit = audit
         self._accepted = accepted
         self._inbox = Inbox(gallery_set.MAX_BYTES, MAX_WAITING)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gallery-push", daemon=True)
+        self._thread = ServiceThread("gallery-push", self._run)
 
     def start(self) -> None:
         """Subscribe to `gallery/set` (paho's thread only queues) and start the thread."""
@@ -144,12 +143,10 @@ class RemoteGallery:
         self._link.subscribe(gallery_set.TOPIC, self._inbox.offer)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.stop()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._thread.stopping.is_set():
             received = self._inbox.take(0.5)
             if received is not None:
                 self._handle(received)

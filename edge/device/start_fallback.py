@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.device.atomic import write_atomically
+from edge.atomic import write_atomically
 from edge.device.audit import AUDIT_LOG, AuditLog
 from edge.device.overlay import OVERLAY_FILE, Overlay
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from edge.service import ServiceThread
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class DiskWriter:
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="disk", daemon=True)
+        self._thread = ServiceThread("disk", self._run, wake=lambda: self._jobs.put(None))
         self.failures = 0
 
     def start(self) -> DiskWriter:
@@ -53,13 +54,10 @@ class DiskWriter:
     def stop(self, timeout: float = 30.0) -> None:
         """Run every job queued so far, then end the thread (or, if it never started, run them
         here). Waits up to `timeout` seconds for a thread stuck on a hung disk."""
-        if not self._thread.is_alive():
-            self._drain()
-            return
-        self._jobs.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("disk writes still blocked %.0f s after stop; jobs still queued are lost", timeout)
+        if self._thread.stop(timeout):
+            self._drain()  # the thread never started, or jobs came after it ended
+        else:
+            log.error("disk writes still blocked: the jobs still queued are lost")
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:

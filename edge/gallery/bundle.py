@@ -27,12 +27,12 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.atomic import write_atomically
 from edge.gallery.content import IdentityRecord, TemplateRecord, content_version, utc_now
 from edge.gallery.embedding import EMBEDDING_DIM, check_blob
 from edge.gallery.errors import GalleryBundleError, InvalidEmbedding, InvalidInput
@@ -81,24 +81,16 @@ def encode_bundle(bundle: Bundle) -> bytes:
 
 
 def write_bundle(path: str | os.PathLike[str], bundle: Bundle) -> None:
-    """Write `bundle` as JSON, atomically (temporary file, fsync, rename) and with mode 0600."""
+    """Write `bundle` as JSON, atomically (`edge.atomic`: temporary file, fsync, rename, fsync of
+    the folder) and with mode 0600."""
     data = encode_bundle(bundle)
     target = Path(path)
     if target.is_dir():
         raise GalleryBundleError(f"cannot write gallery bundle {target}: it is a folder; name a file in it")
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:  # no such folder, no permission
+        write_atomically(target, data)
+    except OSError as e:  # no such folder, no permission, a full disk
         raise GalleryBundleError(f"cannot write gallery bundle {target}: {e.strerror} ({target.parent})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:

@@ -7,6 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
+from edge.atomic import fsync, replace
 from edge.gallery.bundle import Bundle
 from edge.gallery.errors import GalleryError
 from edge.gallery.scales import TemplateScaler
@@ -22,9 +23,9 @@ def replace_gallery(
     returns the new version. `edge gallery import` and `gallery/set` both come here.
 
     The new file is built beside the old one (same folder, so the same filesystem), fsynced,
-    renamed over it, and the folder fsynced: a reader (a running device's `GalleryWatcher`) or
-    a power cut sees the old gallery or the new one, never a mixture, and never a half-built
-    file. A bundle that is invalid or for another embedder changes nothing. Each template's scale
+    renamed over it, and the folder fsynced (`edge.atomic`): a reader (a running device's
+    `GalleryWatcher`) or a power cut sees the old gallery or the new one, never a mixture, and
+    never a half-built file. A bundle that is invalid or for another embedder changes nothing. Each template's scale
     is computed here with `scaler` (a bundle carries none).
     """
     path = Path(path)
@@ -34,22 +35,13 @@ def replace_gallery(
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_INCOMING}")
     try:
         GalleryStore.from_bundle(bundle, scratch, model_id, model_sha256, scaler=scaler).close()
-        _fsync(scratch)
-        os.replace(scratch, path)
-        _fsync(path.parent)  # the rename itself survives a power cut
+        fsync(scratch)
+        replace(scratch, path)  # with the folder's fsync: the rename itself survives a power cut
     except OSError as e:
         raise GalleryError(f"cannot replace gallery {path}: {e.strerror or e}") from e
     finally:
         scratch.unlink(missing_ok=True)
     return bundle.version
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_leftovers(path: str | os.PathLike[str]) -> None:

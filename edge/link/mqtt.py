@@ -49,6 +49,7 @@ from edge.link.broker_url import BrokerAddress, parse_broker_url
 from edge.link.errors import LinkError
 from edge.link.outbox import Outbox
 from edge.link.payloads import Payload, Scalar, StatusPayload, Topics, Versions, new_event_id, utc_now
+from edge.service import ServiceThread
 
 log = logging.getLogger(__name__)
 _PAHO_LOG = logging.getLogger(f"{__name__}.paho")  # paho's own lines, under ours
@@ -263,7 +264,9 @@ class MqttLink:
         self._degraded: str | None = None  # why the status says 'degraded' (the outbox's disk)
         self._next_disk_retry = 0.0  # monotonic time; owned by the mqtt-outbox thread
         self._next_status = 0.0  # monotonic time the retained online status is refreshed
-        self._publisher = threading.Thread(target=self._run_publisher, name="mqtt-outbox", daemon=True)
+        self._publisher = ServiceThread(
+            "mqtt-outbox", self._run_publisher, stopping=self._stopping, wake=self._wake.set
+        )
 
     def _make_client(self) -> paho.Client:
         client = configured_client(self.options, self.client_id)
@@ -364,10 +367,7 @@ class MqttLink:
 
         Rows not acknowledged by then stay in the outbox and are sent by the next start.
         """
-        self._stopping.set()
-        self._wake.set()
-        if self._publisher.is_alive():
-            self._publisher.join(timeout)
+        self._publisher.stop(timeout)
         if self._connected.is_set():
             info = self._client.publish(self.topics.status, self._status_as("offline").to_json(), qos=1, retain=True)
             try:

@@ -29,6 +29,8 @@ from types import TracebackType
 
 import numpy as np
 
+from edge.service import ServiceThread
+
 from .base import Frame, FrameSource, GrabbingSource
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class LatestFrameGrabber:
         self._held: Frame | None = None  # last frame returned by latest()
         self._free: list[np.ndarray] = []  # pool of image buffers not in use
         self._finished = False
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread = ServiceThread("camera", self._run, stopping=self.stop_event, wake=self._wake)
 
     # The loop's side -----------------------------------------------------------------------
 
@@ -117,17 +119,12 @@ class LatestFrameGrabber:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.running
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Set the stop event and wait for the capture thread, which closes the source."""
-        self.stop_event.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("camera thread still blocked in a read %.0f s after stop", timeout)
+        """Set the stop event and wait up to `timeout` seconds for the capture thread, which
+        closes the source (one blocked in a read is named in a warning and left to end)."""
+        self._thread.stop(timeout)
 
     def __enter__(self) -> LatestFrameGrabber:
         return self.start()
@@ -141,6 +138,11 @@ class LatestFrameGrabber:
         self.stop()
 
     # The capture thread ------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Rouse a capture thread waiting for the loop to take a frame (it then sees the stop)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _run(self) -> None:
         try:
