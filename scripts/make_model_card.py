@@ -4,9 +4,11 @@
     python scripts/make_model_card.py --report models/eval/report.json
     python scripts/make_model_card.py --report models/eval-fp16/report.json --out models/MODEL_CARD_fp16.md
     python scripts/make_model_card.py --report my-eval/report.json --out my-models/MODEL_CARD.md
+    python scripts/make_model_card.py --report models/eval/report.json \
+        --out-of-sample models/eval/watchlists_split.json     # + scripts/check_watchlists_split.py's lists
 
-The card cites the report by path (relative to the repository when inside it) and sha256, and
-is a pure function of the report: the same report always gives the same bytes.
+The card cites its inputs by path (relative to the repository when inside it) and sha256, and
+is a pure function of them: the same files always give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.central.model_card import render  # noqa: E402
+from edge.central.model_card import Cited, render  # noqa: E402
 from edge.vision.runtime import file_sha256  # noqa: E402
 
 
@@ -33,11 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", type=Path, required=True, help="report.json written by `edge eval`")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "MODEL_CARD.md", help="card to write")
+    parser.add_argument(
+        "--out-of-sample", type=Path, help="watchlists_split.json written by scripts/check_watchlists_split.py --out"
+    )
     args = parser.parse_args(argv)
-    if not args.report.is_file():
-        raise SystemExit(f"report not found: {args.report}")
+    for given in (args.report, args.out_of_sample):
+        if given is not None and not given.is_file():
+            raise SystemExit(f"not found: {given}")
+    split = None
+    if args.out_of_sample is not None:
+        split = Cited(
+            json.loads(args.out_of_sample.read_text()), cited_path(args.out_of_sample), file_sha256(args.out_of_sample)
+        )
     card = render(
-        json.loads(args.report.read_text()), cited_path(args.report), file_sha256(args.report), cited_path(args.out)
+        json.loads(args.report.read_text()),
+        cited_path(args.report),
+        file_sha256(args.report),
+        cited_path(args.out),
+        split,
     )
     args.out.write_text(card)
     print(f"wrote {args.out} from {args.report}")

@@ -19,7 +19,7 @@ from edge.central.metrics import (
     tar_at_fmr,
     threshold_at_fmr,
 )
-from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons, sizeable, wilson
+from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons, people_resampled_ci95, sizeable, wilson
 
 NAN = float("nan")
 GENUINE = np.array([0.20, 0.30, 0.40, 0.50, 0.70])
@@ -106,3 +106,27 @@ def test_support_rule_and_sizeable_groups():
     assert sizeable(5, 20, 20) == (True, None)
     ok, reason = sizeable(2, 30, 10)
     assert not ok and "2 identities" in reason and "10 impostor pairs" in reason
+
+
+def comparisons(people: int, photos: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every photo of every person against every photo of every other person: (first, second) people."""
+    a, b = np.triu_indices(people, 1)
+    return np.repeat(a, photos * photos), np.repeat(b, photos * photos)
+
+
+def test_false_matches_on_one_pair_of_lookalikes_are_less_sure_than_spread_ones():
+    first, second = comparisons(120, 2)  # 28,560 comparisons between 120 people
+    pairs = np.flatnonzero(np.arange(first.size) % 4 == 0)  # one comparison of each pair of people
+    spread = np.zeros(first.size, bool)
+    spread[pairs[:: pairs.size // 16][:16]] = True  # 16 false matches, 16 pairs of people
+    twins = np.zeros(first.size, bool)
+    twins[:4] = True  # 4 false matches, all four photo pairs of people 0 and 1
+    wilson_spread, wilson_twins = wilson(16, first.size), wilson(4, first.size)
+    lo, hi = people_resampled_ci95(first, second, spread, 120)
+    assert lo <= wilson_spread[0] and hi >= wilson_spread[1]  # never narrower than Wilson
+    assert hi / wilson_spread[1] < 1.6  # independent pairs of people: close to it
+    lo, hi = people_resampled_ci95(first, second, twins, 120)
+    assert lo == 0.0  # most draws of 120 people miss one of the two twins
+    assert hi > 2 * wilson_twins[1]  # and a draw holding both twice counts them four times
+    assert people_resampled_ci95(first, second, np.zeros(first.size, bool), 120) == wilson(0, first.size)
+    assert people_resampled_ci95(first, second, twins, 120) == (lo, hi)  # the draws are the seed's

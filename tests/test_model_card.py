@@ -17,7 +17,9 @@ from edge.vision.operating_point import resolve
 from edge.vision.runtime import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
-# Each shipped card and the report it is made from (paths as the card cites them).
+# Each shipped card and the report it is made from (paths as the card cites them); the default
+# embedder's card also shows scripts/check_watchlists_split.py's out-of-sample watchlists.
+SPLIT = "models/eval/watchlists_split.json"
 CARDS = {
     "int8_mirror": ("models/MODEL_CARD.md", "models/eval/report.json"),
     "int8": ("models/MODEL_CARD_int8.md", "models/eval-int8/report.json"),
@@ -32,6 +34,11 @@ def shipped(request) -> tuple[Path, Path, dict]:
     return card, report, json.loads(report.read_text())
 
 
+def split_of(card: Path) -> list[str]:
+    """The out-of-sample option the card was made with, if any."""
+    return ["--out-of-sample", str(REPO / SPLIT)] if card.name == "MODEL_CARD.md" else []
+
+
 @pytest.fixture
 def report(shipped) -> dict:
     return shipped[2]
@@ -41,7 +48,12 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
     card, report, _ = shipped
     out = tmp_path / card.name
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(report), "--out", str(out)],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "make_model_card.py"),
+            *("--report", str(report), "--out", str(out)),
+            *split_of(card),
+        ],
         check=True,
         capture_output=True,
     )
@@ -50,6 +62,20 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
     assert regenerated == card.read_text(), f"{cited_card} is stale: regenerate it (see its last section)"
     assert f"`{report.relative_to(REPO).as_posix()}` (sha256 `{file_sha256(report)}`)" in regenerated
     assert f"make_model_card.py --report {report.relative_to(REPO).as_posix()} --out {cited_card}" in regenerated
+    if split_of(card):
+        assert f"`{SPLIT}`, sha256 `{file_sha256(REPO / SPLIT)}`" in regenerated
+
+
+def test_out_of_sample_watchlists_ran_at_the_shipped_point():
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    split = json.loads((REPO / SPLIT).read_text())
+    embedder = manifest["default_embedder"]
+    assert split["embedder"] == {"id": embedder, "sha256": manifest["models"][embedder]["sha256"]}
+    point = resolve(load_manifest(REPO / "models").get(embedder), None, None, "worst_group", "per_template")
+    assert (split["knob"], split["mode"]) == (point.threshold, point.mode)
+    shipped = split["rates"]["shipped_dev"]["mixed_fmr"]
+    assert point.mixed is not None and shipped == point.mixed.as_dict()
+    assert [entry["size"] for entry in split["sizes"]] == [1, 5, 10, 50]
 
 
 def test_report_was_made_with_the_shipped_model_and_calibration(report):

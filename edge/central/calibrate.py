@@ -33,7 +33,14 @@ from edge.bench.machine import cpu_model, package_version
 from edge.central.evaluate import SWEEP_THRESHOLDS, group_size
 from edge.central.metrics import counts_at, false_matches, false_non_matches, sorted_compared, threshold_at_fmr
 from edge.central.scores import Scores
-from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons, significant
+from edge.central.stats import (
+    PeopleRate,
+    Rate,
+    lowest_supported_fmr,
+    min_comparisons,
+    people_resampled_ci95,
+    significant,
+)
 from edge.vision.runtime import file_sha256
 
 SCOPES = ("overall", "worst_group")
@@ -112,12 +119,9 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         per_group = {g: threshold_at_fmr(scores.split(g)[1], target_fmr) for g in supporting}
         deciding = min(per_group, key=per_group.__getitem__)
         threshold = per_group[deciding]
-        rates = {g: Rate(*false_matches(scores.split(g)[1], threshold)) for g in supporting}
-        claimed = max(rates.values(), key=lambda r: r.k / r.n)
+        claimed = worst_group_rate(scores, supporting, threshold)
     dataset, measured = scores.dataset, claimed.to_json()
-    # every impostor comparison at the threshold, a mixed crowd: what the mixed expectation of
-    # false alerts reads (`edge.vision.false_alerts`), whatever the scope
-    overall = Rate(*false_matches(scores.split(None)[1], threshold)).to_json()
+    overall = mixed_rate(scores, threshold).to_json()
     return {
         "mode": scores.mode,
         "target_fmr": target_fmr,
@@ -145,6 +149,25 @@ def calibrate(scores: Scores, target_fmr: float, scope: str, detector_id: str) -
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **measured_on(),
     }
+
+
+def mixed_rate(scores: Scores, threshold: float) -> PeopleRate:
+    """FMR over every impostor comparison at `threshold`, a crowd mixed as the data set is: what
+    the mixed expectation of false alerts reads (`edge.vision.false_alerts`), whatever the scope;
+    its interval resamples the people as well as the comparisons."""
+    dataset, distances = scores.dataset, scores.distances
+    compared = ~dataset.genuine & ~np.isnan(distances)
+    person = np.unique(np.asarray(dataset.identities), return_inverse=True)[1]
+    first, second = person[dataset.a[compared]], person[dataset.b[compared]]
+    matched = distances[compared] <= np.float64(threshold)
+    interval = people_resampled_ci95(first, second, matched, int(person.max(initial=-1)) + 1)
+    return PeopleRate(int(np.count_nonzero(matched)), int(first.size), interval)
+
+
+def worst_group_rate(scores: Scores, groups: list[str], threshold: float) -> Rate:
+    """The highest within-group FMR among `groups` at `threshold`: a crowd of one group, the bound."""
+    rates = [Rate(*false_matches(scores.split(g)[1], threshold)) for g in groups]
+    return max(rates, key=lambda r: r.k / r.n)
 
 
 def measured_on() -> dict[str, Any]:

@@ -7,6 +7,7 @@ byte. It has no clock of its own: the only date in it is the report's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from edge.central.model_card_modes import arm_rows, cohort_choice, cohort_rows, side_by_side
@@ -136,10 +137,40 @@ def _watchlist_rows(report: dict[str, Any]) -> list[str]:
         "",
         *watchlist_head("watchlist"),
     ]
-    for entry in section["sizes"]:
-        name = f"{entry['size']} {'person' if entry['size'] == 1 else 'people'}"
-        rows.append(watchlist_row(name, entry["overall"]) if entry["supported"] else f"| {name} | {entry['reason']} |")
-    return rows
+    return rows + [_size_row(entry) for entry in section["sizes"]]
+
+
+def _out_of_sample_rows(cited: Cited | None) -> list[str]:
+    """The watchlists of `scripts/check_watchlists_split.py`: people no calibration saw, with the
+    mixed and one-group rates measured on other people of the same population."""
+    if cited is None:
+        return []
+    split = cited.content
+    rates, images, simulated = split["rates"], split["images"], split["simulated"]
+
+    def rate(name: str, basis: str) -> str:
+        r = rates[name][f"{basis}_fmr"]
+        return f"{r['fmr']:.3g} ({r['ci95'][0]:.2g}-{r['ci95'][1]:.2g})"
+
+    rows = [
+        "",
+        f"Out of sample ({cited}): the cohort's people split by a hash of the name; a cohort model from "
+        f"{images['cohort_model']:,} images of half of them, the mixed and one-group (worst gender) rates at knob "
+        f"{split['knob']} measured on {images['calibration']:,} images of a quarter, {split['lists']} random lists "
+        f"per size drawn from the last quarter ({simulated['people']:,} people, {simulated['images']:,} images). "
+        f"The quarter's mixed rate is {rate('calibration_quarter', 'mixed')} and its bound "
+        f"{rate('calibration_quarter', 'bound')}; DEV's at the same knob, which the device states, are "
+        f"{rate('shipped_dev', 'mixed')} and {rate('shipped_dev', 'bound')}: the figure holds for a crowd mixed as "
+        "the calibration data, and moves with the crowd.",
+        "",
+        *watchlist_head("watchlist"),
+    ]
+    return rows + [_size_row(entry) for entry in split["sizes"]]
+
+
+def _size_row(entry: dict[str, Any]) -> str:
+    name = f"{entry['size']} {'person' if entry['size'] == 1 else 'people'}"
+    return watchlist_row(name, entry["overall"]) if entry["supported"] else f"| {name} | {entry['reason']} |"
 
 
 def _tar_rows(report: dict[str, Any]) -> list[str]:
@@ -154,9 +185,24 @@ def _tar_rows(report: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render(report: dict[str, Any], report_path: str, report_sha256: str, card_path: str) -> str:
+@dataclass(frozen=True)
+class Cited:
+    """An input of the card as the card cites it: its content, path and sha256."""
+
+    content: dict[str, Any]
+    path: str
+    sha256: str
+
+    def __str__(self) -> str:
+        return f"`{self.path}`, sha256 `{self.sha256}`"
+
+
+def render(
+    report: dict[str, Any], report_path: str, report_sha256: str, card_path: str, split: Cited | None = None
+) -> str:
     """The model card for `report` (read from `report_path`, whose bytes have `report_sha256`),
-    to be written at `card_path` (both as the commands at its end name them)."""
+    to be written at `card_path` (both as the commands at its end name them), with the out-of-sample
+    watchlists of `scripts/check_watchlists_split.py` where `split` is given."""
     d, models, failures = report["dataset"], report["models"], report["failures"]
     default, default_entry, overall, overall_entry = _points(report)
     small = [f"{n} ({g['not_sizeable_because']})" for n, g in report["groups"].items() if not g["sizeable"]]
@@ -248,6 +294,7 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         "",
         *_alert_rows(report, default, default_entry),
         *_watchlist_rows(report),
+        *_out_of_sample_rows(split),
         "",
         "## Rerun it on your own data",
         "",
@@ -267,14 +314,14 @@ def render(report: dict[str, Any], report_path: str, report_sha256: str, card_pa
         "This card's figures came from:",
         "",
         "```bash",
-        *_shipped_commands(report, report_path, card_path),
+        *_shipped_commands(report, report_path, card_path, split),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) -> list[str]:
+def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str, split: Cited | None) -> list[str]:
     """The commands that made the report's calibration entries, the report and the card, each
     with the report's embedder chosen (`models.embedder` through the environment)."""
     d = report["dataset"]
@@ -310,5 +357,10 @@ def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str) 
         sizes = " ".join(str(entry["size"]) for entry in watch["sizes"])
         options += f" --watchlists {sizes} --lists {watch['lists']} --photos {watch['photos']} --seed {watch['seed']}"
     commands.append(f"{embedder}edge eval {data} --out {out}{options}")
-    commands.append(f"python scripts/make_model_card.py --report {report_path} --out {card_path}")
+    card = f"python scripts/make_model_card.py --report {report_path} --out {card_path}"
+    if split is not None:
+        lists = split.content["lists"]
+        commands.append(f"{embedder}python scripts/check_watchlists_split.py --lists {lists} --out {split.path}")
+        card += f" --out-of-sample {split.path}"
+    commands.append(card)
     return commands

@@ -98,6 +98,18 @@ def score(vision: Vision, dataset: Dataset, cohort: Cohort | None = None, why_no
     """Describe every image once, then measure every pair with the device's `distance` (global
     scores; `Scores.in_mode` gives the other mode from the images' cohort scales)."""
     descriptors, failures = describe_images(vision, dataset)
+    return scored(dataset, descriptors, failures, cohort, why_no_cohort)
+
+
+def scored(
+    dataset: Dataset,
+    descriptors: np.ndarray,
+    failures: dict[str, str],
+    cohort: Cohort | None = None,
+    why_no_cohort: str = "",
+) -> Scores:
+    """The global scores of `dataset`'s pairs from its images' descriptors (NaN rows: failures),
+    already computed: a subset of a described set is scored without describing it again."""
     distances = np.empty(dataset.a.size, np.float32)
     for start in range(0, dataset.a.size, CHUNK):
         a, b = dataset.a[start : start + CHUNK], dataset.b[start : start + CHUNK]
