@@ -14,12 +14,11 @@ from typing import Any
 
 import edge.commands
 from edge import __version__
-from edge.central.fleet_dir import FleetDirError
-from edge.central.trial_terms import TrialStoreError
 from edge.commands.common import CommandError
 from edge.config import ConfigError
 from edge.device.counters import CountersError
 from edge.device.sources import SourceError
+from edge.errors import OperatorError
 from edge.gallery import GalleryError
 from edge.link import LinkError
 from edge.vision import FaceCountError, ImageError, ModelError
@@ -29,14 +28,13 @@ OPERATOR_ERRORS = (
     CommandError,
     ConfigError,
     CountersError,
-    FleetDirError,
     FaceCountError,
     GalleryError,
     ImageError,
     LinkError,
     ModelError,
+    OperatorError,
     SourceError,
-    TrialStoreError,
 )
 
 
@@ -62,14 +60,33 @@ def command_parsers(
                 yield from command_parsers(child, (*path, name))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def invoked_command(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` names, read without a parser: its first word that is neither an
+    option nor the value of --config."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or, for a run of command `only`, that command's parser with the
+    others as bare names: a command's module (and what it imports) is loaded only when it runs,
+    so `edge run` loads no central or bench code."""
     parser = argparse.ArgumentParser(prog="edge", description="Edge face-matching appliance")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     add_common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    for info in sorted(pkgutil.iter_modules(edge.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"edge.commands.{info.name}")
-        if hasattr(module, "add_parser"):  # one module per subcommand; helpers have none
+    names = sorted(info.name for info in pkgutil.iter_modules(edge.commands.__path__) if info.name != "common")
+    for name in names:
+        if only in names and name != only:
+            sub.add_parser(name)
+            continue
+        module = importlib.import_module(f"edge.commands.{name}")
+        if hasattr(module, "add_parser"):  # one module per subcommand, named as it; helpers have none
             module.add_parser(sub)
     for _, child in command_parsers(parser):
         add_common_options(child, top=False)
@@ -77,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(invoked_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from edge.central.trial_store import TrialStore
+from edge.central.trial.store import TrialStore
 from fleet_traffic import COUNTED, Publisher, Traffic, make_traffic
 from local_broker import Broker
 from postgres_server import PostgresServer

@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.central.metrics import accuracy_at, best_accuracy, roc_auc  # noqa: E402
-from edge.central.reference import DlibReference, ReferenceUnavailable, rect_box  # noqa: E402
+from edge.central.evaluation.metrics import accuracy_at, best_accuracy, roc_auc  # noqa: E402
+from edge.central.evaluation.reference import DlibReference, ReferenceUnavailable, rect_box  # noqa: E402
 from edge.vision import Vision, load_image, load_manifest  # noqa: E402
 from edge.vision.align import align  # noqa: E402
 from edge.vision.pipeline import central_face  # noqa: E402

@@ -30,13 +30,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.central.calibrate import CalibrationRefused, calibrate  # noqa: E402
-from edge.central.cohort_model import build_model, relative_scales, summary  # noqa: E402
-from edge.central.dataset import Dataset, read_identities  # noqa: E402
-from edge.central.metrics import false_non_matches  # noqa: E402
-from edge.central.scores import Scores, describe_images  # noqa: E402
+from edge.central.evaluation.calibrate import CalibrationRefused, calibrate  # noqa: E402
+from edge.central.evaluation.dataset import Dataset, read_identities  # noqa: E402
+from edge.central.evaluation.metrics import false_non_matches  # noqa: E402
+from edge.central.evaluation.scores import Scores, describe_images  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.app import build_vision  # noqa: E402
+from edge.modelbuild.cohort_model import build_model, relative_scales, summary  # noqa: E402
 from edge.vision import Vision  # noqa: E402
 from edge.vision.runtime import MANIFEST_NAME, file_sha256  # noqa: E402
 

@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from build_cohort import DATA, describe  # noqa: E402
-from edge.central.cohort_model import relative_scales, summary  # noqa: E402
-from edge.central.metrics import false_matches, false_non_matches, threshold_at_fmr  # noqa: E402
+from edge.central.evaluation.metrics import false_matches, false_non_matches, threshold_at_fmr  # noqa: E402
 from edge.config import Settings, load_settings  # noqa: E402
 from edge.device.app import build_vision, operating_point  # noqa: E402
+from edge.modelbuild.cohort_model import relative_scales, summary  # noqa: E402
 from edge.vision import Vision  # noqa: E402
 
 TARGETS = (1e-3, 1e-4, 1e-5)

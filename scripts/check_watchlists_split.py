@@ -11,7 +11,7 @@ half is split again by the next bit of the same hash into two quarters of people
 saw: the calibration quarter measures the mixed and one-group rates at the shipped knob, as
 `edge calibrate` records them in every entry (all impostor comparisons; the worst gender's
 within-group comparisons), and the simulation quarter makes the watchlists and the passers-by
-(`edge.central.watchlists.simulate`, as `edge eval --watchlists` runs it on DEV). So the
+(`edge.central.evaluation.watchlists.simulate`, as `edge eval --watchlists` runs it on DEV). So the
 prediction is calibrated on one set of people and checked on another, drawn from one population.
 
 The shipped rates were calibrated on DEV, whose crowd is mixed otherwise (balanced across twelve
@@ -41,14 +41,14 @@ sys.path.insert(0, str(REPO))
 
 from build_cohort import DATA  # noqa: E402
 from check_cohort_split import CohortSplit, split_cohort  # noqa: E402
-from edge.central.calibrate import mixed_rate, worst_group_rate  # noqa: E402
-from edge.central.cohort_model import build_model  # noqa: E402
-from edge.central.dataset import read_identities  # noqa: E402
-from edge.central.evaluate import group_size  # noqa: E402
-from edge.central.scores import scored  # noqa: E402
-from edge.central.stats import Rate  # noqa: E402
-from edge.central.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, simulate  # noqa: E402
+from edge.central.evaluation.calibrate import mixed_rate, worst_group_rate  # noqa: E402
+from edge.central.evaluation.dataset import read_identities  # noqa: E402
+from edge.central.evaluation.evaluate import group_size  # noqa: E402
+from edge.central.evaluation.scores import scored  # noqa: E402
+from edge.central.evaluation.stats import Rate  # noqa: E402
+from edge.central.evaluation.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, simulate  # noqa: E402
 from edge.device.app import operating_point  # noqa: E402
+from edge.modelbuild.cohort_model import build_model  # noqa: E402
 from edge.vision.cohort import Cohort  # noqa: E402
 from edge.vision.operating_point import MeasuredRate, OperatingPoint  # noqa: E402
 from edge.vision.runtime import file_sha256  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.central.model_card import Cited, render  # noqa: E402
+from edge.central.modelcard.card import Cited, render  # noqa: E402
 from edge.vision.runtime import file_sha256  # noqa: E402
 
 

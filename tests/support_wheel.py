@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.central.fleet_wheels import build_wheel
+from edge.central.fleet.wheels import build_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_INSTALL = "edge[litert]"  # what install.sh installs on a board

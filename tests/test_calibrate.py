@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_eval import image_root, lfw_subset, write_csv
 
-from edge.central.model_card import render
+from edge.central.modelcard.card import render
 from edge.cli import main
 from edge.modelbuild.manifest import CALIBRATION_KEYS, write_manifest
 from edge.vision import load_manifest

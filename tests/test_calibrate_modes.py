@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.central.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
-from edge.central.dataset import read_identities
-from edge.central.scores import ModeUnavailable, Scores
+from edge.central.evaluation.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
+from edge.central.evaluation.dataset import read_identities
+from edge.central.evaluation.scores import ModeUnavailable, Scores
 
 
 def people(path: Path, counts: dict[str, int], column: str = "gender") -> Path:

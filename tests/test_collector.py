@@ -25,12 +25,12 @@ from support_fleet import TlsClient, fleet_broker
 from support_wait import wait_until
 from test_device_e2e import gallery, settings_for, slideshow, slideshow_jpegs  # noqa: F401, F811 (fixtures)
 
-from edge.central.collector import Collector
-from edge.central.fleet_bundle import issue_device
-from edge.central.fleet_client import central_options
-from edge.central.fleet_dir import FleetDir
-from edge.central.intake import DATABASE, MALFORMED, MISMATCH, SCHEMA, SUFFIXES, TOPIC, UNKNOWN_DEVICE
-from edge.central.trial_store import TrialStore
+from edge.central.fleet.bundle import issue_device
+from edge.central.fleet.client import central_options
+from edge.central.fleet.folder import FleetDir
+from edge.central.trial.collector import Collector
+from edge.central.trial.intake import DATABASE, MALFORMED, MISMATCH, SCHEMA, SUFFIXES, TOPIC, UNKNOWN_DEVICE
+from edge.central.trial.store import TrialStore
 from edge.cli import main
 from edge.commands.collect import known_devices
 from edge.device.app import run_device

@@ -389,3 +389,22 @@ def test_live_camera_lost_mid_run_is_counted_and_recovers(
     assert any(w["frames"] == 0 for w in windows.values()), "no window showed the camera dark"
     assert summed_stats(sub) == summary.totals
     assert summary.totals["frames"] == summary.frames and summary.totals["matches"] == len(events)
+
+
+OFF_DEVICE = ("edge.central", "edge.bench", "edge.modelbuild", "edge.console", "matplotlib", "sqlalchemy", "alembic")
+
+
+def test_edge_run_loads_no_off_device_code(run_args):
+    """A real `edge run --max-frames` in a fresh interpreter: the CLI loads only the invoked
+    command's module, so nothing of the central tools, the bench or their libraries is imported."""
+    script = (
+        "import json, sys\n"
+        "from edge.cli import main\n"
+        f"code = main({run_args!r})\n"
+        f"print(json.dumps([code, sorted(m for m in sys.modules if m.startswith({OFF_DEVICE!r}))]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    code, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert code == 0, result.stderr[-2000:]
+    assert loaded == []

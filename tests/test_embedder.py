@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from edge.central.metrics import roc_auc
+from edge.central.evaluation.metrics import roc_auc
 from edge.vision import Embedder, FaceCountError, ModelEntry, ModelError, load_image
 
 

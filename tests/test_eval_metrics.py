@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.central.metrics import (
+from edge.central.evaluation.metrics import (
     det_points,
     false_matches,
     false_non_matches,
@@ -19,7 +19,14 @@ from edge.central.metrics import (
     tar_at_fmr,
     threshold_at_fmr,
 )
-from edge.central.stats import Rate, lowest_supported_fmr, min_comparisons, people_resampled_ci95, sizeable, wilson
+from edge.central.evaluation.stats import (
+    Rate,
+    lowest_supported_fmr,
+    min_comparisons,
+    people_resampled_ci95,
+    sizeable,
+    wilson,
+)
 
 NAN = float("nan")
 GENUINE = np.array([0.20, 0.30, 0.40, 0.50, 0.70])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from edge.central import plots
+from edge.central.evaluation import plots
 
 
 def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, capsys):

@@ -15,12 +15,12 @@ from support_fleet import TlsClient, fleet_broker
 from support_wait import wait_until
 from test_mqtt_link import status_for
 
-from edge.central.collector import Collector
-from edge.central.fleet_broker import MAX_INFLIGHT
-from edge.central.fleet_bundle import issue_device
-from edge.central.fleet_client import central_options
-from edge.central.fleet_dir import FleetDir
-from edge.central.trial_store import TrialStore
+from edge.central.fleet.broker import MAX_INFLIGHT
+from edge.central.fleet.bundle import issue_device
+from edge.central.fleet.client import central_options
+from edge.central.fleet.folder import FleetDir
+from edge.central.trial.collector import Collector
+from edge.central.trial.store import TrialStore
 from edge.cli import main
 from edge.link import MqttLink, MqttOptions, Outbox, StatsPayload, Topics
 from edge.link.mqtt import configured_client

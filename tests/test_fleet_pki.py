@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from support_fleet import TlsClient, fleet_broker
 
-from edge.central.fleet_broker import ACL, listener_conf
-from edge.central.fleet_bundle import issue_device
-from edge.central.fleet_dir import FleetDir, FleetDirError
-from edge.central.fleet_pki import common_name, load_certificate
+from edge.central.fleet.broker import ACL, listener_conf
+from edge.central.fleet.bundle import issue_device
+from edge.central.fleet.folder import FleetDir, FleetDirError
+from edge.central.fleet.pki import common_name, load_certificate
 from edge.cli import main
 from edge.link.signed import load_private_key, load_public_key
 from local_broker import free_port

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from support_fleet import TlsClient, fleet_broker
 
-from edge.central.fleet_dir import FleetDir
-from edge.central.fleet_pki import common_name, load_certificate
-from edge.central.fleet_wheels import Target, missing_requirements
+from edge.central.fleet.folder import FleetDir
+from edge.central.fleet.pki import common_name, load_certificate
+from edge.central.fleet.wheels import Target, missing_requirements
 from edge.cli import main
 from edge.config import load_settings
 from local_broker import free_port

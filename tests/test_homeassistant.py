@@ -20,7 +20,7 @@ import pytest
 from test_mqtt_link import status_for
 
 import edge
-from edge.central.fleet_client import retained
+from edge.central.fleet.client import retained
 from edge.cli import main
 from edge.config import ConfigError, load_settings
 from edge.device.app import home_assistant_discovery, run_device

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.central.model_card_modes import arm_rows, cohort_rows
+from edge.central.modelcard.modes import arm_rows, cohort_rows
 
 
 def cohort_entry(mode: str, target: float, scope: str, threshold: float) -> dict:

@@ -22,8 +22,8 @@ from support_broker import free_port
 from support_fleet import fleet_broker
 from test_trial_report import store  # noqa: F401 (a fixture: a trial database with a day of traffic)
 
-from edge.central.fleet_client import publish
-from edge.central.fleet_dir import FleetDir
+from edge.central.fleet.client import publish
+from edge.central.fleet.folder import FleetDir
 from edge.cli import main
 from edge.link import MqttOptions
 

@@ -20,7 +20,7 @@ from edge.vision.runtime import file_sha256, load_manifest
 DEVICE_IMPORTS = """
 import importlib, pkgutil, sys
 import edge.cli, edge.commands.run, edge.commands.verify, edge.commands.enroll, edge.commands.gallery
-import edge.commands.config_cmd
+import edge.commands.config
 for name in ("edge.vision", "edge.gallery", "edge.device", "edge.link"):
     package = importlib.import_module(name)
     for module in pkgutil.walk_packages(package.__path__, name + "."):

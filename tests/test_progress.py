@@ -7,8 +7,8 @@ import io
 import pytest
 from test_eval import image_root, lfw_subset, write_csv
 
-from edge.central.dataset import read_identities
-from edge.central.scores import describe_images
+from edge.central.evaluation.dataset import read_identities
+from edge.central.evaluation.scores import describe_images
 from edge.progress import progress
 
 

@@ -36,8 +36,8 @@ from support_wait import wait_until
 from test_device_e2e import ENROLLED, unique_events
 from test_gallery_live import KEPT, PHOTO_FRAMES, REMOVED, events_of
 
-from edge.central.fleet_bundle import issue_device
-from edge.central.fleet_dir import FleetDir
+from edge.central.fleet.bundle import issue_device
+from edge.central.fleet.folder import FleetDir
 from edge.cli import main
 from edge.gallery import Bundle, GalleryStore, encode_bundle
 from edge.gallery.content import IdentityRecord, TemplateRecord, canonical_order, content_version

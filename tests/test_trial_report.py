@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.central.intake import SCHEMA, DeadLetter
-from edge.central.trial_report import build_report, write_report
-from edge.central.trial_report.data import Selection, TrialData
-from edge.central.trial_report.load import load
-from edge.central.trial_store import TrialStore
+from edge.central.trial.intake import SCHEMA, DeadLetter
+from edge.central.trial.report import build_report, write_report
+from edge.central.trial.report.data import Selection, TrialData
+from edge.central.trial.report.load import load
+from edge.central.trial.store import TrialStore
 from edge.link.payloads import MatchEvent, StatsPayload, StatusPayload, Versions
 
 DAY1 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -356,9 +356,9 @@ def test_page_in_headless_chromium(store: TrialStore, tmp_path: Path) -> None:
     assert "boot-cam-b-000003" in dom
 
 
-def test_readme_sample_headline_is_this_log() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Run a field trial", 1)[1]
+def test_documented_sample_headline_is_this_log() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "pages" / "trials.md").read_text()
+    section = page.split("# Run a field trial", 1)[1]
     quoted = " ".join(line[2:] for line in section.splitlines() if line.startswith("> "))
     assert _headline() in quoted
 

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from edge.central.intake import EXCERPT, SCHEMA, DeadLetter
-from edge.central.trial_schema import devices, metadata
-from edge.central.trial_store import (
+from edge.central.trial.intake import EXCERPT, SCHEMA, DeadLetter
+from edge.central.trial.schema import devices, metadata
+from edge.central.trial.store import (
     MissingWindows,
     StoreRefused,
     TrialFilter,
@@ -101,10 +101,10 @@ def test_migrations_from_empty_make_exactly_the_schema(db_url: str) -> None:
 
 def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
     names = zipfile.ZipFile(edge_wheel).namelist()
-    assert "edge/central/trial_migrations/env.py" in names
-    assert "edge/central/trial_migrations/versions/0001_trial_tables.py" in names
-    assert "edge/central/trial_migrations/versions/0002_event_template_threshold.py" in names
-    assert "edge/central/trial_migrations/versions/0003_bigint_versions_dead_letters.py" in names
+    assert "edge/central/trial/migrations/env.py" in names
+    assert "edge/central/trial/migrations/versions/0001_trial_tables.py" in names
+    assert "edge/central/trial/migrations/versions/0002_event_template_threshold.py" in names
+    assert "edge/central/trial/migrations/versions/0003_bigint_versions_dead_letters.py" in names
 
 
 def _utc_naive(t: datetime) -> datetime:

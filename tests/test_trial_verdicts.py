@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_trial_store import T0, alert
 
-from edge.central.trial_store import TrialStore, TrialStoreError
+from edge.central.trial.store import TrialStore, TrialStoreError
 from edge.cli import main
 
 

@@ -13,9 +13,9 @@ import pytest
 from support_cohort import cohort_for
 from test_eval import lfw_subset, write_csv
 
-from edge.central.model_card import render
-from edge.central.stats import significant
-from edge.central.watchlists import Device, Population, deploy, scratch_folder, simulate
+from edge.central.evaluation.stats import significant
+from edge.central.evaluation.watchlists import Device, Population, deploy, scratch_folder, simulate
+from edge.central.modelcard.card import render
 from edge.cli import main
 from edge.config import load_settings
 from edge.device.app import operating_point

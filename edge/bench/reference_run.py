@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.bench.gallery import synthetic_templates
 from edge.bench.timer import StageTimer, cpu_seconds
-from edge.central.reference import DlibReference
+from edge.central.evaluation.reference import DlibReference
 from edge.device.sources import open_source
 
 

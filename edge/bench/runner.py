@@ -17,12 +17,12 @@ from typing import Any
 from edge.bench.clips import Clip
 from edge.bench.gallery import build_gallery
 from edge.bench.loop_run import LoopSpec
-from edge.bench.machine import machine_info
 from edge.bench.report import markdown
 from edge.config import load_settings
 from edge.device.app import build_vision, load_cohort, operating_point
 from edge.device.loop import LoopOptions
 from edge.device.sources import open_source
+from edge.machine import machine_info
 from edge.vision import load_manifest
 from edge.vision.tiling import DEFAULT_TILE_PX
 

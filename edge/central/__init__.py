@@ -1,1 +1,2 @@
-"""Tools run off the device: evaluation, calibration, trial reports. The device never imports this."""
+"""Tools run off the device, one package per purpose: evaluation (with the model card drawn from
+it), fleet and trial. The device never imports this."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from edge.central.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
-from edge.central.stats import SUPPORT_RULE
+from edge.central.evaluation.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
+from edge.central.evaluation.stats import SUPPORT_RULE
 from edge.commands.common import CommandError, print_json
 from edge.commands.eval import add_data_arguments, in_mode, load_scores
 from edge.vision.cohort import MODES

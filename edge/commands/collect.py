@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from edge.central.collector import DEFAULT_GROUP, Collector
-from edge.central.fleet_client import central_options
-from edge.central.fleet_dir import FleetDir
-from edge.central.intake import IntakeCounts
+from edge.central.fleet.client import central_options
+from edge.central.fleet.folder import FleetDir
+from edge.central.trial.collector import DEFAULT_GROUP, Collector
+from edge.central.trial.intake import IntakeCounts
 from edge.commands.common import print_json
 from edge.link import LinkError, MqttOptions, probe_broker
 
@@ -80,7 +80,7 @@ def known_devices(fleet: FleetDir) -> frozenset[str]:
 
 def run(args: argparse.Namespace) -> int:
     # Here, not at the top: the device's `edge` (no `central` extra, no SQLAlchemy) imports every command.
-    from edge.central.trial_store import TrialStore
+    from edge.central.trial.store import TrialStore
 
     devices = None
     if args.fleet is not None:

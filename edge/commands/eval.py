@@ -5,7 +5,7 @@ embedder) over a labeled set and writes report.json, report.md, det.png and grou
 point in force, and both matching modes side by side at their calibrated entries for the same
 target. The PNGs need matplotlib (the central extra); without it they are skipped with a note,
 so the command also runs on a board. `--watchlists K ...` adds simulated deployments
-(`edge.central.watchlists`): the false alerts the device predicts for a list of K people
+(`edge.central.evaluation.watchlists`): the false alerts the device predicts for a list of K people
 against those its gallery and matcher raise on the other people of the set.
 """
 
@@ -16,14 +16,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge.central.calibrate import curves
-from edge.central.dataset import Dataset, DatasetError, read_identities, read_pairs
-from edge.central.evaluate import evaluate
-from edge.central.plots import write_plots
-from edge.central.report import write_report
-from edge.central.scores import ModeUnavailable, Scores, score
-from edge.central.side_by_side import compare_modes
-from edge.central.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, watchlists
+from edge.central.evaluation.calibrate import curves
+from edge.central.evaluation.dataset import Dataset, DatasetError, read_identities, read_pairs
+from edge.central.evaluation.evaluate import evaluate
+from edge.central.evaluation.plots import write_plots
+from edge.central.evaluation.report import write_report
+from edge.central.evaluation.scores import ModeUnavailable, Scores, score
+from edge.central.evaluation.side_by_side import compare_modes
+from edge.central.evaluation.watchlists import (
+    LISTS,
+    PHOTOS,
+    SEED,
+    SIZES,
+    Device,
+    Population,
+    scratch_folder,
+    watchlists,
+)
 from edge.commands.common import CommandError, print_json, settings_from
 from edge.config import Settings
 from edge.device.app import build_vision, load_cohort, operating_point

@@ -16,7 +16,7 @@ from edge.modelbuild.sources import BLAZEFACE, DLIB_MODELS, DLIB_RESNET_MEMBER, 
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-# Written by `edge calibrate` (edge.central.calibrate) and `scripts/build_cohort.py`, not by the
+# Written by `edge calibrate` (edge.central.evaluation.calibrate) and `scripts/build_cohort.py`, not by the
 # build: kept across rebuilds, with the cohort model records, while the embedder file is unchanged.
 CALIBRATION_KEYS = ("calibration_table", "operating_point", "cohort")
 DEFAULT_DETECTOR = "blazeface_full_range"

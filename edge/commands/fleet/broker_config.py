@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.fleet_broker import (
+from edge.central.fleet.broker import (
     ALERTS_PER_HOUR,
     CONF_NAME,
     DEFAULT_CENTRAL_BIND,
@@ -18,7 +18,7 @@ from edge.central.fleet_broker import (
     QueuePlan,
     write_broker_config,
 )
-from edge.central.fleet_dir import FleetDir
+from edge.central.fleet.folder import FleetDir
 
 
 def run(args: argparse.Namespace) -> int:

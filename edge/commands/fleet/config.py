@@ -20,8 +20,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.central.fleet_client import central_options, publish, retained
-from edge.central.fleet_dir import FleetDir, parse_device
+from edge.central.fleet.client import central_options, publish, retained
+from edge.central.fleet.folder import FleetDir, parse_device
 from edge.commands.common import CommandError, print_json
 from edge.link import MqttOptions, Topics
 from edge.link.payloads import ConfigSet, utc_now

@@ -21,11 +21,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from edge.central.fleet_client import central_options, publish, retained
-from edge.central.fleet_dir import FleetDir, FleetDirError, parse_device
+from edge.atomic import write_atomically
+from edge.central.fleet.client import central_options, publish, retained
+from edge.central.fleet.folder import FleetDir, FleetDirError, parse_device
 from edge.commands.common import CommandError, print_json
 from edge.commands.gallery import open_store
-from edge.device.atomic import write_atomically
 from edge.gallery import encode_bundle
 from edge.link import MqttOptions, Topics, gallery_set
 from edge.link.signed import load_private_key, load_public_key

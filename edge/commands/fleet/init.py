@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.fleet_pki import init_fleet
+from edge.central.fleet.pki import init_fleet
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.fleet_bundle import ARCHES, BOARDS, Request, provision
-from edge.central.fleet_dir import FleetDir
-from edge.central.fleet_wheels import Target
+from edge.central.fleet.bundle import ARCHES, BOARDS, Request, provision
+from edge.central.fleet.folder import FleetDir
+from edge.central.fleet.wheels import Target
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.fleet_client import central_options
-from edge.central.fleet_dir import FleetDir
-from edge.central.fleet_status import DEFAULT_STALE_AFTER_S, as_json, collect, table
+from edge.central.fleet.client import central_options
+from edge.central.fleet.folder import FleetDir
+from edge.central.fleet.status import DEFAULT_STALE_AFTER_S, as_json, collect, table
 from edge.commands.common import CommandError
 from edge.link import Topics
 

@@ -19,10 +19,10 @@ def _day(text: str) -> date:
 
 def run(args: argparse.Namespace) -> int:
     # the `central` extra (SQLAlchemy, matplotlib): not on a device, whose `edge` must still start
-    from edge.central.trial_report import build_report, write_report
-    from edge.central.trial_report.data import Selection
-    from edge.central.trial_report.load import load
-    from edge.central.trial_store import TrialStore
+    from edge.central.trial.report import build_report, write_report
+    from edge.central.trial.report.data import Selection
+    from edge.central.trial.report.load import load
+    from edge.central.trial.store import TrialStore
 
     if args.first_day and args.last_day and args.first_day > args.last_day:
         raise CommandError(f"--from {args.first_day} is after --to {args.last_day}")

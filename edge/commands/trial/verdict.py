@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.trial_terms import OUTCOMES, VERDICT_COLUMNS
+from edge.central.trial.terms import OUTCOMES, VERDICT_COLUMNS
 
 DB_HELP = "the trial database: sqlite:///FILE (or a file path) or postgresql://USER@HOST:PORT/DB"
 
 
 def run_verdict(args: argparse.Namespace) -> int:
-    from edge.central.trial_store import TrialStore  # the `central` extra: not on a device
+    from edge.central.trial.store import TrialStore  # the `central` extra: not on a device
 
     with TrialStore.open(args.db, create=False) as store:
         store.add_verdict(args.event_id, args.outcome, args.by, args.note)
@@ -24,8 +24,8 @@ def run_verdict(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from edge.central.trial_store import TrialStore  # the `central` extra: not on a device
-    from edge.central.trial_verdicts import import_verdicts
+    from edge.central.trial.store import TrialStore  # the `central` extra: not on a device
+    from edge.central.trial.verdicts import import_verdicts
 
     with TrialStore.open(args.db, create=False) as store:
         count = import_verdicts(store, args.csv)

@@ -1,0 +1,1 @@
+"""A fleet's keys, broker, per-board bundles and the central tools' MQTT client."""

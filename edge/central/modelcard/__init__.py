@@ -1,0 +1,1 @@
+"""The model card: a pure function of an evaluation report."""

@@ -1,0 +1,1 @@
+"""Field trials: the database the collector fills, operators' verdicts, the report."""
