@@ -1,4 +1,4 @@
-"""In CI (EDGE_TEST_NO_SKIPS=1) a skipped test fails with its reason; elsewhere it skips."""
+"""In CI (NO_SKIPPED_TESTS=1) a skipped test fails with its reason; elsewhere it skips."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_a_skip_fails_only_in_ci(tmp_path, no_skips, expected):
     (tmp_path / "test_needs_a_broker.py").write_text(
         "import pytest\n\ndef test_it():\n    pytest.skip('no broker here')\n"
     )
-    env = {**os.environ, "EDGE_TEST_NO_SKIPS": no_skips, "PYTHONPATH": str(TESTS)}
+    env = {**os.environ, "NO_SKIPPED_TESTS": no_skips, "PYTHONPATH": str(TESTS)}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "support_ci", "-q", "-rA", str(tmp_path)],
         cwd=tmp_path,
