@@ -1,6 +1,6 @@
 """The device's configuration: one strict model per concern, loaded from layered sources.
 
-Precedence, highest first (README, "Configuration"): command-line flags, `EDGE_` environment
+Precedence, highest first (docs/pages/device.md, "Configuration"): command-line flags, `EDGE_` environment
 variables (nested with `__`, e.g. EDGE_MQTT__HOST), the remote overlay accepted over MQTT
 (persisted as JSON on the device), the device's TOML file, defaults. A typo in any key is an
 error, not a silently ignored value.

@@ -6,7 +6,7 @@
 # On the card (mounted on the computer that wrote it): the bundle folder as `edge-bundle/` and this
 # script as `edge-firstboot.sh`, both at the top of the boot partition. Hook it from cloud-init's
 # user-data (`runcmd: [[sh, /boot/firmware/edge-firstboot.sh]]`, images with cloud-init) or from
-# the Imager's firstrun.sh (`sh /boot/firmware/edge-firstboot.sh` before its last line); README,
+# the Imager's firstrun.sh (`sh /boot/firmware/edge-firstboot.sh` before its last line); docs/pages/fleet.md,
 # "First boot on a Raspberry Pi", says it step by step.
 #
 # Options after the script's name go to install.sh (tests: --root DIR). $EDGE_BOOT overrides where

@@ -156,7 +156,7 @@ def test_a_killed_collector_and_a_restarted_broker_lose_and_double_nothing(
     """SIGKILL mid-replay: what it had received and not yet committed is not acknowledged, so the
     broker sends it again; what arrives while it is down waits in its session, across a broker
     restart. (Mosquitto 2.0 does not restore a shared subscription from its persistence file, so
-    traffic resumes once the collector has subscribed again: see README, "Run a field trial".)"""
+    traffic resumes once the collector has subscribed again: see docs/pages/trials.md, "Run a field trial".)"""
     broker = broker_factory(persistence=True)
     log = tmp_path / "collect.log"
     subscribed = lambda n: lambda: log.read_text().count("subscribed to") >= n  # noqa: E731

@@ -1,6 +1,6 @@
 """The loop's camera: the configured source behind a `LatestFrameGrabber`, switchable while running.
 
-A remote change of a `camera.*` key (README, "Remote configuration") reopens the source in the
+A remote change of a `camera.*` key (docs/pages/fleet.md, "Remote configuration") reopens the source in the
 running process, between two frames: the current capture stops (a USB camera cannot be opened
 twice), the new one opens, and if it cannot, the previous one opens again and the error goes
 to the caller, which rolls the change back. Each grabber has its own stop event: stopping one

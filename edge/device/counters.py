@@ -1,4 +1,4 @@
-"""The field-trial counters, exactly as the README ("Counters") defines them, in windows.
+"""The field-trial counters, exactly as docs/pages/device.md ("Counters") defines them, in windows.
 
 - frame: a frame the loop processed; frames_dropped: frames the camera replaced before the
   loop took them (counted apart, never as frames).

@@ -37,7 +37,7 @@ from edge.link.signed import SignatureError, verify
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 24 * 3600
-"""How far a command's version may lie ahead of this device's clock (README, "Remote configuration")."""
+"""How far a command's version may lie ahead of this device's clock (docs/pages/fleet.md, "Remote configuration")."""
 
 
 def _now_ms() -> int:

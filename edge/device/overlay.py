@@ -48,7 +48,7 @@ SETTABLE = frozenset(
     | _all("camera", CameraConfig)
     | (_all("models", ModelsConfig) - {"models.models_dir", "models.embedder", "models.stills_detector"})
 )
-"""Keys `config/set` may set or unset; README, "Remote configuration", lists them."""
+"""Keys `config/set` may set or unset; docs/pages/fleet.md, "Remote configuration", lists them."""
 
 
 def _field(key: str) -> Any:

@@ -1,7 +1,7 @@
 """Every MQTT payload the device sends, as strict pydantic models, and the topic names.
 
 Topic root: `edge/<site>/<device_id>/`, then `status`, `match`, `stats`, `config/set`,
-`config/reported`, `gallery/set` (README, "MQTT contract"). Payloads are UTF-8 JSON.
+`config/reported`, `gallery/set` (docs/pages/mqtt.md, "MQTT contract"). Payloads are UTF-8 JSON.
 
 Rules every model here follows:
 - `extra="forbid"`, `strict=True`, frozen: a misspelt or mistyped field is an error on
@@ -248,7 +248,7 @@ class MatchEvent(Payload):
 
 
 class StatsPayload(Payload):
-    """`stats`, QoS 1: counters for one window (definitions: README, "Counters").
+    """`stats`, QoS 1: counters for one window (definitions: docs/pages/device.md, "Counters").
 
     The centre sums windows keyed by `window_id`, so a repeated message changes no total.
     """

@@ -6,7 +6,7 @@ the manifest's `threshold` (dlib's 0.6 unless calibrated otherwise) separates "s
 
 An embedder record may declare `"descriptor": "mirror_mean"`: the descriptor is then the mean of
 the chip's and its mirror image's, which costs a second inference and measurably lowers the
-misses (README, "Mirror-averaged descriptors"). Such a record is a model of its own (its own id,
+misses (docs/pages/models.md, "Mirror-averaged descriptors"). Such a record is a model of its own (its own id,
 cohort model and calibration, the same file), because its descriptors are not comparable with
 the single-pass ones a gallery may hold.
 """

@@ -1,6 +1,6 @@
 """`edge fleet config set SITE/DEVICE key=value ... [--unset key]`: change one device's settings.
 
-The change is a `config/set` message (README, "Remote configuration") signed with the fleet key
+The change is a `config/set` message (docs/pages/fleet.md, "Remote configuration") signed with the fleet key
 and published once with QoS 1, not retained (a retained command would be replayed to the device
 at every reconnect, and refused each time as stale). Values are JSON where they parse as JSON
 (`0.45`, `true`, `null`), else strings (`camera.source=rtsp://cam/stream`). The version is the

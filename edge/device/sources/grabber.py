@@ -2,7 +2,7 @@
 
 The loop must always work on the newest frame (a stale backlog is never worth processing), so there is no queue: a
 one-slot mailbox holds the last frame read, and a frame replaced before the loop took it is
-counted in `frames_dropped`, apart from the frames the loop processed (README, "Counters").
+counted in `frames_dropped`, apart from the frames the loop processed (docs/pages/device.md, "Counters").
 
 Buffers: images are written into a pool of arrays, reused frame after frame instead of
 allocating one per frame; each is a full frame (6 MB at 1080p). Two are enough: one held by the

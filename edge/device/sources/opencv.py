@@ -23,7 +23,7 @@ URIs (parsed by `edge.device.sources.open_source`):
 Streams and files are decoded by FFmpeg with `decode_threads` threads (default 1): inference
 already keeps every core busy, and each extra decoder thread holds its own reference frames
 (about 8 MB more at 1080p) and adds a frame of delay, for no gain in loop speed (measured with
-`edge bench`, README "Performance").
+`edge bench`, docs/pages/performance.md, "Performance").
 """
 
 from __future__ import annotations
