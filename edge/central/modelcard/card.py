@@ -123,6 +123,18 @@ def _alert_rows(report: dict[str, Any], default: dict, default_entry: dict | Non
     return rows
 
 
+@dataclass(frozen=True)
+class Cited:
+    """An input of the card as the card cites it: its content, path and sha256."""
+
+    content: dict[str, Any]
+    path: str
+    sha256: str
+
+    def __str__(self) -> str:
+        return f"`{self.path}`, sha256 `{self.sha256}`"
+
+
 def _watchlist_rows(report: dict[str, Any]) -> list[str]:
     """The simulated watchlists of the report (`edge eval --watchlists`), all passers-by per list size."""
     section = report.get("watchlists")
@@ -183,18 +195,6 @@ def _tar_rows(report: dict[str, Any]) -> list[str]:
         )
         rows.append(f"- TAR at FMR {level['fmr']:g}: {value}")
     return rows
-
-
-@dataclass(frozen=True)
-class Cited:
-    """An input of the card as the card cites it: its content, path and sha256."""
-
-    content: dict[str, Any]
-    path: str
-    sha256: str
-
-    def __str__(self) -> str:
-        return f"`{self.path}`, sha256 `{self.sha256}`"
 
 
 def render(
