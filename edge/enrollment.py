@@ -1,4 +1,5 @@
-"""Enrollment: photos of people -> gated descriptors -> templates in a gallery.
+"""Enrollment: photos of people -> gated descriptors -> templates in a gallery, and what the
+people enrolled are expected to cost in false alerts.
 
 One path for `edge enroll` (one person, or a folder of people), `edge bench` and
 `scripts/bench_gallery.py`. Every photo goes through the stills pipeline and the quality gate: a
@@ -13,12 +14,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.device.sources.images import IMAGE_SUFFIXES
 from edge.gallery import GalleryStore, InvalidInput, check_identity_id, check_name
 from edge.vision import FaceCountError, FaceResult, ImageError, Vision, load_image
+from edge.vision.cohort import Cohort
+from edge.vision.false_alerts import BASES, MEANING, expected_false_alerts, person_fmr
+from edge.vision.operating_point import OperatingPoint
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,37 @@ def add_to_gallery(store: GalleryStore, outcomes: Sequence[Outcome]) -> None:
                 [r.quality.rank() for _, r in o.accepted],
                 [p.name for p, _ in o.accepted],
             )
+
+
+def rounded(value: float | None) -> float | None:
+    """Six significant digits: an estimate, not a measurement to the last bit."""
+    return None if value is None else float(f"{value:.6g}")
+
+
+def enrolled_people(store: GalleryStore, point: OperatingPoint, cohort: Cohort) -> dict[str, Any]:
+    """Who a gallery holds (names, ids, template counts; no embeddings) and the false alerts it is
+    expected to raise at `point`, overall and per person (`edge.vision.false_alerts`)."""
+    identities = store.identities()
+    return {
+        "version": store.version,
+        "identities": len(identities),
+        "templates": sum(i.templates for i in identities),
+        "operating_point": point.as_dict(),
+        "false_alerts_per_1000_scans": {
+            "meaning": MEANING,
+            **expected_false_alerts(point, cohort, [i.templates for i in identities]).details(),
+        },
+        "people": [
+            {
+                "identity_id": i.identity_id,
+                "name": i.name,
+                "templates": i.templates,
+                "expected_stranger_fmr": {
+                    basis: rounded(person_fmr(None if rate is None else rate.fmr, point, cohort, i.templates))
+                    for basis, rate in zip(BASES, (point.mixed, point.bound), strict=True)
+                },
+                "enrolled_at": i.enrolled_at,
+            }
+            for i in identities
+        ],
+    }

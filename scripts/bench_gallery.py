@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from edge.bench.gallery import synthetic_templates  # noqa: E402
 from edge.bench.timer import summarise  # noqa: E402
 from edge.config import load_settings  # noqa: E402
-from edge.device.app import build_vision, load_cohort  # noqa: E402
+from edge.device.parts import load_cohort, stills_vision  # noqa: E402
 from edge.enrollment import Person, add_to_gallery, describe_people, people_in_folder  # noqa: E402
 from edge.gallery import GalleryStore, Matcher, TemplateScaler  # noqa: E402
 from edge.vision import load_manifest  # noqa: E402
@@ -87,7 +87,7 @@ def enroll_folder(folder: Path, limit: int | None, scaler: TemplateScaler) -> di
                 room -= len(kept[-1].photos)
         people = kept
     settings = load_settings(None, None)
-    vision = build_vision(settings, settings.models.stills_detector)
+    vision = stills_vision(settings)
     per_photo: list[float] = []
     last = time.perf_counter()
     with tqdm(total=sum(len(p.photos) for p in people), unit="photo", desc="enroll") as bar:

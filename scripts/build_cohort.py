@@ -35,7 +35,7 @@ from edge.central.evaluation.dataset import Dataset, read_identities  # noqa: E4
 from edge.central.evaluation.metrics import false_non_matches  # noqa: E402
 from edge.central.evaluation.scores import Scores, describe_images  # noqa: E402
 from edge.config import load_settings  # noqa: E402
-from edge.device.app import build_vision  # noqa: E402
+from edge.device.parts import stills_vision  # noqa: E402
 from edge.modelbuild.cohort_model import build_model, relative_scales, summary  # noqa: E402
 from edge.vision import Vision  # noqa: E402
 from edge.vision.runtime import MANIFEST_NAME, file_sha256  # noqa: E402
@@ -140,7 +140,7 @@ def main() -> int:
         print(f"cohort file not found: {args.cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
         return 1
     settings = load_settings(None, None, models={"models_dir": args.models, "embedder": args.embedder})
-    vision = build_vision(settings, settings.models.stills_detector)
+    vision = stills_vision(settings)
     embedder = {"id": vision.embedder.model_id, "sha256": vision.embedder.sha256}
     dataset, descriptors, failures = describe(vision, args.cohort, args.root or args.cohort.parent.parent)
     usable = ~np.isnan(descriptors[:, 0])

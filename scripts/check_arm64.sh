@@ -157,11 +157,11 @@ import json
 import sys
 
 from edge.config import load_settings
-from edge.device.app import build_vision
+from edge.device.parts import stills_vision
 from edge.vision import load_image
 
 settings = load_settings()
-vision = build_vision(settings, settings.models.stills_detector)
+vision = stills_vision(settings)
 root, names = sys.argv[1], sys.argv[2:]
 found = {n: vision.describe_single(load_image(f"{root}/{n}"), n, gated=False).embedded().tolist() for n in names}
 print(json.dumps(found))

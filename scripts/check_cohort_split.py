@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from build_cohort import DATA, describe  # noqa: E402
 from edge.central.evaluation.metrics import false_matches, false_non_matches, threshold_at_fmr  # noqa: E402
 from edge.config import Settings, load_settings  # noqa: E402
-from edge.device.app import build_vision, operating_point  # noqa: E402
+from edge.device.parts import operating_point, stills_vision  # noqa: E402
 from edge.modelbuild.cohort_model import relative_scales, summary  # noqa: E402
 from edge.vision import Vision  # noqa: E402
 
@@ -53,7 +53,7 @@ def split_cohort(cohort: Path) -> CohortSplit | None:
         print(f"cohort file not found: {cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
         return None
     settings = load_settings()
-    vision = build_vision(settings, settings.models.stills_detector)
+    vision = stills_vision(settings)
     dataset, descriptors, _ = describe(vision, cohort, cohort.parent.parent)
     identities = np.asarray(dataset.identities)
     second = np.array([zlib.crc32(who.encode()) % 2 == 1 for who in identities])

@@ -47,7 +47,7 @@ from edge.central.evaluation.evaluate import group_size  # noqa: E402
 from edge.central.evaluation.scores import scored  # noqa: E402
 from edge.central.evaluation.stats import Rate  # noqa: E402
 from edge.central.evaluation.watchlists import LISTS, PHOTOS, SEED, SIZES, Device, Population, scratch_folder, simulate  # noqa: E402
-from edge.device.app import operating_point  # noqa: E402
+from edge.device.parts import operating_point  # noqa: E402
 from edge.modelbuild.cohort_model import build_model  # noqa: E402
 from edge.vision.cohort import Cohort  # noqa: E402
 from edge.vision.operating_point import MeasuredRate, OperatingPoint  # noqa: E402

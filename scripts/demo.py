@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO))
 from edge.bench.clips import DATA_DIR, SLIDESHOW, sample_clip, slideshow_people  # noqa: E402
 from edge.cli import main as edge_cli  # noqa: E402
 from edge.config import load_settings  # noqa: E402
-from edge.device.app import operating_point, run_device  # noqa: E402
+from edge.device.app import run_device  # noqa: E402
+from edge.device.parts import operating_point  # noqa: E402
 from edge.vision import load_manifest  # noqa: E402
 
 ENROLLED = ["marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania"]

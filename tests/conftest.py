@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,39 @@ pytest_plugins = ["support_broker", "support_wheel", "support_postgres", "suppor
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", REPO / "models")).resolve()
 DATA_DIR = Path(os.environ.get("EDGE_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+# What a test needs, read from the fixtures it uses (so a new test is marked without anyone
+# remembering to): `pytest -m "not postgres"` runs everything that needs no PostgreSQL, and so on.
+NEEDS = {
+    "broker": {"broker", "broker_factory", "subscriber_factory"},
+    "postgres": {"postgres_url"},
+    "browser": {"chromium"},
+    "wheel": {"edge_wheel", "edge_wheels", "installed_edge"},
+    "data": {"data_dir"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgresql":
+            used.add("postgres_url")
+        for need, fixtures in NEEDS.items():
+            if used & fixtures:
+                item.add_marker(need)
+        if used & NEEDS["wheel"]:  # one worker builds the wheel once (pytest-xdist --dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group("wheel"))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium (apt-get install chromium), headless pages and screenshots."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("chromium not installed: apt-get install -y chromium")
+    return found
 
 
 @pytest.fixture(scope="session")

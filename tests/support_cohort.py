@@ -1,5 +1,5 @@
 """The shipped cohort model of an embedder: tests that write galleries through the store pass it
-as the store's scaler, as the device does (`edge.device.app.load_cohort`)."""
+as the store's scaler, as the device does (`edge.device.parts.load_cohort`)."""
 
 from __future__ import annotations
 

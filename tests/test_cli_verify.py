@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import main
 from edge.config import load_settings
-from edge.device.app import build_vision
+from edge.device.parts import build_vision
 from edge.vision import load_image
 from edge.vision.cohort import Cohort
 from edge.vision.operating_point import resolve

@@ -25,8 +25,9 @@ from support_wait import wait_until
 
 from edge.cli import main
 from edge.config import load_settings
-from edge.device.app import operating_point, run_device
+from edge.device.app import run_device
 from edge.device.counters import COUNTS
+from edge.device.parts import operating_point
 from edge.link import Outbox
 from edge.vision import load_manifest
 

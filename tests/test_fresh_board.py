@@ -20,7 +20,7 @@ from support_cohort import cohort_for
 from test_device_e2e import edge_run_command
 
 from edge.config import load_settings
-from edge.device.app import load_matcher
+from edge.device.parts import load_matcher
 from edge.gallery import GalleryNotFound, GalleryStore
 from edge.link.signed import write_private_key, write_public_key
 

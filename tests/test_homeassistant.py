@@ -23,7 +23,8 @@ import edge
 from edge.central.fleet.client import retained
 from edge.cli import main
 from edge.config import ConfigError, load_settings
-from edge.device.app import home_assistant_discovery, run_device
+from edge.device.app import run_device
+from edge.device.parts import home_assistant_discovery
 from edge.link import MqttLink, MqttOptions, Outbox, Topics
 from edge.link.homeassistant import discovery_configs, node_id
 

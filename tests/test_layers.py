@@ -43,6 +43,8 @@ def test_the_contracts_hold():
         # the device reaching for an off-device tool
         ("device/loop.py", "from ..central.fleet import folder", "the device never imports off-device code"),
         ("vision/detector.py", "import edge.gallery", "vision is pure compute"),
+        # one command reaching into another instead of the package both should call
+        ("commands/calibrate.py", "from .eval import watchlist_plan", "commands are wiring"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(tmp_path, module, line, contract):

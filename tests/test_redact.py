@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge.config import load_settings, provenance, show
-from edge.device.app import effective_config
+from edge.device.parts import effective_config
 from edge.device.sources import mask_uri
 from edge.redact import masked
 from edge.vision.operating_point import OperatingPoint

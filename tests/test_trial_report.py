@@ -12,7 +12,6 @@ import csv
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -328,17 +327,10 @@ def test_command_refuses_a_bad_day_and_a_bad_database(tmp_path: Path) -> None:
     assert not (tmp_path / "trail.db").exists()
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.skip("chromium not installed: apt-get install -y chromium")
-    return found
-
-
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_page_in_headless_chromium(store: TrialStore, tmp_path: Path) -> None:
+def test_page_in_headless_chromium(store: TrialStore, tmp_path: Path, chromium: str) -> None:
     """The page shows the headline and three plots, and references nothing outside itself."""
-    browser = _chromium()
+    browser = chromium
     write_report(build_report(load(store, Selection()), Selection(), now=END), tmp_path)
     page = tmp_path / "report.html"
     html = page.read_text()

@@ -18,7 +18,7 @@ from edge.central.evaluation.watchlists import Device, Population, deploy, scrat
 from edge.central.modelcard.card import render
 from edge.cli import main
 from edge.config import load_settings
-from edge.device.app import operating_point
+from edge.device.parts import operating_point
 from edge.vision import load_manifest
 from edge.vision.false_alerts import expected_false_alerts
 from edge.vision.operating_point import MeasuredRate, OperatingPoint

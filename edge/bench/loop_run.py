@@ -28,8 +28,8 @@ import numpy as np
 
 from edge.bench.timer import StageTimer, cpu_seconds, peak_rss_mb, summarise
 from edge.config import Settings
-from edge.device.app import build_camera_vision, build_loop, load_cohort, load_matcher, operating_point
 from edge.device.counters import Counters
+from edge.device.parts import assemble, build_loop
 from edge.device.sources import Frame, FrameSource, LatestFrameGrabber, SourceInfo, open_source
 from edge.device.writer import DiskWriter
 from edge.gallery import Matcher
@@ -125,9 +125,8 @@ class OutboxPublisher:
 
 def run_loop(settings: Settings, spec: LoopSpec) -> dict[str, Any]:
     """Both passes over the clip; the figures `report` prints, and more."""
-    vision = build_camera_vision(settings, spec.detector, spec.tile_px)
-    threshold = operating_point(settings, vision.embedder.entry).threshold
-    matcher = load_matcher(settings, vision, load_cohort(settings, vision.embedder.model_id))
+    parts = assemble(settings, spec.detector, spec.tile_px)
+    vision, matcher, threshold = parts.vision, parts.matcher, parts.point.threshold
     throughput = _run_pass(settings, vision, matcher, threshold, spec, paced=False)
     one_run_peak = peak_rss_mb()  # what a device run of the clip needs; the second pass adds a little
     camera = _run_pass(settings, vision, matcher, threshold, spec, paced=True)

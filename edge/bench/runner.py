@@ -19,8 +19,8 @@ from edge.bench.gallery import build_gallery
 from edge.bench.loop_run import LoopSpec
 from edge.bench.report import markdown
 from edge.config import load_settings
-from edge.device.app import build_vision, load_cohort, operating_point
 from edge.device.loop import LoopOptions
+from edge.device.parts import load_cohort, operating_point, stills_vision
 from edge.device.sources import open_source
 from edge.machine import machine_info
 from edge.vision import load_manifest
@@ -66,7 +66,7 @@ def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
         flags["models"] = {"models_dir": str(plan.models_dir)}
     machine = machine_info()  # load average before we add to it
     settings = load_settings(plan.config_file, None, **flags)
-    stills = build_vision(settings, settings.models.stills_detector)
+    stills = stills_vision(settings)
     people = list(dict.fromkeys(p for clip in plan.clips for p in clip.people))
     cohort = load_cohort(settings, stills.embedder.model_id)
     gallery = build_gallery(work / "gallery.sqlite", stills, people, plan.synthetic_identities, cohort)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 
 from edge.central.evaluation.calibrate import CalibrationRefused, calibrate, fmr_curve, record_calibration
+from edge.central.evaluation.run import LabeledSet, load_scores
 from edge.central.evaluation.stats import SUPPORT_RULE
-from edge.commands.common import CommandError, print_json
-from edge.commands.eval import add_data_arguments, in_mode, load_scores
+from edge.commands.common import CommandError, add_data_arguments, print_json, settings_from
 from edge.vision.cohort import MODES
 from edge.vision.runtime import MANIFEST_NAME, load_manifest
 
@@ -26,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--target-fmr must lie between 0 and 1, got {target}")
     if args.operating_point and len(args.target_fmr) > 1:
         raise CommandError("--operating-point takes one --target-fmr, got several")
-    settings, vision, scores = load_scores(args)
-    scores = in_mode(scores, args.mode)
+    labeled = LabeledSet.of(args.pairs, args.identities, args.root, args.group_column, args.within)
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
+    vision, scores = load_scores(settings, labeled)
+    scores = scores.in_mode(args.mode)
     scope = "worst_group" if args.worst_group else "overall"
     try:  # every target first: one the data cannot support writes nothing at all
         entries = [calibrate(scores, t, scope, vision.detector.entry.model_id) for t in args.target_fmr]

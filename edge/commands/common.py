@@ -59,5 +59,28 @@ def add_verbs(parser: argparse.ArgumentParser, package: str, path: Iterable[str]
             module.add_verb(verbs)
 
 
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The labeled-set flags `edge eval` and `edge calibrate` share."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", type=Path, help="labeled pairs CSV (columns of ../shared/data/pairs.csv)")
+    source.add_argument(
+        "--identities", type=Path, help="labeled image CSV (columns of identities.csv), compared all against all"
+    )
+    p.add_argument("--root", type=Path, help="folder the CSV's image paths are relative to (default: the CSV's)")
+    p.add_argument(
+        "--group-column",
+        default="group",
+        help="demographic group column (pairs: <column>_a and <column>_b; default: group)",
+    )
+    p.add_argument(
+        "--within",
+        default="source",
+        help="--identities only: compare only images with the same value in this column, when the "
+        "file has it (default: source, since one person may carry other labels in other "
+        "sources); '-' compares everything",
+    )
+    p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))

@@ -7,7 +7,7 @@ from typing import Any
 
 from edge.commands.common import config_file, settings_from
 from edge.config import Settings, provenance, show
-from edge.device.app import operating_point
+from edge.device.parts import operating_point
 from edge.vision import load_manifest
 
 

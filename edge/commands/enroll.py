@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.commands.common import CommandError, print_json, settings_from
-from edge.commands.gallery import running_device_note
-from edge.device.app import build_vision, load_cohort
+from edge.device.gallery_watch import running_device_note
+from edge.device.parts import open_gallery, stills_vision
 from edge.enrollment import Outcome, Person, add_to_gallery, describe_people, people_in_folder
-from edge.gallery import GalleryNotFound, GalleryStore
 from edge.progress import progress
 from edge.vision import Vision
 
@@ -31,22 +30,16 @@ def run(args: argparse.Namespace) -> int:
         people = people_in_folder(args.folder)
     else:
         people = [Person(args.name, tuple(args.images), args.id)]
-    vision = build_vision(settings, settings.models.stills_detector)
+    vision = stills_vision(settings)
     outcomes = _describe_with_progress(vision, people)
     enrolled = [o for o in outcomes if o.accepted]
     summary: dict[str, Any] = {"gallery": str(args.gallery)}
     if enrolled:
-        embedder = vision.embedder
-        cohort = load_cohort(settings, embedder.model_id)
-        try:
-            store = GalleryStore.open(args.gallery, embedder.model_id, embedder.sha256, scaler=cohort)
-        except GalleryNotFound:
-            store = GalleryStore.create(args.gallery, embedder.model_id, embedder.sha256, scaler=cohort)
-        with store:
+        with open_gallery(settings, args.gallery, create=True) as store:
             add_to_gallery(store, enrolled)
             templates = {i.identity_id: i.templates for i in store.identities()}
             summary["gallery_version"] = store.version
-            summary["running_device"] = running_device_note(settings, store.version)
+            summary["running_device"] = running_device_note(settings.match, store.version)
     else:
         templates = {}
         summary["error"] = "no image passed; the gallery was not changed"

@@ -7,78 +7,29 @@ from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
 from edge.config import Settings
-from edge.device.app import load_cohort, operating_point
-from edge.gallery import GalleryStore, read_bundle, replace_gallery
-from edge.vision import ModelEntry, load_manifest
-from edge.vision.false_alerts import BASES, MEANING, expected_false_alerts, person_fmr
+from edge.device.gallery_watch import running_device_note
+from edge.device.parts import configured_embedder, load_cohort, open_gallery, operating_point
+from edge.enrollment import enrolled_people
+from edge.gallery import read_bundle, replace_gallery
 
 
-def configured_embedder(args: argparse.Namespace) -> tuple[Settings, ModelEntry]:
+def _settings(args: argparse.Namespace) -> Settings:
     settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
-    manifest = load_manifest(settings.models.models_dir)
-    return settings, manifest.get(settings.models.embedder or manifest.default_embedder, "embedder")
-
-
-def open_store(args: argparse.Namespace) -> GalleryStore:
-    """Open the gallery for the configured embedder (no model is loaded to do it)."""
-    settings, entry = configured_embedder(args)
-    return GalleryStore.open(args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id))
-
-
-def rounded(value: float | None) -> float | None:
-    """Six significant digits: an estimate, not a measurement to the last bit."""
-    return None if value is None else float(f"{value:.6g}")
+    return settings
 
 
 def run_list(args: argparse.Namespace) -> int:
-    settings, entry = configured_embedder(args)
-    point = operating_point(settings, entry)
-    cohort = load_cohort(settings, entry.model_id)
-    with GalleryStore.open(args.gallery, entry.model_id, entry.sha256, scaler=cohort) as store:
-        identities = store.identities()
-        counts = [i.templates for i in identities]
-        print_json(
-            {
-                "gallery": str(args.gallery),
-                "version": store.version,
-                "identities": len(identities),
-                "templates": sum(i.templates for i in identities),
-                "operating_point": point.as_dict(),
-                "false_alerts_per_1000_scans": {
-                    "meaning": MEANING,
-                    **expected_false_alerts(point, cohort, counts).details(),
-                },
-                "people": [
-                    {
-                        "identity_id": i.identity_id,
-                        "name": i.name,
-                        "templates": i.templates,
-                        "expected_stranger_fmr": {
-                            basis: rounded(person_fmr(None if rate is None else rate.fmr, point, cohort, i.templates))
-                            for basis, rate in zip(BASES, (point.mixed, point.bound), strict=True)
-                        },
-                        "enrolled_at": i.enrolled_at,
-                    }
-                    for i in identities
-                ],
-            }
-        )
+    settings = _settings(args)
+    entry = configured_embedder(settings)
+    point, cohort = operating_point(settings, entry), load_cohort(settings, entry.model_id)
+    with open_gallery(settings, args.gallery) as store:
+        print_json({"gallery": str(args.gallery), **enrolled_people(store, point, cohort)})
     return 0
 
 
-def running_device_note(settings: Settings, version: str) -> str:
-    """What a device running on the changed gallery does with the change (`edge.device.gallery_watch`)."""
-    return (
-        f"a running device on this gallery uses version {version} within {settings.match.gallery_poll_s:g} s "
-        "(match.gallery_poll_s), from its next frame on"
-    )
-
-
 def run_remove(args: argparse.Namespace) -> int:
-    settings, entry = configured_embedder(args)
-    with GalleryStore.open(
-        args.gallery, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
-    ) as store:
+    settings = _settings(args)
+    with open_gallery(settings, args.gallery) as store:
         removed = store.remove(args.id)
         version = store.version
     print_json(
@@ -87,14 +38,14 @@ def run_remove(args: argparse.Namespace) -> int:
             "removed": args.id,
             "templates_removed": removed,
             "version": version,
-            "running_device": running_device_note(settings, version),
+            "running_device": running_device_note(settings.match, version),
         }
     )
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_gallery(_settings(args), args.gallery) as store:
         version = store.export(args.out)
     print_json({"gallery": str(args.gallery), "bundle": str(args.out), "version": version})
     return 0
@@ -102,7 +53,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Replace the gallery with a bundle, atomically, as a device does with `gallery/set`."""
-    settings, entry = configured_embedder(args)
+    settings = _settings(args)
+    entry = configured_embedder(settings)
     bundle = read_bundle(args.bundle)
     version = replace_gallery(
         args.gallery, bundle, entry.model_id, entry.sha256, scaler=load_cohort(settings, entry.model_id)
@@ -114,7 +66,7 @@ def run_import(args: argparse.Namespace) -> int:
             "version": version,
             "identities": len(bundle.identities),
             "templates": sum(len(r.templates) for r in bundle.identities),
-            "running_device": running_device_note(settings, version),
+            "running_device": running_device_note(settings.match, version),
         }
     )
     return 0

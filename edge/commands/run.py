@@ -11,15 +11,12 @@ from pathlib import Path
 from edge.commands.common import config_file, print_json, settings_from
 from edge.config import Settings, load_settings
 from edge.device.app import run_device
-from edge.device.sources import SourceError
-from edge.device.start_fallback import roll_back_unstartable
-from edge.vision import ModelError
 
 log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, flags, overlay = settings_from(
+    settings, flags, _ = settings_from(
         args,
         **{
             "camera.source": args.source,
@@ -45,13 +42,7 @@ def run(args: argparse.Namespace) -> int:
     def reload(overlay: Path | None) -> Settings:
         return load_settings(path, overlay, **flags)
 
-    try:
-        summary = run_device(settings, stop, args.max_frames, reload=reload)
-    except (SourceError, ModelError) as e:  # what a remote change can break; see start_fallback
-        rolled_back = roll_back_unstartable(settings.device.state_dir, e)
-        if rolled_back is None:
-            raise
-        summary = run_device(reload(overlay), stop, args.max_frames, reload=reload, rolled_back=rolled_back)
+    summary = run_device(settings, stop, args.max_frames, reload=reload)
     print_json({"frames": summary.frames, "totals": summary.totals, "outbox_pending": summary.outbox_pending})
     return 0
 

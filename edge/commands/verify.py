@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from edge.commands.common import print_json, settings_from
-from edge.device.app import build_vision, load_cohort, operating_point
+from edge.device.parts import load_cohort, operating_point, stills_vision
 from edge.vision import FaceResult, distance, load_image
 
 
@@ -31,7 +31,7 @@ def face_json(path: Path, result: FaceResult) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args, **{"models.models_dir": args.models, "match.threshold": args.threshold})
-    vision = build_vision(settings, args.detector or settings.models.stills_detector)
+    vision = stills_vision(settings, args.detector)
     a = vision.describe_single(load_image(args.image_a), str(args.image_a), gated=False)
     b = vision.describe_single(load_image(args.image_b), str(args.image_b), gated=False)
     dist = float(distance(a.embedded(), b.embedded()))

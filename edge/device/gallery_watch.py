@@ -50,6 +50,14 @@ _SETTLE_NS = 2_000_000_000
 _DETAIL_CHARS = 200  # the longest string a status detail may hold
 
 
+def running_device_note(match: MatchConfig, version: str) -> str:
+    """What a device running on a changed gallery does with the change (for the one who changed it)."""
+    return (
+        f"a running device on this gallery uses version {version} within {match.gallery_poll_s:g} s "
+        "(match.gallery_poll_s), from its next frame on"
+    )
+
+
 class StatusLink(Protocol):
     def update_status(self, *, versions: Versions | None = None, details: dict[str, Scalar] | None = None) -> None: ...
 

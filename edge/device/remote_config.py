@@ -44,11 +44,12 @@ from edge.device.gallery_watch import GalleryWatcher
 from edge.device.inbox import Inbox, Received, Refused, claimed_version, require_newer, signed_object
 from edge.device.loop import Loop
 from edge.device.overlay import MAX_MESSAGE_BYTES, Overlay, check_keys, sections_changed, shadowed
-from edge.gallery import Matcher
+from edge.device.parts import camera_vision, checked_false_alerts, effective_config, operating_point
 from edge.link import ConfigReported, MqttLink
 from edge.link.payloads import ConfigSet, Scalar, utc_now
 from edge.service import ServiceThread
-from edge.vision import ModelEntry, QualityGate, Vision
+from edge.vision import QualityGate, Vision
+from edge.vision.cohort import Cohort
 from edge.vision.false_alerts import FalseAlerts
 from edge.vision.operating_point import OperatingPoint
 from edge.vision.runtime import ModelError
@@ -61,16 +62,6 @@ Reload = Callable[[Path], Settings]
 """The device's settings loaded again with another overlay file (same file, environment, flags)."""
 Outcome = Literal["applied", "rejected", "rolled_back"]
 TRIAL_PERIODS = 3  # a change is on trial for this many fleet.rollback_after_s
-
-
-@dataclass(frozen=True)
-class Builders:
-    """The device's own builders (`edge.device.app`), handed in: settings -> running parts."""
-
-    vision: Callable[[Settings], Vision]
-    point: Callable[[Settings, ModelEntry], OperatingPoint]
-    false_alerts: Callable[[Settings, OperatingPoint, Matcher], FalseAlerts]
-    reported: Callable[[Settings, OperatingPoint], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -107,7 +98,7 @@ class RemoteConfig:
         link: MqttLink,
         loop: Loop,
         camera: Camera,
-        builders: Builders,
+        cohort: Cohort,
         overlay_path: Path,
         audit: AuditLog,
         gallery: GalleryWatcher,
@@ -119,7 +110,7 @@ class RemoteConfig:
         self._link = link
         self._loop = loop
         self._camera = camera
-        self._builders = builders
+        self._cohort = cohort
         self._path = overlay_path
         self._audit = audit
         self._overlay = Overlay.read(overlay_path)
@@ -202,11 +193,10 @@ class RemoteConfig:
 
     def _prepare(self, settings: Settings) -> Running:
         """What `settings` resolve to, built off the loop's thread; `Refused` when they cannot run."""
-        b = self._builders
         try:
-            point = b.point(settings, self._loop.vision.embedder.entry)
-            false_alerts = b.false_alerts(settings, point, self._loop.matcher)
-            vision = b.vision(settings) if "models" in sections_changed(self._running.settings, settings) else None
+            point = operating_point(settings, self._loop.vision.embedder.entry)
+            false_alerts = checked_false_alerts(settings, point, self._loop.matcher, self._cohort)
+            vision = camera_vision(settings) if "models" in sections_changed(self._running.settings, settings) else None
         except (ConfigError, ModelError) as e:
             raise Refused(str(e)) from None
         return Running(settings, point, false_alerts, vision)
@@ -308,7 +298,7 @@ class RemoteConfig:
                 ts=utc_now(),
                 device_id=r.settings.device.device_id,
                 site=r.settings.device.site,
-                config=self._builders.reported(r.settings, r.point),
+                config=effective_config(r.settings, r.point),
                 last_error=None if error is None else error[:2000],
                 status=outcome,
                 answered_version=answered,

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.errors import OperatorError
+
 CHUNK = 1_000_000  # pairs per step where a whole-array expression would copy tens of millions
 
 
-class DatasetError(ValueError):
+class DatasetError(OperatorError, ValueError):
     """A labeled file cannot be read as asked (missing file, column or duplicate image)."""
 
 

@@ -137,7 +137,7 @@ def evaluate(
     """The whole report. `by_mode` holds the scores of each matching mode that could be scored;
     `threshold` is {"value", "source", "mode"} (the point in force); `context` carries the dataset
     paths as given, models, quality gate and the manifest's calibration table (see
-    `edge.commands.eval`); `modes` is `edge.central.evaluation.side_by_side.compare_modes`'s comparison."""
+    `edge.central.evaluation.run`); `modes` is `edge.central.evaluation.side_by_side.compare_modes`'s comparison."""
     scores = by_mode[threshold["mode"]]
     dataset = scores.dataset
     value = threshold["value"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge.central.evaluation.dataset import Dataset
+from edge.errors import OperatorError
 from edge.progress import progress
 from edge.vision import FaceCountError, ImageError, Vision, distance, load_image
 from edge.vision.cohort import MODES, Cohort
@@ -27,7 +28,7 @@ from edge.vision.cohort import MODES, Cohort
 CHUNK = 50_000  # pairs per distance batch: bounds memory on all-against-all sets
 
 
-class ModeUnavailable(ValueError):
+class ModeUnavailable(OperatorError, ValueError):
     """Per-template scores were asked for without a cohort model to give the scales."""
 
 
