@@ -20,7 +20,7 @@ DATA_DIR = Path(os.environ.get("EDGE_TEST_DATA", REPO.parent / "shared" / "data"
 # What a test needs, read from the fixtures it uses (so a new test is marked without anyone
 # remembering to): `pytest -m "not postgres"` runs everything that needs no PostgreSQL, and so on.
 NEEDS = {
-    "broker": {"broker", "broker_factory", "subscriber_factory"},
+    "broker": {"broker", "broker_factory", "subscriber_factory", "demo_broker_available"},
     "postgres": {"postgres_url"},
     "browser": {"chromium"},
     "wheel": {"edge_wheel", "edge_wheels", "installed_edge"},

@@ -27,6 +27,8 @@ from edge.link.mqtt import configured_client
 from local_broker import Broker, free_port
 from postgres_server import PostgresServer
 
+pytestmark = pytest.mark.broker  # the fleet's generated broker config, run by a real Mosquitto
+
 PI_01, PI_02 = Topics("north", "pi-01"), Topics("north", "pi-02")
 
 
@@ -211,6 +213,7 @@ def _window(seq: int) -> str:
     ).to_json()
 
 
+@pytest.mark.postgres
 def test_a_database_outage_behind_the_generated_broker_config_loses_nothing(fleet):
     """The collector's database stops; 3,000 windows arrive meanwhile: the collector holds up to
     its Receive Maximum (1,000) unacknowledged, the broker queues the rest. With Mosquitto's default
