@@ -443,7 +443,8 @@ def test_held_frame_is_not_overwritten_and_buffers_are_reused(tmp_path: Path, re
             frame = grabber.latest(timeout=5.0)
             assert frame is not None
             images.add(id(frame.image))
-            time.sleep(0.002)  # the capture thread fills the mailbox meanwhile
+            read = grabber.frames_read
+            assert wait_until(lambda r=read: grabber.frames_read >= r + 2)  # the capture thread fills the mailbox
     assert len(images) == buffers
     grabber.latest(timeout=0)  # the frame still waiting, if any, is taken
     assert grabber.frames_read == grabber.frames_taken + grabber.frames_dropped

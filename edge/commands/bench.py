@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
         "--video",
         type=Path,
         nargs="+",
-        help=f"clips to measure (default: the real clips under {DATA_DIR}, else a generated one)",
+        help="clips to measure (default: the real clips of --data, else a generated one)",
     )
     p.add_argument(
         "--enroll",
@@ -68,7 +68,13 @@ def add_parser(sub) -> None:
         default=[],
         help="with --video: photos of people the clips show, one person per photo (named by file name)",
     )
-    p.add_argument("--data", type=Path, default=DATA_DIR, help="shared data folder with the default clips")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DATA_DIR,
+        help="shared data folder with the default clips (default: $EDGE_TEST_DATA, else ../shared/data beside "
+        "the checkout)",
+    )
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="inference thread counts to measure")
     p.add_argument("--detectors", nargs="+", default=DETECTORS, help="detector model ids to measure")
     p.add_argument(
