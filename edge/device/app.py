@@ -85,7 +85,9 @@ def _run(
 ) -> RunSummary:
     """One start: everything checked, then the services started in order and stopped in reverse.
 
-    Every step after the capture thread starts runs inside an `ExitStack`, so whatever fails
+    Two `ExitStack`s: the outer holds the resources (camera, state-folder lock, outbox), the inner
+    the services, so the outbox outlives the link's last flush and its pending rows can be
+    counted. Every step after the capture thread starts runs inside them, so whatever fails
     (a corrupt counters file, a foreign outbox, a locked state folder) stops that thread
     before the error leaves: a thread still decoding at interpreter exit aborts the process.
     """
