@@ -9,7 +9,7 @@
 # VENV: where the virtualenv goes (default .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=${EXTRAS:-litert,test,demo,central}
+EXTRAS=${EXTRAS:-litert,test,demo,central,console}
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 MOSQUITTO_REQUIRED=${MOSQUITTO_REQUIRED:-1}

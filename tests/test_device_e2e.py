@@ -392,7 +392,17 @@ def test_live_camera_lost_mid_run_is_counted_and_recovers(
     assert summary.totals["frames"] == summary.frames and summary.totals["matches"] == len(events)
 
 
-OFF_DEVICE = ("edge.central", "edge.bench", "edge.modelbuild", "edge.console", "matplotlib", "sqlalchemy", "alembic")
+OFF_DEVICE = (
+    "edge.central",
+    "edge.bench",
+    "edge.modelbuild",
+    "edge.console",
+    "matplotlib",
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "uvicorn",
+)
 
 
 def test_edge_run_loads_no_off_device_code(run_args):

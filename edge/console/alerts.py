@@ -1,0 +1,77 @@
+"""The alerts an operator sees: match events of their sites from the trial database, newest
+first, with the verdict that counts; and the ones stored since a point, for the live stream."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from edge.central.trial.schema import events, verdicts
+from edge.central.trial.store import TrialStore
+from edge.console.users import User
+
+RECENT = 200
+STREAM_OVERLAP = timedelta(seconds=5)
+"""Each stream read starts this far before the newest alert it sent: collectors committing in
+parallel may store an alert received a moment earlier after a later one. The page drops repeats."""
+
+FIELDS = ("event_id", "site", "device_id", "ts", "identity_id", "score", "threshold", "template_threshold")
+
+
+def _visible(user: User) -> list[sa.ColumnElement[bool]]:
+    if user.role == "admin" or user.role == "viewer" and not user.sites:
+        return []
+    return [events.c.site.in_(user.sites)]
+
+
+def _as_alert(row: Any, verdicts: dict[str, Any]) -> dict[str, Any]:
+    alert = {f: getattr(row, f) for f in FIELDS}
+    alert["ts"] = row.ts.isoformat()
+    alert["received_at"] = row.received_at.isoformat()
+    alert["verdict"] = verdicts.get(row.event_id)
+    return alert
+
+
+def _latest_verdicts(store: TrialStore, event_ids: list[str]) -> dict[str, Any]:
+    """Each event's latest verdict (outcome, by, at), where it has one."""
+    if not event_ids:
+        return {}
+    latest = sa.func.row_number().over(
+        partition_by=verdicts.c.event_id, order_by=(verdicts.c.at.desc(), verdicts.c.id.desc())
+    )
+    ranked = (
+        sa.select(verdicts.c.event_id, verdicts.c.outcome, verdicts.c.by, verdicts.c.at, latest.label("rank"))
+        .where(verdicts.c.event_id.in_(event_ids))
+        .subquery()
+    )
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.select(ranked).where(ranked.c.rank == 1))
+        return {r.event_id: {"outcome": r.outcome, "by": r.by, "at": r.at.isoformat()} for r in rows}
+
+
+def recent(store: TrialStore, user: User, limit: int = RECENT) -> list[dict[str, Any]]:
+    """The newest alerts the user may see, newest first."""
+    query = sa.select(events).where(*_visible(user)).order_by(events.c.received_at.desc()).limit(limit)
+    with store.engine.connect() as connection:
+        rows = list(connection.execute(query))
+    verdicts = _latest_verdicts(store, [r.event_id for r in rows])
+    return [_as_alert(r, verdicts) for r in rows]
+
+
+def stored_since(store: TrialStore, user: User, after: datetime | None) -> list[dict[str, Any]]:
+    """Alerts the user may see stored from `after - STREAM_OVERLAP` on, oldest first."""
+    query = sa.select(events).where(*_visible(user))
+    if after is not None:
+        query = query.where(events.c.received_at >= after - STREAM_OVERLAP)
+    else:
+        query = query.where(sa.false())
+    with store.engine.connect() as connection:
+        rows = list(connection.execute(query.order_by(events.c.received_at, events.c.event_id).limit(RECENT)))
+    return [_as_alert(r, {}) for r in rows]
+
+
+def site_of(store: TrialStore, event_id: str) -> str | None:
+    with store.engine.connect() as connection:
+        return connection.execute(sa.select(events.c.site).where(events.c.event_id == event_id)).scalar_one_or_none()

@@ -1,0 +1,241 @@
+"""The console's web application (Starlette via FastAPI, Jinja2 pages, plain forms, and one small
+script of ours for the live alert stream; nothing loaded from elsewhere, so it works offline).
+
+Every page needs a session; every state-changing request carries the session's CSRF token; a
+request above the user's role gets 403 and an audit entry. Pages escape everything they show
+(Jinja2 autoescape) and the script writes text only (`textContent`), so a site, device, identity
+or note holding markup shows as text. The Content-Security-Policy allows this origin's script
+and styles only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from edge.central.trial.store import TrialStore
+from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
+from edge.console import alerts, audit
+from edge.console import sessions as logins
+from edge.console.sessions import LoginRefused, Session
+from edge.link.payloads import utc_now
+
+HERE = Path(__file__).parent
+COOKIE = "edge_console_session"
+LOGIN_CSRF_COOKIE = "edge_console_login"
+POLL_S = 0.5  # how often an open alert stream reads the store
+SESSION_CHECK_S = 5.0  # how often an open alert stream checks that its session still lives
+KEEPALIVE_S = 15.0
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+NO_IMAGES = (
+    "No image of anyone passing the camera exists anywhere: devices send only the match metadata "
+    "below. Every alert is for a person to check, never a verdict."
+)
+
+
+def create_app(store: TrialStore, secure_cookies: bool = False, poll_s: float = POLL_S) -> FastAPI:
+    """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's)."""
+    engine = store.engine
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client is not None else "unknown"
+
+    def session_of(request: Request) -> Session | None:
+        return logins.current(engine, request.cookies.get(COOKIE))
+
+    def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(
+            request, name, {"session": session, "no_images": NO_IMAGES, **context}, status_code=status
+        )
+
+    def refuse(request: Request, session: Session, action: str, target: str | None, why: str) -> Response:
+        audit.record(engine, action, "refused", session.user.name, address(request), target, why)
+        return page(request, "refused.html", session, status=403, why=why)
+
+    def to_login() -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, error: str | None = None) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", None, csrf=token, error=error)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, path="/login"
+        )
+        return response
+
+    @app.post("/login")
+    async def login(request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form("")) -> Response:
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
+            return PlainTextResponse("the login form expired: reload the page", status_code=403)
+        try:
+            token, session = await run_in_threadpool(logins.log_in, engine, name, password, address(request))
+        except LoginRefused as e:
+            audit.record(engine, "login", "failed", None, address(request), name[:200], str(e))
+            response = page(request, "login.html", None, status=401, csrf=expected, error=str(e))
+            return response
+        audit.record(engine, "login", "ok", session.user.name, address(request))
+        response = RedirectResponse("/alerts", status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if not session.csrf_ok(csrf):
+            return refuse(request, session, "logout", None, "missing or wrong CSRF token")
+        logins.log_out(engine, session)
+        audit.record(engine, "logout", "ok", session.user.name, address(request))
+        response = to_login()
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/")
+    async def home() -> Response:
+        return RedirectResponse("/alerts", status_code=303)
+
+    @app.get("/alerts", response_class=HTMLResponse)
+    async def alerts_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        shown = await run_in_threadpool(alerts.recent, store, session.user)
+        return page(
+            request,
+            "alerts.html",
+            session,
+            alerts=shown,
+            since=shown[0]["received_at"] if shown else utc_now().isoformat(),
+            adjudications=ADJUDICATIONS,
+            engagements=ENGAGEMENTS,
+            may_adjudicate=[a["event_id"] for a in shown if session.user.may_adjudicate(a["site"])],
+        )
+
+    @app.get("/alerts/stream")
+    async def alert_stream(request: Request) -> Response:
+        session = logins.current(engine, request.cookies.get(COOKIE), touch=False)
+        if session is None:
+            return PlainTextResponse("log in first", status_code=401)
+        cursor = _time(request.headers.get("last-event-id")) or _time(request.query_params.get("since")) or utc_now()
+        return StreamingResponse(
+            _stream(request, store, session, cursor, poll_s),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},  # nginx: pass each event on at once
+        )
+
+    @app.post("/alerts/{event_id}/verdict")
+    async def adjudicate(
+        request: Request, event_id: str, outcome: str = Form(""), note: str = Form(""), csrf: str = Form("")
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if not session.csrf_ok(csrf):
+            return refuse(request, session, "adjudicate", event_id, "missing or wrong CSRF token")
+        site = await run_in_threadpool(alerts.site_of, store, event_id)
+        if site is None:
+            return page(request, "refused.html", session, status=404, why=f"no alert {event_id}")
+        if not session.user.may_adjudicate(site):
+            return refuse(request, session, "adjudicate", event_id, f"{session.user.role} may not adjudicate {site}")
+        try:
+            await run_in_threadpool(store.add_verdict, event_id, outcome, session.user.name, note.strip() or None)
+        except TrialStoreError as e:
+            return page(request, "refused.html", session, status=400, why=str(e))
+        audit.record(engine, "adjudicate", "ok", session.user.name, address(request), event_id, outcome)
+        return RedirectResponse(f"/alerts#alert-{event_id}", status_code=303)
+
+    @app.get("/audit", response_class=HTMLResponse)
+    async def audit_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if session.user.role != "admin":
+            return refuse(request, session, "read_audit", None, f"{session.user.role} may not read the audit")
+        return page(request, "audit.html", session, entries=audit.entries(engine, limit=500))
+
+    @app.get("/audit.csv")
+    async def audit_csv(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if session.user.role != "admin":
+            return refuse(request, session, "read_audit", None, f"{session.user.role} may not read the audit")
+        return PlainTextResponse(
+            audit.as_csv(audit.entries(engine)),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="console-audit.csv"'},
+        )
+
+    return app
+
+
+def _time(text: str | None) -> datetime | None:
+    """A stream cursor (an alert's ISO 8601 receipt time), or None for none or a bad one."""
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+async def _stream(
+    request: Request, store: TrialStore, session: Session, cursor: datetime, poll_s: float
+) -> AsyncIterator[str]:
+    """Server-sent events: each alert stored from `cursor` on, once, with its receipt time as the
+    event id (a browser that reconnects sends it back as Last-Event-ID and misses nothing)."""
+    loop = asyncio.get_running_loop()
+    sent: deque[str] = deque(maxlen=2000)
+    checked = spoke = loop.time()
+    yield "retry: 1000\n\n"
+    while not await request.is_disconnected():
+        if loop.time() - checked >= SESSION_CHECK_S:
+            checked = loop.time()
+            if await run_in_threadpool(logins.current, store.engine, request.cookies.get(COOKIE), False) is None:
+                yield "event: ended\ndata: {}\n\n"
+                return
+        for alert in await run_in_threadpool(alerts.stored_since, store, session.user, cursor):
+            if alert["event_id"] in sent:
+                continue
+            sent.append(alert["event_id"])
+            cursor = max(cursor, datetime.fromisoformat(alert["received_at"]))
+            alert["may_adjudicate"] = session.user.may_adjudicate(alert["site"])
+            spoke = loop.time()
+            yield f"id: {alert['received_at']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
+        if loop.time() - spoke >= KEEPALIVE_S:
+            spoke = loop.time()
+            yield ": keepalive\n\n"
+        await asyncio.sleep(poll_s)

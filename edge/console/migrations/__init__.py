@@ -1,0 +1,1 @@
+"""Alembic migrations of the console's tables; `edge.console.schema.migrate` runs them to head."""
