@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import socket
 import sys
 
 from edge.commands.common import CommandError, print_json
@@ -37,6 +38,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CommandError("--tls-cert and --tls-key go together")
     tls = args.tls_cert is not None
+    _check_free(host.strip("[]"), int(port))
     with open_database(args.db) as store:
         app = create_app(store, secure_cookies=tls or args.behind_tls_proxy)
         print(f"console on {'https' if tls else 'http'}://{args.listen}/ (Ctrl-C stops it)", file=sys.stderr)
@@ -51,6 +53,15 @@ def run_serve(args: argparse.Namespace) -> int:
             forwarded_allow_ips=args.proxy or "127.0.0.1",
         )
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address this host cannot listen on (in use, not its own)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise CommandError(f"--listen {host}:{port}: cannot listen there ({e.strerror})") from None
 
 
 def run_user(args: argparse.Namespace) -> int:
