@@ -2,7 +2,7 @@
 # Set up everything this checkout needs on Debian/Ubuntu with Python 3.10-3.12:
 # Mosquitto (the test and demo broker) and a virtualenv with the package installed; PostgreSQL and
 # Chromium when apt can install them (field-trial tests: a throwaway server, the HTML report; they skip without).
-#   scripts/setup.sh                  # device runtime + tests + reference pipeline + demo + central tools
+#   scripts/setup.sh                  # device runtime + tests + reference pipeline + demo + central tools + console
 #   EXTRAS=litert scripts/setup.sh    # device runtime only
 # MOSQUITTO_REQUIRED=0: go on without Mosquitto when it cannot be installed (the demo then uses
 # amqtt). EDGE_MOSQUITTO: the mosquitto binary (default: on PATH, else /usr/sbin/mosquitto).
