@@ -5,6 +5,7 @@ without a reload and is adjudicated."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -175,19 +176,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def console_url(store: TrialStore) -> Iterator[str]:
-    """The console served by uvicorn on a free loopback port, in this process."""
+@contextlib.contextmanager
+def served(store: TrialStore) -> Iterator[str]:
+    """The console on `store` served by uvicorn on a free loopback port, in this process: its URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(store, poll_s=0.2), host="127.0.0.1", port=port, log_level="warning")
-    )
+    config = uvicorn.Config(create_app(store, poll_s=0.2), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_until(lambda: server.started, timeout=30), "the console did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def console_url(store: TrialStore) -> Iterator[str]:
+    with served(store) as url:
+        yield url
 
 
 @pytest.fixture

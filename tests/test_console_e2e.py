@@ -1,0 +1,49 @@
+"""End to end: a real device on a live camera publishes through Mosquitto, a real collector stores
+its alerts, an operator logged into the console sees them arrive without reloading and
+adjudicates one, and the trial report counts that outcome."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the console extra is not installed (pip install -e '.[console]')")
+
+from support_wait import wait_until  # noqa: E402
+from test_collector import collector_factory, store  # noqa: E402, F401 (fixtures)
+from test_console import PASSWORD, browser, log_in_page, served  # noqa: E402, F401 (fixtures)
+from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: E402, F401 (fixtures)
+from test_remote_config import camera, device, fleet  # noqa: E402, F401 (fixtures)
+
+from edge.cli import main  # noqa: E402
+from edge.console import users  # noqa: E402
+from edge.console.schema import migrate  # noqa: E402
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_real_device_alert_reaches_the_operator_live_and_the_report_counts_the_verdict(
+    device,  # noqa: F811 (the fixtures imported above)
+    collector_factory,  # noqa: F811
+    store,  # noqa: F811
+    browser,  # noqa: F811
+    db_url,
+    tmp_path,
+):
+    migrate(store.engine)
+    users.add(store.engine, "olga", "operator", ["test"], PASSWORD)
+    with served(store) as url:
+        page = log_in_page(browser, url, "olga")
+        page.wait_for_selector("#connection[data-state=live]")
+        collector_factory()
+        device.start()
+        row = page.wait_for_selector("#alerts tbody tr", timeout=120_000)  # the first alert, no reload
+        event_id = row.get_attribute("data-event-id")
+        assert row.query_selector(".site").inner_text() == "test"
+        row.query_selector("button[value=true_alert]").click()
+        page.wait_for_selector(f"#alert-{event_id} .verdict:has-text('true_alert by olga')")
+    device.stop()
+    assert wait_until(lambda: len(store.events()) >= 1, timeout=30)
+    assert main(["trial", "report", "--db", db_url, "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert json.dumps(report).count('"true_alert"') >= 1, "the report does not count the adjudication"
