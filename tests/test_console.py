@@ -25,6 +25,7 @@ from support_wait import wait_until  # noqa: E402
 from edge.central.trial.store import TrialStore  # noqa: E402
 from edge.console import audit, sessions, users  # noqa: E402
 from edge.console.app import COOKIE, create_app  # noqa: E402
+from edge.console.fleet import FleetAccess  # noqa: E402
 from edge.console.schema import open_database  # noqa: E402
 from edge.console.schema import sessions as session_table  # noqa: E402
 from edge.link.payloads import MatchEvent, utc_now  # noqa: E402
@@ -177,10 +178,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(store: TrialStore) -> Iterator[str]:
+def served(store: TrialStore, fleet: FleetAccess | None = None) -> Iterator[str]:
     """The console on `store` served by uvicorn on a free loopback port, in this process: its URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(store, poll_s=0.2), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(store, poll_s=0.2, fleet=fleet)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

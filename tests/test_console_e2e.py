@@ -16,8 +16,10 @@ from test_console import PASSWORD, browser, log_in_page, served  # noqa: E402, F
 from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: E402, F401 (fixtures)
 from test_remote_config import camera, device, fleet  # noqa: E402, F401 (fixtures)
 
+from edge.central.fleet.folder import FleetDir  # noqa: E402
 from edge.cli import main  # noqa: E402
-from edge.console import users  # noqa: E402
+from edge.console import audit, users  # noqa: E402
+from edge.console.fleet import FleetAccess  # noqa: E402
 from edge.console.schema import migrate  # noqa: E402
 
 
@@ -47,3 +49,39 @@ def test_a_real_device_alert_reaches_the_operator_live_and_the_report_counts_the
     assert main(["trial", "report", "--db", db_url, "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert json.dumps(report).count('"true_alert"') >= 1, "the report does not count the adjudication"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_fleet_page_shows_a_running_device_and_an_admin_changes_it_from_the_page(
+    device,  # noqa: F811
+    broker,
+    fleet,  # noqa: F811
+    store,  # noqa: F811
+    browser,  # noqa: F811
+):
+    migrate(store.engine)
+    users.add(store.engine, "ada", "admin", [], PASSWORD)
+    users.add(store.engine, "vic", "viewer", ["elsewhere"], PASSWORD)
+    access = FleetAccess(FleetDir(fleet), broker.url)
+    admin = users.get(store.engine, "ada")
+    device.start()
+    online = lambda: [d for d in access.devices(admin) if d["state"] == "online"]  # noqa: E731
+    assert wait_until(online, timeout=90), device.log.read_text()[-2000:]
+    with served(store, fleet=access) as url:
+        viewer = log_in_page(browser, url, "vic")
+        viewer.goto(f"{url}/fleet")
+        assert viewer.query_selector("#fleet tbody tr") is None, "a viewer of another site saw this device"
+        assert viewer.query_selector("form.change") is None
+        page = log_in_page(browser, url, "ada")
+        page.goto(f"{url}/fleet")
+        row = page.wait_for_selector("#fleet tbody tr")
+        assert "test/cam-1" in row.inner_text() and "online" in row.inner_text()
+        page.fill("form.change textarea[name=set]", "match.threshold=0.45")
+        page.click("form.change button[type=submit]")
+        assert "applied" in page.wait_for_selector("#outcome", timeout=60_000).inner_text()
+        page.goto(f"{url}/fleet")
+        page.fill("form.change textarea[name=set]", "mqtt.url=mqtt://elsewhere:1883")
+        page.click("form.change button[type=submit]")
+        refused = page.wait_for_selector("#outcome", timeout=60_000).inner_text()
+        assert "rejected" in refused and "mqtt.url" in refused
+    assert [e["outcome"] for e in audit.entries(store.engine) if e["action"] == "config_change"] == ["failed", "ok"]

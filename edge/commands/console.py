@@ -10,6 +10,7 @@ import argparse
 import getpass
 import socket
 import sys
+from pathlib import Path
 
 from edge.commands.common import CommandError, print_json
 
@@ -29,7 +30,9 @@ def _password(confirm: bool) -> str:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from edge.central.fleet.folder import FleetDir
     from edge.console.app import create_app
+    from edge.console.fleet import FleetAccess
     from edge.console.schema import open_database
 
     host, _, port = args.listen.rpartition(":")
@@ -37,10 +40,13 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 127.0.0.1:8080")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CommandError("--tls-cert and --tls-key go together")
+    if (args.fleet is None) != (args.broker is None):
+        raise CommandError("--fleet and --broker go together (the fleet page reads devices through the broker)")
+    fleet = None if args.fleet is None else FleetAccess(FleetDir(args.fleet).require(), args.broker)
     tls = args.tls_cert is not None
     _check_free(host.strip("[]"), int(port))
     with open_database(args.db) as store:
-        app = create_app(store, secure_cookies=tls or args.behind_tls_proxy)
+        app = create_app(store, secure_cookies=tls or args.behind_tls_proxy, fleet=fleet)
         print(f"console on {'https' if tls else 'http'}://{args.listen}/ (Ctrl-C stops it)", file=sys.stderr)
         uvicorn.run(
             app,
@@ -92,6 +98,10 @@ def add_parser(sub) -> None:
     verbs = p.add_subparsers(dest="verb", required=True)
     serve = verbs.add_parser("serve", help="serve the console")
     serve.add_argument("--db", required=True, help=DB_HELP)
+    serve.add_argument(
+        "--fleet", type=Path, help="the fleet folder (edge fleet init): the fleet page and signed changes"
+    )
+    serve.add_argument("--broker", help="mqtts://HOST:PORT the fleet's devices use (with --fleet)")
     serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on (default: 127.0.0.1:8080)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")

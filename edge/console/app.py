@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +36,10 @@ from edge.central.trial.store import TrialStore
 from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
 from edge.console import alerts, audit
 from edge.console import sessions as logins
+from edge.console.fleet import FleetAccess
 from edge.console.sessions import LoginRefused, Session
+from edge.errors import OperatorError
+from edge.link import LinkError
 from edge.link.payloads import utc_now
 
 HERE = Path(__file__).parent
@@ -45,14 +55,18 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+OPERATOR_ERRORS = (OperatorError, LinkError)  # what a person can act on: shown as one line, never a traceback
 NO_IMAGES = (
     "No image of anyone passing the camera exists anywhere: devices send only the match metadata "
     "below. Every alert is for a person to check, never a verdict."
 )
 
 
-def create_app(store: TrialStore, secure_cookies: bool = False, poll_s: float = POLL_S) -> FastAPI:
-    """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's)."""
+def create_app(
+    store: TrialStore, secure_cookies: bool = False, poll_s: float = POLL_S, fleet: FleetAccess | None = None
+) -> FastAPI:
+    """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's);
+    `fleet`: where the fleet page reads devices from and sends changes through (None: no fleet page)."""
     engine = store.engine
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -176,6 +190,49 @@ def create_app(store: TrialStore, secure_cookies: bool = False, poll_s: float = 
         audit.record(engine, "adjudicate", "ok", session.user.name, address(request), event_id, outcome)
         return RedirectResponse(f"/alerts#alert-{event_id}", status_code=303)
 
+    @app.get("/fleet", response_class=HTMLResponse)
+    async def fleet_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        devices, error = await _fleet_rows(fleet, session)
+        return page(request, "fleet.html", session, fleet=fleet is not None, devices=devices, error=error)
+
+    @app.get("/fleet.json")
+    async def fleet_json(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return PlainTextResponse("log in first", status_code=401)
+        devices, error = await _fleet_rows(fleet, session)
+        return JSONResponse({"devices": devices, "error": error})
+
+    @app.post("/fleet/config", response_class=HTMLResponse)
+    async def fleet_config(
+        request: Request,
+        device: str = Form(""),
+        set_: str = Form("", alias="set"),
+        unset: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if not session.csrf_ok(csrf):
+            return refuse(request, session, "config_change", device, "missing or wrong CSRF token")
+        if session.user.role != "admin":
+            return refuse(request, session, "config_change", device, f"{session.user.role} may not change devices")
+        if fleet is None:
+            return page(request, "refused.html", session, status=400, why="the console runs without --fleet")
+        try:
+            result = await run_in_threadpool(fleet.change, device, set_, unset)
+        except OPERATOR_ERRORS as e:
+            audit.record(engine, "config_change", "failed", session.user.name, address(request), device, str(e))
+            return page(request, "refused.html", session, status=400, why=str(e))
+        outcome = "ok" if result.get("status") == "applied" else "failed"
+        detail = json.dumps({k: result.get(k) for k in ("version", "set", "unset", "status", "reason")})
+        audit.record(engine, "config_change", outcome, session.user.name, address(request), device, detail)
+        return page(request, "changed.html", session, result=result)
+
     @app.get("/audit", response_class=HTMLResponse)
     async def audit_page(request: Request) -> Response:
         session = session_of(request)
@@ -199,6 +256,16 @@ def create_app(store: TrialStore, secure_cookies: bool = False, poll_s: float = 
         )
 
     return app
+
+
+async def _fleet_rows(fleet: FleetAccess | None, session: Session) -> tuple[list[dict[str, Any]], str | None]:
+    """The devices the user may see, or why there are none to show."""
+    if fleet is None:
+        return [], "this console runs without a fleet: start it with --fleet DIR --broker URL"
+    try:
+        return await run_in_threadpool(fleet.devices, session.user), None
+    except OPERATOR_ERRORS as e:
+        return [], f"the broker cannot be read: {e}"
 
 
 def _time(text: str | None) -> datetime | None:
