@@ -1,7 +1,8 @@
 """The trial report reproduces a hand-made event and verdict log, number by number.
 
 Three devices on two sites over two UTC days, 12-hour windows. cam-b's window 3 never arrived
-(one alert of it did); cam-a's threshold changed at the start of day two. Every expected figure
+(one alert of it did); cam-a's threshold changed at the start of day two. Verdicts in two stages:
+the operator's adjudication, then, for four alerts, what engaging the person found. Every expected figure
 below was worked out by hand from the log; the 95% intervals from the Wilson formula written out
 here, not from the code under test. Runs on SQLite and PostgreSQL (`db_url`).
 """
@@ -21,7 +22,7 @@ import pytest
 
 from edge.central.trial.intake import SCHEMA, DeadLetter
 from edge.central.trial.report import build_report, write_report
-from edge.central.trial.report.data import Selection, TrialData
+from edge.central.trial.report.data import Alert, Selection, TrialData, Verdict, Window
 from edge.central.trial.report.load import load
 from edge.central.trial.store import TrialStore
 from edge.link.payloads import MatchEvent, StatsPayload, StatusPayload, Versions
@@ -39,17 +40,18 @@ WINDOWS = {
 }
 # alert name -> (device, hours after DAY1, verdicts in the order given: (outcome, hours after DAY1))
 ALERTS = {
-    "a1": ("cam-a", 3, [("confirmed", 30)]),
+    "a1": ("cam-a", 3, [("true_alert", 30), ("confirmed_true", 31)]),
+    # adjudication changed after the engagement: the latest of each stage counts
+    "a3": ("cam-a", 15, [("true_alert", 30), ("confirmed_false", 35), ("false_alert", 40)]),
     "a2": ("cam-a", 9, [("false_alert", 30)]),
-    "a3": ("cam-a", 15, [("confirmed", 30), ("false_alert", 40)]),  # changed: the latest counts
-    "a4": ("cam-a", 26, [("confirmed", 40)]),
-    "a5": ("cam-a", 37, [("not_checked", 40)]),
+    "a4": ("cam-a", 26, [("true_alert", 40)]),
+    "a5": ("cam-a", 37, [("not_adjudicated", 40)]),
     "a6": ("cam-a", 44, []),
     "b1": ("cam-b", 4, [("false_alert", 30)]),
-    "b2": ("cam-b", 29, [("confirmed", 40)]),  # in the missing window
+    "b2": ("cam-b", 29, [("true_alert", 40), ("confirmed_true", 41)]),  # in the missing window
     "b3": ("cam-b", 39, []),
-    "c1": ("cam-c", 1, [("confirmed", 30)]),
-    "c2": ("cam-c", 13, [("confirmed", 30)]),
+    "c1": ("cam-c", 1, [("true_alert", 30)]),
+    "c2": ("cam-c", 13, [("true_alert", 30), ("confirmed_false", 31), ("confirmed_true", 35)]),  # engagement changed
     "c3": ("cam-c", 46, [("false_alert", 50)]),
 }
 # (device, hours after DAY1, state, threshold, fmr, expected false alerts per 1,000 scans, config version)
@@ -62,28 +64,29 @@ STATUSES = [
 ]
 
 # group -> (windows, missing, uptime h, frames, scans, quality_rejected, alerts, matches in windows,
-#           confirmed, false alerts, not checked, predicted false alerts), all worked out by hand
-TRIAL = (11, 1, 132, 84000, 9200, 380, 12, 11, 5, 4, 3, 13.4)
+#           true alerts, false alerts, not adjudicated, of which no verdict, confirmed true, confirmed false,
+#           predicted false alerts), all worked out by hand
+TRIAL = (11, 1, 132, 84000, 9200, 380, 12, 11, 5, 4, 3, 2, 3, 1, 13.4)
 SITES = {
-    "north": (7, 1, 84, 60000, 6200, 260, 9, 8, 3, 3, 3, 10.4),
-    "south": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 3.0),
+    "north": (7, 1, 84, 60000, 6200, 260, 9, 8, 3, 3, 3, 2, 2, 1, 10.4),
+    "south": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 0, 1, 0, 3.0),
 }
 DEVICE_FIGURES = {
-    "cam-a": (4, 0, 48, 42000, 4500, 180, 6, 6, 2, 2, 2, 7.0),
-    "cam-b": (3, 1, 36, 18000, 1700, 80, 3, 2, 1, 1, 1, 3.4),
-    "cam-c": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 3.0),
+    "cam-a": (4, 0, 48, 42000, 4500, 180, 6, 6, 2, 2, 2, 1, 1, 1, 7.0),
+    "cam-b": (3, 1, 36, 18000, 1700, 80, 3, 2, 1, 1, 1, 1, 1, 0, 3.4),
+    "cam-c": (4, 0, 48, 24000, 3000, 120, 3, 3, 2, 1, 0, 0, 1, 0, 3.0),
 }
 DAYS = {
-    "2026-06-01": (6, 0, 72, 49000, 5500, 255, 6, 6, 3, 3, 0, 9.0),
-    "2026-06-02": (5, 1, 60, 35000, 3700, 125, 6, 5, 2, 1, 3, 4.4),
+    "2026-06-01": (6, 0, 72, 49000, 5500, 255, 6, 6, 3, 3, 0, 0, 2, 1, 9.0),
+    "2026-06-02": (5, 1, 60, 35000, 3700, 125, 6, 5, 2, 1, 3, 2, 1, 0, 4.4),
 }
 ROWS = {
-    ("cam-a", "2026-06-01"): (2, 0, 24, 22000, 2500, 110, 3, 3, 1, 2, 0, 5.0),
-    ("cam-a", "2026-06-02"): (2, 0, 24, 20000, 2000, 70, 3, 3, 1, 0, 2, 2.0),
-    ("cam-b", "2026-06-01"): (2, 0, 24, 11000, 1000, 45, 1, 1, 0, 1, 0, 2.0),
-    ("cam-b", "2026-06-02"): (1, 1, 12, 7000, 700, 35, 2, 1, 1, 0, 1, 1.4),
-    ("cam-c", "2026-06-01"): (2, 0, 24, 16000, 2000, 100, 2, 2, 2, 0, 0, 2.0),
-    ("cam-c", "2026-06-02"): (2, 0, 24, 8000, 1000, 20, 1, 1, 0, 1, 0, 1.0),
+    ("cam-a", "2026-06-01"): (2, 0, 24, 22000, 2500, 110, 3, 3, 1, 2, 0, 0, 1, 1, 5.0),
+    ("cam-a", "2026-06-02"): (2, 0, 24, 20000, 2000, 70, 3, 3, 1, 0, 2, 1, 0, 0, 2.0),
+    ("cam-b", "2026-06-01"): (2, 0, 24, 11000, 1000, 45, 1, 1, 0, 1, 0, 0, 0, 0, 2.0),
+    ("cam-b", "2026-06-02"): (1, 1, 12, 7000, 700, 35, 2, 1, 1, 0, 1, 1, 1, 0, 1.4),
+    ("cam-c", "2026-06-01"): (2, 0, 24, 16000, 2000, 100, 2, 2, 2, 0, 0, 0, 1, 0, 2.0),
+    ("cam-c", "2026-06-02"): (2, 0, 24, 8000, 1000, 20, 1, 1, 0, 1, 0, 0, 0, 0, 1.0),
 }
 
 
@@ -192,26 +195,35 @@ def store(db_url: str):
         yield store
 
 
+def _check_rate(rate: dict, k: int, n: int) -> None:
+    """A precision: k / n with the Wilson interval written out here, or unknown without a denominator."""
+    assert (rate["k"], rate["n"]) == (k, n)
+    if n:
+        assert rate["value"] == pytest.approx(k / n)
+        assert rate["ci95"] == pytest.approx(list(wilson(k, n)))
+    else:
+        assert rate["value"] is None and rate["ci95"] is None
+
+
 def _check(figures: dict, expected: tuple) -> None:
-    windows, missing, uptime_h, frames, scans, rejected, alerts, matches, confirmed, false, unchecked, predicted = (
-        expected
-    )
+    (windows, missing, uptime_h, frames, scans, rejected, alerts, matches) = expected[:8]
+    true, false, not_adjudicated, no_verdict, confirmed_true, confirmed_false, predicted = expected[8:]
     assert figures["windows"] == windows
     assert figures["missing_windows"] == missing
     assert figures["uptime_s"] == uptime_h * 3600
     assert (figures["frames"], figures["scans"], figures["quality_rejected"]) == (frames, scans, rejected)
     assert (figures["alerts"], figures["matches_in_windows"]) == (alerts, matches)
-    assert (figures["confirmed"], figures["false_alerts"], figures["not_checked"]) == (confirmed, false, unchecked)
+    assert true + false + not_adjudicated == alerts, "the hand-made figures: every alert adjudicated or not"
+    assert (figures["true_alert"], figures["false_alert"], figures["not_adjudicated"]) == (true, false, not_adjudicated)
+    assert (figures["no_verdict"], figures["adjudicated"]) == (no_verdict, true + false)
+    assert (figures["confirmed_true"], figures["confirmed_false"]) == (confirmed_true, confirmed_false)
+    assert figures["engaged"] == confirmed_true + confirmed_false
     assert figures["alerts_per_1000_scans"] == pytest.approx(1000 * alerts / scans)
     assert figures["predicted_false_alerts"] == pytest.approx(predicted)
     assert figures["predicted_false_alerts_bound"] == pytest.approx(40 * predicted)
     assert figures["scans_without_prediction"] == 0
-    precision = figures["precision"]
-    if confirmed + false:
-        assert precision["value"] == pytest.approx(confirmed / (confirmed + false))
-        assert precision["ci95"] == pytest.approx(list(wilson(confirmed, confirmed + false)))
-    else:
-        assert precision["value"] is None and precision["ci95"] is None
+    _check_rate(figures["precision_before_engagement"], true, true + false)
+    _check_rate(figures["precision_after_engagement"], confirmed_true, confirmed_true + confirmed_false)
     fa = figures["false_alerts_per_1000_scans"]
     assert fa["value"] == pytest.approx(1000 * false / scans)
     assert fa["ci95"] == pytest.approx([1000 * b for b in wilson(false, scans)])
@@ -219,9 +231,13 @@ def _check(figures: dict, expected: tuple) -> None:
 
 def _headline() -> str:
     lo, hi = wilson(5, 9)
+    elo, ehi = wilson(3, 4)
     return (
-        "9,200 faces scanned, 12 alerts, 5 confirmed, 4 false alerts, 3 not checked; 1 alert per 767 scans; "
-        f"precision 55.6% ({100 * lo:.1f}-{100 * hi:.1f}%); 1 window missing, their scans unknown"
+        "9,200 faces scanned, 12 alerts: 5 true alerts, 4 false alerts, 3 not adjudicated (2 without a verdict); "
+        "4 engaged: 3 confirmed true, 1 confirmed false; 1 alert per 767 scans; "
+        f"precision before engagement 55.6% ({100 * lo:.1f}-{100 * hi:.1f}%, 5 of 9 adjudicated), "
+        f"after engagement 75.0% ({100 * elo:.1f}-{100 * ehi:.1f}%, 3 of 4 engaged); "
+        "1 window missing, their scans unknown"
     )
 
 
@@ -279,8 +295,11 @@ def test_a_selection_keeps_the_missing_window_and_what_was_in_force(store: Trial
     assert [(p["device_id"], p["threshold"]) for p in report["periods"]] == [("cam-b", 0.40)]
     lo, hi = wilson(1, 1)
     assert report["headline"] == (
-        "700 faces scanned, 2 alerts, 1 confirmed, 0 false alerts, 1 not checked; 1 alert per 350 scans; "
-        f"precision 100.0% ({100 * lo:.1f}-{100 * hi:.1f}%); 1 window missing, their scans unknown"
+        "700 faces scanned, 2 alerts: 1 true alert, 0 false alerts, 1 not adjudicated (1 without a verdict); "
+        "1 engaged: 1 confirmed true, 0 confirmed false; 1 alert per 350 scans; "
+        f"precision before engagement 100.0% ({100 * lo:.1f}-{100 * hi:.1f}%, 1 of 1 adjudicated), "
+        f"after engagement 100.0% ({100 * lo:.1f}-{100 * hi:.1f}%, 1 of 1 engaged); "
+        "1 window missing, their scans unknown"
     )
 
 
@@ -291,10 +310,27 @@ def test_files_agree_with_the_report(store: TrialStore, tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert [(r["device_id"], r["day"]) for r in rows] == list(ROWS)
     b2 = rows[3]
-    assert (b2["scans"], b2["missing_windows"], b2["alerts"], b2["confirmed"]) == ("700", "1", "2", "1")
-    assert b2["precision"] == "1.0" and b2["false_alerts_per_1000_scans"] == "0.0"
-    assert rows[1]["precision"] == "1.0" and rows[4]["precision"] == "1.0"
-    assert rows[5]["precision"] == "0.0"
+    assert (b2["scans"], b2["missing_windows"], b2["alerts"], b2["true_alert"], b2["no_verdict"]) == (
+        "700",
+        "1",
+        "2",
+        "1",
+        "1",
+    )
+    assert (b2["adjudicated"], b2["confirmed_true"], b2["engaged"]) == ("1", "1", "1")
+    assert b2["precision_before_engagement"] == "1.0" and b2["false_alerts_per_1000_scans"] == "0.0"
+    assert rows[1]["precision_before_engagement"] == "1.0" and rows[4]["precision_before_engagement"] == "1.0"
+    assert rows[5]["precision_before_engagement"] == "0.0"
+    assert rows[0]["precision_after_engagement"] == "0.5" and rows[3]["precision_after_engagement"] == "1.0"
+    lo, hi = wilson(1, 2)
+    assert (
+        float(rows[0]["precision_after_engagement_ci95_lo"]),
+        float(rows[0]["precision_after_engagement_ci95_hi"]),
+    ) == (
+        pytest.approx(lo),
+        pytest.approx(hi),
+    )
+    assert rows[1]["precision_after_engagement"] == "" and rows[1]["engaged"] == "0", "no denominator: no rate"
     markdown = (tmp_path / "report.md").read_text()
     assert f"**{_headline()}.**" in markdown
     assert "| north | cam-b | 2026-06-02 | boot-cam-b-000003 |" in markdown
@@ -359,12 +395,67 @@ def test_an_empty_trial_says_so(tmp_path: Path) -> None:
     """No window, no alert: zero scans is what was received, and precision is unknown, not 0 or 100%."""
     report = build_report(TrialData(), Selection())
     assert report["headline"] == (
-        "0 faces scanned, 0 alerts, 0 confirmed, 0 false alerts, 0 not checked; no alert; "
-        "precision unknown (no alert checked)"
+        "0 faces scanned, 0 alerts: 0 true alerts, 0 false alerts, 0 not adjudicated (0 without a verdict); "
+        "0 engaged: 0 confirmed true, 0 confirmed false; no alert; "
+        "precision before engagement unknown (none adjudicated), after engagement unknown (none engaged)"
     )
     assert report["trial"]["alerts_per_1000_scans"] is None
     write_report(report, tmp_path)
     assert (tmp_path / "report.csv").read_text().count("\n") == 1
+
+
+def test_two_stages_counted_on_a_small_set_in_every_format(tmp_path: Path) -> None:
+    """Five alerts of one device, verdicts by hand: x1 adjudicated true, then engaged: confirmed
+    true; x2 engaged only (as a verdict `confirmed` of the earlier vocabulary became): confirmed
+    true, not adjudicated; x3 false, then re-adjudicated true, engaged twice: confirmed true then
+    false (the latest counts); x4 false alert; x5 no verdict. So: 2 true alerts, 1 false alert, 2
+    not adjudicated (1 without a verdict), 3 engaged (2 confirmed true, 1 false); precision 2/3
+    before engagement and 2/3 after."""
+    alerts = [Alert(f"x{i}", "north", "cam-x", DAY1 + i * HOUR) for i in range(1, 6)]
+    given = [
+        ("x1", "true_alert", 10),
+        ("x1", "confirmed_true", 11),
+        ("x2", "confirmed_true", 11),
+        ("x3", "false_alert", 10),
+        ("x3", "confirmed_true", 12),
+        ("x3", "true_alert", 13),
+        ("x3", "confirmed_false", 14),
+        ("x4", "false_alert", 10),
+    ]
+    verdicts = [Verdict(e, outcome, "ops", DAY1 + h * HOUR) for e, outcome, h in given]
+    windows = [Window("b-000001", "north", "cam-x", DAY1, DAY1 + 12 * HOUR, 5000, 500, 0, 5)]
+    report = build_report(TrialData(windows, alerts, verdicts), Selection(), now=DAY1 + 12 * HOUR)
+    trial = report["trial"]
+    counts = ("true_alert", "false_alert", "not_adjudicated", "no_verdict", "adjudicated")
+    assert [trial[k] for k in counts] == [2, 1, 2, 1, 3]
+    assert [trial[k] for k in ("confirmed_true", "confirmed_false", "engaged")] == [2, 1, 3]
+    _check_rate(trial["precision_before_engagement"], 2, 3)
+    _check_rate(trial["precision_after_engagement"], 2, 3)
+    lo, hi = wilson(2, 3)
+    interval = f"66.7% ({100 * lo:.1f}-{100 * hi:.1f}%"
+    assert report["headline"] == (
+        "500 faces scanned, 5 alerts: 2 true alerts, 1 false alert, 2 not adjudicated (1 without a verdict); "
+        "3 engaged: 2 confirmed true, 1 confirmed false; 1 alert per 100 scans; "
+        f"precision before engagement {interval}, 2 of 3 adjudicated), after engagement {interval}, 2 of 3 engaged)"
+    )
+    write_report(report, tmp_path)
+    (row,) = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [row[k] for k in (*counts, "confirmed_true", "confirmed_false", "engaged")] == [
+        "2",
+        "1",
+        "2",
+        "1",
+        "3",
+        "2",
+        "1",
+        "3",
+    ]
+    assert float(row["precision_before_engagement"]) == float(row["precision_after_engagement"]) == pytest.approx(2 / 3)
+    assert float(row["precision_after_engagement_ci95_lo"]) == pytest.approx(lo)
+    assert json.loads((tmp_path / "report.json").read_text())["trial"]["precision_after_engagement"]["n"] == 3
+    for name in ("report.md", "report.html"):  # the table shows each precision with its denominator
+        text = (tmp_path / name).read_text()
+        assert f"{interval}), 2/3" in text and "confirmed true" in text and "not adjudicated" in text, name
 
 
 def _window(device: str, boot: str, seq: int, start: datetime, scans: int = 10) -> StatsPayload:

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from edge.central.trial.intake import EXCERPT, SCHEMA, DeadLetter
-from edge.central.trial.schema import devices, metadata
+from edge.central.trial.schema import devices, metadata, verdicts
 from edge.central.trial.store import (
+    MIGRATIONS,
     MissingWindows,
     StoreRefused,
     TrialFilter,
@@ -93,7 +96,7 @@ def store(db_url: str):
 def test_migrations_from_empty_make_exactly_the_schema(db_url: str) -> None:
     with TrialStore.open(db_url) as store, store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
         assert compare_metadata(context, metadata) == []
     with TrialStore.open(db_url) as again:  # opening a migrated database changes nothing
         assert again.windows() == []
@@ -105,6 +108,7 @@ def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
     assert "edge/central/trial/migrations/versions/0001_trial_tables.py" in names
     assert "edge/central/trial/migrations/versions/0002_event_template_threshold.py" in names
     assert "edge/central/trial/migrations/versions/0003_bigint_versions_dead_letters.py" in names
+    assert "edge/central/trial/migrations/versions/0004_adjudication_vocabulary.py" in names
 
 
 def _utc_naive(t: datetime) -> datetime:
@@ -274,6 +278,83 @@ def test_a_0002_database_upgrades_to_64_bit_config_versions_and_keeps_its_report
         )
         assert [(c["version"], c["answered_version"]) for c in store.configs()] == [(7, None), (ms, ms)]
         assert store.add(window(1))  # and the store goes on
+
+
+def test_a_0003_database_moves_its_verdicts_to_the_adjudication_vocabulary(db_url: str) -> None:
+    """A database as the release before South Wales Police's vocabulary left it, with one alert's
+    history in the earlier words (confirmed, false_alert, not_checked): opening it renames each
+    verdict (confirmed -> confirmed_true, not_checked -> not_adjudicated), keeps every row, who,
+    note and time, then refuses an earlier word and takes the new ones."""
+    _old_database(db_url, "0003", "events", alert(1).model_dump())
+    given = [  # (outcome, by, note, minutes after T0)
+        ("not_checked", "ann", None, 1),
+        ("confirmed", "bob", "known face", 2),
+        ("false_alert", "cy", "lookalike", 3),
+        ("confirmed", "dee", None, 4),
+    ]
+    engine = sa.create_engine(database_url(db_url))
+    try:
+        with engine.begin() as connection:
+            old = sa.MetaData()
+            old.reflect(connection, only=["verdicts"])
+            connection.execute(
+                old.tables["verdicts"].insert(),
+                [
+                    {
+                        "event_id": alert(1).event_id,
+                        "outcome": o,
+                        "by": by,
+                        "note": note,
+                        "at": _utc_naive(T0) + timedelta(minutes=m),
+                    }
+                    for o, by, note, m in given
+                ],
+            )
+            with pytest.raises(sa.exc.IntegrityError), connection.begin_nested():  # 0003 knows only its words
+                connection.execute(
+                    old.tables["verdicts"].insert(),
+                    {"event_id": alert(1).event_id, "outcome": "true_alert", "by": "x", "at": _utc_naive(T0)},
+                )
+    finally:
+        engine.dispose()
+    with TrialStore.open(db_url) as store:
+        history = [
+            (v["outcome"], v["stage"], v["by"], v["note"], v["at"]) for v in store.verdict_history(alert(1).event_id)
+        ]
+        assert history == [
+            ("not_adjudicated", "adjudication", "ann", None, T0 + timedelta(minutes=1)),
+            ("confirmed_true", "engagement", "bob", "known face", T0 + timedelta(minutes=2)),
+            ("false_alert", "adjudication", "cy", "lookalike", T0 + timedelta(minutes=3)),
+            ("confirmed_true", "engagement", "dee", None, T0 + timedelta(minutes=4)),
+        ]
+        latest = store.latest_verdicts([alert(1).event_id])[alert(1).event_id]
+        assert latest.adjudication is not None and latest.adjudication["by"] == "cy"
+        assert latest.engagement is not None and latest.engagement["by"] == "dee"
+        with store.engine.begin() as connection, pytest.raises(sa.exc.IntegrityError):  # the CHECK has the new words
+            connection.execute(
+                verdicts.insert(), {"event_id": alert(1).event_id, "outcome": "confirmed", "by": "x", "at": T0}
+            )
+        store.add_verdict(alert(1).event_id, "confirmed_false", "pc 7", at=T0 + timedelta(minutes=5))
+        assert len(store.verdict_history(alert(1).event_id)) == 5
+
+
+def test_going_back_to_0003_puts_the_verdicts_in_the_earlier_words(db_url: str) -> None:
+    """Revision 0004's downgrade (a release rolled back): each verdict kept, in the words 0003
+    allows; lossy by nature (true_alert and confirmed_true both become confirmed)."""
+    words = ["true_alert", "false_alert", "not_adjudicated", "confirmed_true", "confirmed_false"]
+    with TrialStore.open(db_url) as store:
+        store.add(alert(1))
+        for minute, word in enumerate(words):
+            store.add_verdict(alert(1).event_id, word, "ann", at=T0 + timedelta(minutes=minute))
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+        with store.engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0003"
+            old = connection.scalars(sa.select(verdicts.c.outcome).order_by(verdicts.c.at)).all()
+    assert old == ["confirmed", "false_alert", "not_checked", "confirmed", "false_alert"]
 
 
 def test_a_value_the_database_cannot_hold_is_refused_as_such(store: TrialStore) -> None:

@@ -1,11 +1,14 @@
 """What the trial report reads: windows, events, verdicts, status and config history, gaps.
 
 Every read takes one `TrialFilter` (time range, site, device) and returns plain rows (mappings of
-column name to value, times as aware UTC), ordered by device and time.
+column name to value, times as aware UTC), ordered by device and time. The verdict reads of one
+alert or a list of alerts (`verdict_history`, `latest_verdicts`) are for a screen that shows them.
+Each verdict row carries its `stage` (`adjudication` or `engagement`, from its outcome).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,8 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from edge.central.trial.schema import UtcDateTime, configs, dead_letters, events, statuses, verdicts, windows
+from edge.central.trial.terms import ADJUDICATION, ENGAGEMENT, OUTCOMES, stage_of
 
 Row = sa.RowMapping
+
+STAGE = sa.case({o: stage_of(o) for o in OUTCOMES}, value=verdicts.c.outcome).label("stage")
+"""A verdict's stage, computed in SQL from its outcome (the table stores the outcome only)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,20 @@ class TrialFilter:
 
 
 ALL = TrialFilter()
+
+
+@dataclass(frozen=True)
+class LatestVerdicts:
+    """The verdicts that count for one alert: its latest adjudication and its latest engagement
+    outcome (None: none given)."""
+
+    adjudication: Row | None
+    engagement: Row | None
+
+
+def _latest_first(*partition: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    """1 for the latest verdict of each `partition` (the latest time; a tie: the one recorded last)."""
+    return sa.func.row_number().over(partition_by=partition, order_by=(verdicts.c.at.desc(), verdicts.c.id.desc()))
 
 
 @dataclass(frozen=True)
@@ -91,13 +112,18 @@ class TrialQueries:
         return self._rows(sa.select(t).where(*f.where(t, t.c.ts)).order_by(t.c.site, t.c.device_id, t.c.ts))
 
     def verdicts(self, f: TrialFilter = ALL, history: bool = False) -> list[Row]:
-        """Verdicts on the alerts seen in the range, with the alert's site and device: the latest
-        per event (the one that counts), or every one ever given with `history`."""
-        latest = sa.func.row_number().over(
-            partition_by=verdicts.c.event_id, order_by=(verdicts.c.at.desc(), verdicts.c.id.desc())
-        )
+        """Verdicts on the alerts seen in the range, with the alert's site and device and the
+        verdict's `stage`: the latest per event and stage (the ones that count), or every one
+        ever given with `history`."""
         ranked = (
-            sa.select(verdicts, events.c.site, events.c.device_id, events.c.ts, latest.label("rank"))
+            sa.select(
+                verdicts,
+                STAGE,
+                events.c.site,
+                events.c.device_id,
+                events.c.ts,
+                _latest_first(verdicts.c.event_id, STAGE).label("rank"),
+            )
             .join(events, events.c.event_id == verdicts.c.event_id)
             .where(*f.where(events, events.c.ts))
             .subquery()
@@ -106,6 +132,30 @@ class TrialQueries:
         if not history:
             query = query.where(ranked.c.rank == 1)
         return self._rows(query.order_by(ranked.c.site, ranked.c.device_id, ranked.c.ts, ranked.c.at, ranked.c.id))
+
+    def verdict_history(self, event_id: str) -> list[Row]:
+        """Every verdict ever given on one alert, both stages, oldest first (by time, then as
+        recorded), each with its `stage`: who said what, and when. Empty for an alert without."""
+        return self._rows(
+            sa.select(verdicts, STAGE).where(verdicts.c.event_id == event_id).order_by(verdicts.c.at, verdicts.c.id)
+        )
+
+    def latest_verdicts(self, event_ids: Iterable[str]) -> dict[str, LatestVerdicts]:
+        """For each of these alerts, the latest adjudication and the latest engagement outcome
+        (each row with its `stage`; None where none was given): what counts, in one query for a
+        page of alerts. Every id asked for has an entry, one without verdicts (or unknown) too."""
+        wanted = list(dict.fromkeys(event_ids))
+        latest: dict[str, dict[str, Row]] = {e: {} for e in wanted}
+        if wanted:
+            ranked = (
+                sa.select(verdicts, STAGE, _latest_first(verdicts.c.event_id, STAGE).label("rank"))
+                .where(verdicts.c.event_id.in_(wanted))
+                .subquery()
+            )
+            query = sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank == 1)
+            for row in self._rows(query):
+                latest[row["event_id"]][row["stage"]] = row
+        return {e: LatestVerdicts(v.get(ADJUDICATION), v.get(ENGAGEMENT)) for e, v in latest.items()}
 
     def statuses(self, f: TrialFilter = ALL) -> list[Row]:
         """Status reports (state, versions, details) in the range: uptime and versions in force."""

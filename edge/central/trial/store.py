@@ -8,7 +8,8 @@ throughput); when another writer stores one of its messages meanwhile, the batch
 row by row, each duplicate skipped (portable: no dialect's "ON CONFLICT"). A batch the database
 refuses for its data raises `StoreRefused`; one it cannot reach raises SQLAlchemy's error.
 Messages the collector can never store go to `dead_letters` in the same transaction.
-Verdicts are append-only: the latest per event counts, the history is kept.
+Verdicts are append-only, in two stages (the operator's adjudication, then the outcome where an
+officer engaged: `terms.py`): the latest per event and stage counts, the history is kept.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
 from edge.central.trial.intake import DeadLetter, printable
-from edge.central.trial.queries import MissingWindows, TrialFilter, TrialQueries
+from edge.central.trial.queries import LatestVerdicts, MissingWindows, TrialFilter, TrialQueries
 from edge.central.trial.schema import (
     DEAD_LETTER_TOPIC,
     UNIQUE_KEYS,
@@ -39,10 +40,19 @@ from edge.central.trial.schema import (
     verdicts,
     windows,
 )
-from edge.central.trial.terms import OUTCOMES, StoreRefused, TrialStoreError
+from edge.central.trial.terms import OUTCOMES, StoreRefused, TrialStoreError, outcome_problem
 from edge.link.payloads import ConfigReported, MatchEvent, Payload, StatsPayload, StatusPayload, utc_now
 
-__all__ = ["OUTCOMES", "MissingWindows", "StoreRefused", "TrialFilter", "TrialStore", "TrialStoreError", "VerdictInput"]
+__all__ = [
+    "OUTCOMES",
+    "LatestVerdicts",
+    "MissingWindows",
+    "StoreRefused",
+    "TrialFilter",
+    "TrialStore",
+    "TrialStoreError",
+    "VerdictInput",
+]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
@@ -50,7 +60,8 @@ _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
 
 @dataclass(frozen=True)
 class VerdictInput:
-    """One operator verdict to store: who found what about which alert, and when."""
+    """One verdict to store: who found what about which alert, and when; `outcome` is one of
+    `terms.OUTCOMES` (its stage follows from it)."""
 
     event_id: str
     outcome: str
@@ -205,8 +216,8 @@ def _insert_new(
 
 class TrialStore(TrialQueries):
     """A trial database: `TrialStore.open(url)` migrates it to the newest schema; the reads
-    (`windows`, `events`, `verdicts`, `statuses`, `configs`, `missing_windows`) come from
-    `TrialQueries`."""
+    (`windows`, `events`, `verdicts`, `verdict_history`, `latest_verdicts`, `statuses`, `configs`,
+    `missing_windows`) come from `TrialQueries`."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -300,10 +311,11 @@ class TrialStore(TrialQueries):
             return wanted - set(known)
 
     def add_verdicts(self, items: Sequence[VerdictInput]) -> None:
-        """Append verdicts, all or none: an unknown event or outcome refuses the whole lot."""
+        """Append verdicts, all or none: an unknown event or outcome refuses the whole lot. The one
+        way verdicts are written (the CLI, the CSV import and the console call it)."""
         for item in items:
-            if item.outcome not in OUTCOMES:
-                raise TrialStoreError(f"outcome {item.outcome!r} for {item.event_id}: use one of {', '.join(OUTCOMES)}")
+            if problem := outcome_problem(item.outcome):
+                raise TrialStoreError(f"verdict on {item.event_id}: {problem}")
             if not item.by.strip():
                 raise TrialStoreError(f"verdict on {item.event_id}: say who checked it (by)")
             if item.at is not None and item.at.tzinfo is None:
@@ -322,5 +334,6 @@ class TrialStore(TrialQueries):
     def add_verdict(
         self, event_id: str, outcome: str, by: str, note: str | None = None, at: datetime | None = None
     ) -> None:
-        """Append one verdict; an unknown event id is refused."""
+        """Append one verdict (an adjudication or an engagement outcome); an unknown event id or
+        outcome is refused."""
         self.add_verdicts([VerdictInput(event_id, outcome, by, note, at)])

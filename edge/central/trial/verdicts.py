@@ -1,5 +1,9 @@
 """A day's verdict log as CSV (`event_id,outcome,by,note[,at]`), read and checked before any is stored.
 
+`outcome` is an adjudication (true_alert, false_alert, not_adjudicated) or, where an officer
+engaged the person, an engagement outcome (confirmed_true, confirmed_false); a word of the
+earlier vocabulary is a bad line that names the new words.
+
 A log is taken whole or not at all: every bad line (unknown outcome, no name, a time without a
 zone, an event id the trial does not know) is listed with its line number, and nothing is
 stored, so an operator fixes the file and imports it again without duplicating half of it.
@@ -12,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.central.trial.store import TrialStore, VerdictInput
-from edge.central.trial.terms import OUTCOMES, TrialStoreError
 from edge.central.trial.terms import VERDICT_COLUMNS as COLUMNS
+from edge.central.trial.terms import TrialStoreError, outcome_problem
 
 OPTIONAL = ("at",)
 
@@ -32,8 +36,8 @@ def _verdict(row: dict[str, str | None]) -> VerdictInput:
         raise ValueError(f"{len(row[None] or [])} value(s) beyond the header's columns")  # type: ignore[index]
     if not values["event_id"]:
         raise ValueError("no event_id")
-    if values["outcome"] not in OUTCOMES:
-        raise ValueError(f"outcome {values['outcome']!r} is not one of {', '.join(OUTCOMES)}")
+    if problem := outcome_problem(values["outcome"]):
+        raise ValueError(problem)
     if not values["by"]:
         raise ValueError("no name in 'by' (who checked the alert)")
     at = _time(values["at"]) if values.get("at") else None

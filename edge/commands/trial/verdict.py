@@ -1,7 +1,8 @@
 """`edge trial verdict` (one alert) and `edge trial verdicts import` (a day's CSV log).
 
-Verdicts are appended, never changed: the latest per alert counts in the report, the history
-(who said what, when) is kept.
+Verdicts are appended, never changed, in two stages: the operator's adjudication, then, where an
+officer engaged the person, the outcome. The latest of each stage counts in the report; the
+history (who said what, when) is kept.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.central.trial.terms import OUTCOMES, VERDICT_COLUMNS
+from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, VERDICT_COLUMNS
 
 DB_HELP = "the trial database: sqlite:///FILE (or a file path) or postgresql://USER@HOST:PORT/DB"
 
@@ -34,10 +35,19 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def add_verb(verbs) -> None:
-    p = verbs.add_parser("verdict", help="record what an operator found about one alert (appended; the latest counts)")
+    p = verbs.add_parser(
+        "verdict",
+        help="record an operator's adjudication of one alert, or the outcome where an officer engaged "
+        "(appended; the latest of each counts)",
+    )
     p.add_argument("event_id", metavar="EVENT_ID", help="the alert's event id (from the match event)")
-    p.add_argument("--outcome", required=True, choices=OUTCOMES, help="what the check found")
-    p.add_argument("--by", required=True, help="who checked it")
+    p.add_argument(
+        "--outcome",
+        required=True,
+        help=f"the operator's adjudication ({', '.join(ADJUDICATIONS)}) or, where an officer engaged "
+        f"the person, the outcome ({', '.join(ENGAGEMENTS)})",
+    )
+    p.add_argument("--by", required=True, help="who adjudicated or engaged")
     p.add_argument("--note", help="a short note")
     p.add_argument("--db", required=True, help=DB_HELP)
     p.set_defaults(func=run_verdict)

@@ -14,11 +14,18 @@ from typing import Any
 from edge.central.trial.report.data import Alert, Selection, TrialData, Window
 from edge.central.trial.report.figures import Figures, figures
 from edge.central.trial.report.periods import expected_per_window, periods
+from edge.central.trial.terms import stage_of
 
 NOTES = (
     "Scans are tracks that passed the quality gate and were embedded; alerts are the match events received.",
-    "Verdicts: the latest per alert counts; an alert without a verdict is not checked.",
-    "Precision = confirmed / (confirmed + false alerts); intervals are 95% Wilson score intervals.",
+    "Verdicts (South Wales Police's vocabulary): the operator adjudicates each alert as a true alert or a "
+    "false alert, or leaves it not adjudicated; where an officer engaged the person, the alert is then "
+    "confirmed true or confirmed false. Verdicts are appended: the latest of each stage counts. An alert "
+    "with no adjudication counts as not adjudicated (no verdict: not even an engagement outcome).",
+    "Precision before engagement = true alerts / (true alerts + false alerts), over the adjudicated alerts; "
+    "precision after engagement = confirmed true / (confirmed true + confirmed false), over the engaged "
+    "alerts; false alerts per 1,000 scans counts the alerts adjudicated false. Intervals are 95% Wilson "
+    "score intervals.",
     "Predicted false alerts = sum over windows of scans x the expected false alerts per 1,000 scans "
     "the device reported (from its FMR and gallery size) / 1,000; it assumes nobody scanned is enrolled. "
     "The figure is for a mixed crowd (the false match rate over all impostor comparisons of the calibration "
@@ -34,9 +41,12 @@ NOTES = (
 )
 
 
-def latest_outcomes(data: TrialData) -> dict[str, str]:
-    """Event id -> outcome of its latest verdict (ties: the one recorded last)."""
-    return {v.event_id: v.outcome for v in sorted(data.verdicts, key=lambda v: v.at)}
+def latest_by_stage(data: TrialData) -> dict[str, dict[str, str]]:
+    """Event id -> stage -> the outcome of its latest verdict of that stage (ties: the one given last)."""
+    latest: dict[str, dict[str, str]] = defaultdict(dict)
+    for v in sorted(data.verdicts, key=lambda v: v.at):
+        latest[v.event_id][stage_of(v.outcome)] = v.outcome
+    return dict(latest)
 
 
 def _span(
@@ -89,7 +99,7 @@ def build_report(data: TrialData, selection: Selection, now: datetime | None = N
     windows = [w for w in data.windows if selection.takes(w.site, w.device_id, w.day)]
     alerts = [a for a in data.alerts if selection.takes(a.site, a.device_id, a.day)]
     missing = [m for m in data.missing if selection.takes(m.site, m.device_id, m.day)]
-    outcomes = latest_outcomes(data)
+    outcomes = latest_by_stage(data)
     all_periods = periods(data.statuses)
     expected = expected_per_window(windows, all_periods)
 
@@ -171,20 +181,27 @@ def _per(scans: int, alerts: int) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
 
 
+def _precision(rate: dict[str, Any], of: str) -> str:
+    """ "55.6% (26.7-81.1%, 5 of 9 adjudicated)", or "unknown (none adjudicated)"."""
+    if rate["value"] is None:
+        return f"unknown (none {of})"
+    lo, hi = rate["ci95"]
+    return f"{100 * rate['value']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f}%, {rate['k']:,} of {rate['n']:,} {of})"
+
+
 def headline(f: Figures) -> str:
-    """ "N faces scanned, A alerts, C confirmed, F false alerts, U not checked; 1 alert per X scans;
-    precision P (lo-hi)", then the missing windows when there are any."""
+    """ "N faces scanned, A alerts: T true alerts, F false alerts, U not adjudicated (V without a
+    verdict); E engaged: C confirmed true, D confirmed false; 1 alert per X scans; precision before
+    engagement P (lo-hi, k of n adjudicated), after engagement Q (...)", then the missing windows."""
     text = (
-        f"{plural(f.scans, 'face')} scanned, {plural(f.alerts, 'alert')}, {f.confirmed:,} confirmed, "
-        f"{plural(f.false_alerts, 'false alert')}, {f.not_checked:,} not checked; "
+        f"{plural(f.scans, 'face')} scanned, {plural(f.alerts, 'alert')}: {plural(f.true_alert, 'true alert')}, "
+        f"{plural(f.false_alert, 'false alert')}, {f.not_adjudicated:,} not adjudicated "
+        f"({f.no_verdict:,} without a verdict); {f.engaged:,} engaged: {f.confirmed_true:,} confirmed true, "
+        f"{f.confirmed_false:,} confirmed false; "
     )
     text += f"1 alert per {_per(f.scans, f.alerts)} scans; " if f.alerts else "no alert; "
-    p = f.precision()
-    if p["value"] is None:
-        text += "precision unknown (no alert checked)"
-    else:
-        lo, hi = p["ci95"]
-        text += f"precision {100 * p['value']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f}%)"
+    text += f"precision before engagement {_precision(f.precision_before_engagement(), 'adjudicated')}, "
+    text += f"after engagement {_precision(f.precision_after_engagement(), 'engaged')}"
     if f.missing_windows:
         text += f"; {plural(f.missing_windows, 'window')} missing, their scans unknown"
     return text

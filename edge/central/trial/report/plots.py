@@ -28,7 +28,7 @@ def scans_and_alerts(report: dict[str, Any]) -> str:
     ax.set(ylabel="faces scanned", title="Scans and alerts per day (UTC)")
     right = ax.twinx()
     right.plot(days, [d["alerts"] for d in report["days"]], "o-", color="#c0392b", label="alerts")
-    right.plot(days, [d["false_alerts"] for d in report["days"]], "x--", color="#7f1d1d", label="false alerts")
+    right.plot(days, [d["false_alert"] for d in report["days"]], "x--", color="#7f1d1d", label="false alerts")
     right.set(ylabel="alerts")
     right.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
@@ -37,22 +37,42 @@ def scans_and_alerts(report: dict[str, Any]) -> str:
     return _svg(fig)
 
 
+PRECISIONS = (
+    ("precision_before_engagement", "before engagement: true / adjudicated", "#1f4e79", -0.12),
+    ("precision_after_engagement", "after engagement: confirmed true / engaged", "#c0392b", 0.12),
+)
+
+
 def precision(report: dict[str, Any]) -> str:
-    """Alert precision with its 95% interval, for the trial and each device; unchecked devices left out."""
+    """Precision before and after engagement with their 95% intervals and k/n, for the trial and
+    each device; a precision without a denominator is left out."""
     plt = pyplot()
     rows = [("whole trial", report["trial"])] + [(f"{d['site']}/{d['device_id']}", d) for d in report["devices"]]
-    rows = [(label, f["precision"]) for label, f in rows if f["precision"]["value"] is not None]
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.4))
-    for y, (_label, p) in enumerate(reversed(rows)):
-        lo, hi = p["ci95"]
-        ax.errorbar([p["value"]], [y], xerr=[[p["value"] - lo], [hi - p["value"]]], fmt="o", capsize=4, color="#1f4e79")
-        ax.annotate(f"{p['k']}/{p['n']}", (hi, y), xytext=(6, -3), textcoords="offset points", fontsize=8)
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.6))
+    for y, (_label, f) in enumerate(reversed(rows)):
+        for key, label, color, dy in PRECISIONS:
+            p = f[key]
+            if p["value"] is None:
+                continue
+            lo, hi = p["ci95"]
+            ax.errorbar(
+                [p["value"]],
+                [y + dy],
+                xerr=[[p["value"] - lo], [hi - p["value"]]],
+                fmt="o",
+                capsize=3,
+                color=color,
+                label=label,
+            )
+            ax.annotate(f"{p['k']}/{p['n']}", (hi, y + dy), xytext=(6, -3), textcoords="offset points", fontsize=8)
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
     ax.set(
-        xlim=(0, 1.1),
-        xlabel="confirmed / checked alerts (95% Wilson interval)",
-        title="Alert precision (devices with no checked alert left out)",
+        xlim=(0, 1.15), xlabel="precision (95% Wilson interval)", title="Alert precision before and after engagement"
     )
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # one entry per kind, not per point
+    if unique:
+        ax.legend(list(unique.values()), list(unique), fontsize=8, loc="lower left")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     return _svg(fig)
@@ -67,10 +87,10 @@ def per_device(report: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.bar(
         [i - 0.2 for i in x],
-        [d["false_alerts"] for d in devices],
+        [d["false_alert"] for d in devices],
         0.4,
         color="#c0392b",
-        label="false alerts (observed)",
+        label="false alerts (adjudicated)",
     )
     ax.bar(
         [i + 0.2 for i in x],

@@ -28,12 +28,20 @@ FIGURE_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("alerts", lambda f: f["alerts"]),
     ("matches_in_windows", lambda f: f["matches_in_windows"]),
     ("alerts_per_1000_scans", lambda f: f["alerts_per_1000_scans"]),
-    ("confirmed", lambda f: f["confirmed"]),
-    ("false_alerts", lambda f: f["false_alerts"]),
-    ("not_checked", lambda f: f["not_checked"]),
-    ("precision", lambda f: f["precision"]["value"]),
-    ("precision_ci95_lo", lambda f: _bound(f["precision"], 0)),
-    ("precision_ci95_hi", lambda f: _bound(f["precision"], 1)),
+    ("true_alert", lambda f: f["true_alert"]),
+    ("false_alert", lambda f: f["false_alert"]),
+    ("not_adjudicated", lambda f: f["not_adjudicated"]),
+    ("no_verdict", lambda f: f["no_verdict"]),
+    ("adjudicated", lambda f: f["adjudicated"]),
+    ("precision_before_engagement", lambda f: f["precision_before_engagement"]["value"]),
+    ("precision_before_engagement_ci95_lo", lambda f: _bound(f["precision_before_engagement"], 0)),
+    ("precision_before_engagement_ci95_hi", lambda f: _bound(f["precision_before_engagement"], 1)),
+    ("confirmed_true", lambda f: f["confirmed_true"]),
+    ("confirmed_false", lambda f: f["confirmed_false"]),
+    ("engaged", lambda f: f["engaged"]),
+    ("precision_after_engagement", lambda f: f["precision_after_engagement"]["value"]),
+    ("precision_after_engagement_ci95_lo", lambda f: _bound(f["precision_after_engagement"], 0)),
+    ("precision_after_engagement_ci95_hi", lambda f: _bound(f["precision_after_engagement"], 1)),
     ("false_alerts_per_1000_scans", lambda f: f["false_alerts_per_1000_scans"]["value"]),
     ("false_alerts_per_1000_ci95_lo", lambda f: _bound(f["false_alerts_per_1000_scans"], 0)),
     ("false_alerts_per_1000_ci95_hi", lambda f: _bound(f["false_alerts_per_1000_scans"], 1)),
@@ -80,6 +88,11 @@ def rate_cell(rate: dict[str, Any], percent: bool) -> str:
     return f"{scale * rate['value']:.{digits}f}{unit} ({scale * lo:.{digits}f}-{scale * hi:.{digits}f}{unit})"
 
 
+def precision_cell(rate: dict[str, Any]) -> str:
+    """ "55.6% (26.7-81.1%), 5/9": a precision with its interval and its denominator."""
+    return f"{rate_cell(rate, percent=True)}, {rate['k']:,}/{rate['n']:,}"
+
+
 def figure_cells(f: dict[str, Any]) -> list[str]:
     """The figures a table shows, in the order of `TABLE_HEAD`."""
     return [
@@ -88,10 +101,14 @@ def figure_cells(f: dict[str, Any]) -> list[str]:
         number(f["quality_rejected"]),
         number(f["alerts"]),
         number(f["alerts_per_1000_scans"]),
-        number(f["confirmed"]),
-        number(f["false_alerts"]),
-        number(f["not_checked"]),
-        rate_cell(f["precision"], percent=True),
+        number(f["true_alert"]),
+        number(f["false_alert"]),
+        number(f["not_adjudicated"]),
+        number(f["no_verdict"]),
+        precision_cell(f["precision_before_engagement"]),
+        number(f["confirmed_true"]),
+        number(f["confirmed_false"]),
+        precision_cell(f["precision_after_engagement"]),
         rate_cell(f["false_alerts_per_1000_scans"], percent=False),
         f"{f['predicted_false_alerts']:.2f} (bound {f['predicted_false_alerts_bound']:.2f})"
         + (f", {f['scans_without_prediction']:,} scans unknown" if f["scans_without_prediction"] else ""),
@@ -106,10 +123,14 @@ TABLE_HEAD = (
     "quality-rejected",
     "alerts",
     "alerts / 1,000 scans",
-    "confirmed",
+    "true alerts",
     "false alerts",
-    "not checked",
-    "precision (95% CI)",
+    "not adjudicated",
+    "of which no verdict",
+    "precision before engagement (95% CI), true / adjudicated",
+    "confirmed true",
+    "confirmed false",
+    "precision after engagement (95% CI), confirmed true / engaged",
     "false alerts / 1,000 scans (95% CI)",
     "predicted false alerts: mixed crowd (bound: one group)",
     "uptime",
