@@ -235,7 +235,10 @@ def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store,
     assert page.query_selector(f"#alert-{hidden.event_id}") is None, "another site's alert was shown"
     row.query_selector("input[name=note]").fill(HOSTILE)
     row.query_selector("button[value=false_alert]").click()
-    page.wait_for_selector(f"#alert-{shown.event_id} .verdict:has-text('false_alert by olga')")
+    page.wait_for_selector(f"#alert-{shown.event_id} .verdict .adjudication:has-text('false_alert by olga')")
+    page.click(f"#alert-{shown.event_id} button[value=confirmed_false]")  # then an officer engaged
+    page.wait_for_selector(f"#alert-{shown.event_id} .verdict .engagement:has-text('confirmed_false by olga')")
+    assert "false_alert by olga" in page.inner_text(f"#alert-{shown.event_id} .verdict .adjudication")
     assert page.query_selector(f"#alert-{shown.event_id} .identity").inner_text() == HOSTILE
     assert page.evaluate("window.pwned") is None
     page.click("#logout")

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edge.central.trial.schema import events, verdicts
+from edge.central.trial.schema import events
 from edge.central.trial.store import TrialStore
 from edge.console.users import User
 
@@ -35,20 +35,15 @@ def _as_alert(row: Any, verdicts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _latest_verdicts(store: TrialStore, event_ids: list[str]) -> dict[str, Any]:
-    """Each event's latest verdict (outcome, by, at), where it has one."""
-    if not event_ids:
-        return {}
-    latest = sa.func.row_number().over(
-        partition_by=verdicts.c.event_id, order_by=(verdicts.c.at.desc(), verdicts.c.id.desc())
-    )
-    ranked = (
-        sa.select(verdicts.c.event_id, verdicts.c.outcome, verdicts.c.by, verdicts.c.at, latest.label("rank"))
-        .where(verdicts.c.event_id.in_(event_ids))
-        .subquery()
-    )
-    with store.engine.connect() as connection:
-        rows = connection.execute(sa.select(ranked).where(ranked.c.rank == 1))
-        return {r.event_id: {"outcome": r.outcome, "by": r.by, "at": r.at.isoformat()} for r in rows}
+    """What counts for each alert: its latest adjudication and engagement outcome, where given."""
+
+    def shown(row: Any) -> dict[str, Any] | None:
+        return None if row is None else {"outcome": row.outcome, "by": row.by, "at": row.at.isoformat()}
+
+    return {
+        event_id: {"adjudication": shown(latest.adjudication), "engagement": shown(latest.engagement)}
+        for event_id, latest in store.latest_verdicts(event_ids).items()
+    }
 
 
 def recent(store: TrialStore, user: User, limit: int = RECENT) -> list[dict[str, Any]]:
