@@ -19,10 +19,12 @@ import argparse
 import asyncio
 import json
 import statistics
+import tempfile
 import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as paho
@@ -110,8 +112,12 @@ def main() -> int:
         print(f"stored {args.stored:,} alerts in {time.perf_counter() - t0:.1f} s")
         tokens = [sessions.log_in(store.engine, "bench", PASSWORD, "127.0.0.1")[0] for _ in range(args.streams)]
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
+        config = uvicorn.Config(
+            create_app(store), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        )
+        server = uvicorn.Server(config)
+        serving = threading.Thread(target=server.run, daemon=True)
+        serving.start()
         while not server.started:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
@@ -122,7 +128,7 @@ def main() -> int:
                 assert client.get(f"{url}/alerts").status_code == 200
                 loads.append((time.perf_counter() - start) * 1000)
 
-        broker = Broker(free_port())
+        broker = Broker(Path(tempfile.mkdtemp(prefix="bench-console-")))
         broker.start()
         committed: dict[str, float] = {}
 
@@ -155,6 +161,7 @@ def main() -> int:
         publisher.loop_stop()
         collector.stop()
         server.should_exit = True
+        serving.join(timeout=30)  # the open streams end before the database does
         broker.stop()
     commit_ms = [(committed[e] - t) * 1000 for e, t in published.items() if e in committed]
     stream_ms = [(r - published[e]) * 1000 for e, times in received.items() if e in published for r in times]

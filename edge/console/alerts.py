@@ -55,13 +55,11 @@ def recent(store: TrialStore, user: User, limit: int = RECENT) -> list[dict[str,
     return [_as_alert(r, verdicts) for r in rows]
 
 
-def stored_since(store: TrialStore, user: User, after: datetime | None) -> list[dict[str, Any]]:
-    """Alerts the user may see stored from `after - STREAM_OVERLAP` on, oldest first."""
-    query = sa.select(events).where(*_visible(user))
-    if after is not None:
-        query = query.where(events.c.received_at >= after - STREAM_OVERLAP)
-    else:
-        query = query.where(sa.false())
+def stored_since(store: TrialStore, after: datetime, user: User | None = None) -> list[dict[str, Any]]:
+    """Alerts stored from `after - STREAM_OVERLAP` on, oldest first: those `user` may see, or all."""
+    query = sa.select(events).where(events.c.received_at >= after - STREAM_OVERLAP)
+    if user is not None:
+        query = query.where(*_visible(user))
     with store.engine.connect() as connection:
         rows = list(connection.execute(query.order_by(events.c.received_at, events.c.event_id).limit(RECENT)))
     return [_as_alert(r, {}) for r in rows]

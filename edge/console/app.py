@@ -11,10 +11,11 @@ and styles only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from edge.console import alerts, audit
 from edge.console import sessions as logins
 from edge.console.fleet import FleetAccess
 from edge.console.sessions import LoginRefused, Session
+from edge.console.wake import POLL_S, AlertFeed, AlertWake
 from edge.errors import OperatorError
 from edge.link import LinkError
 from edge.link.payloads import utc_now
@@ -45,9 +47,7 @@ from edge.link.payloads import utc_now
 HERE = Path(__file__).parent
 COOKIE = "edge_console_session"
 LOGIN_CSRF_COOKIE = "edge_console_login"
-POLL_S = 0.5  # how often an open alert stream reads the store
 SESSION_CHECK_S = 5.0  # how often an open alert stream checks that its session still lives
-KEEPALIVE_S = 15.0
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -68,7 +68,17 @@ def create_app(
     """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's);
     `fleet`: where the fleet page reads devices from and sends changes through (None: no fleet page)."""
     engine = store.engine
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    feed = AlertFeed(store, AlertWake(engine.url, poll_s))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        feed.start()
+        try:
+            yield
+        finally:
+            await feed.stop()
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -164,7 +174,7 @@ def create_app(
             return PlainTextResponse("log in first", status_code=401)
         cursor = _time(request.headers.get("last-event-id")) or _time(request.query_params.get("since")) or utc_now()
         return StreamingResponse(
-            _stream(request, store, session, cursor, poll_s),
+            _stream(request, store, session, cursor, feed),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},  # nginx: pass each event on at once
         )
@@ -280,29 +290,43 @@ def _time(text: str | None) -> datetime | None:
 
 
 async def _stream(
-    request: Request, store: TrialStore, session: Session, cursor: datetime, poll_s: float
+    request: Request, store: TrialStore, session: Session, cursor: datetime, feed: AlertFeed
 ) -> AsyncIterator[str]:
-    """Server-sent events: each alert stored from `cursor` on, once, with its receipt time as the
-    event id (a browser that reconnects sends it back as Last-Event-ID and misses nothing)."""
-    loop = asyncio.get_running_loop()
-    sent: deque[str] = deque(maxlen=2000)
-    checked = spoke = loop.time()
-    yield "retry: 1000\n\n"
-    while not await request.is_disconnected():
-        if loop.time() - checked >= SESSION_CHECK_S:
-            checked = loop.time()
-            if await run_in_threadpool(logins.current, store.engine, request.cookies.get(COOKIE), False) is None:
-                yield "event: ended\ndata: {}\n\n"
-                return
-        for alert in await run_in_threadpool(alerts.stored_since, store, session.user, cursor):
-            if alert["event_id"] in sent:
+    """Server-sent events: each alert the user may see stored from `cursor` on, once, with its
+    receipt time as the event id (a browser that reconnects sends it back as Last-Event-ID and
+    misses nothing): first those already stored (one read), then the feed's."""
+    queue = feed.subscribe()
+    sent: deque[str] = deque(maxlen=5000)
+    user = session.user
+
+    def events(batch: list[dict[str, Any]]) -> Iterator[str]:
+        for alert in batch:
+            if alert["event_id"] in sent or not user.may_see(alert["site"]):
                 continue
             sent.append(alert["event_id"])
-            cursor = max(cursor, datetime.fromisoformat(alert["received_at"]))
-            alert["may_adjudicate"] = session.user.may_adjudicate(alert["site"])
-            spoke = loop.time()
-            yield f"id: {alert['received_at']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
-        if loop.time() - spoke >= KEEPALIVE_S:
-            spoke = loop.time()
-            yield ": keepalive\n\n"
-        await asyncio.sleep(poll_s)
+            shown = {**alert, "may_adjudicate": user.may_adjudicate(alert["site"])}
+            yield f"id: {alert['received_at']}\nevent: alert\ndata: {json.dumps(shown)}\n\n"
+
+    try:
+        yield "retry: 1000\n\n"
+        for event in events(await run_in_threadpool(alerts.stored_since, store, cursor, user)):
+            yield event
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        while not await request.is_disconnected():
+            try:
+                batch = await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
+            except asyncio.TimeoutError:
+                batch = []
+                yield ": keepalive\n\n"
+            if loop.time() - checked >= SESSION_CHECK_S:
+                checked = loop.time()
+                if await run_in_threadpool(logins.current, store.engine, request.cookies.get(COOKIE), False) is None:
+                    yield "event: ended\ndata: {}\n\n"
+                    return
+            if batch is None:  # too slow to keep up: the browser reconnects and catches up
+                return
+            for event in events(batch):
+                yield event
+    finally:
+        feed.unsubscribe(queue)

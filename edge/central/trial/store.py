@@ -58,6 +58,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WINDOW_ID = re.compile(r"^(?P<boot>.+)-(?P<seq>\d{1,9})$")
 
 
+ALERTS_CHANNEL = "edge_alerts"
+"""PostgreSQL notification channel: a commit that stored new alerts notifies it (empty payload)."""
+
+
 @dataclass(frozen=True)
 class VerdictInput:
     """One verdict to store: who found what about which alert, and when; `outcome` is one of
@@ -293,7 +297,11 @@ class TrialStore(TrialQueries):
     ) -> dict[sa.Table, set[tuple[Any, ...]]]:
         with self.engine.begin() as connection:
             _insert_new(connection, devices, device_rows, one_by_one)
-            return {t: _insert_new(connection, t, r, one_by_one) for t, r in by_table.items() if r}
+            inserted = {t: _insert_new(connection, t, r, one_by_one) for t, r in by_table.items() if r}
+            if inserted.get(events) and connection.dialect.name == "postgresql":
+                # delivered at commit, to whoever listens (the console's open alert pages)
+                connection.execute(sa.select(sa.func.pg_notify(ALERTS_CHANNEL, "")))
+            return inserted
 
     def add(self, payload: Payload) -> bool:
         """Store one message; False when it was already stored."""
