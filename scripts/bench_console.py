@@ -28,13 +28,12 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as paho
-import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.central.trial.collector import Collector
 from edge.central.trial.store import TrialStore
 from edge.console import sessions, users
-from edge.console.app import COOKIE, create_app
+from edge.console.app import COOKIE, ConsoleServer, create_app
 from edge.console.schema import migrate
 from edge.link import MqttOptions
 from edge.link.payloads import MatchEvent, utc_now
@@ -112,10 +111,7 @@ def main() -> int:
         print(f"stored {args.stored:,} alerts in {time.perf_counter() - t0:.1f} s")
         tokens = [sessions.log_in(store.engine, "bench", PASSWORD, "127.0.0.1")[0] for _ in range(args.streams)]
         port = free_port()
-        config = uvicorn.Config(
-            create_app(store), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-        )
-        server = uvicorn.Server(config)
+        server = ConsoleServer(create_app(store), host="127.0.0.1", port=port, log_level="warning")
         serving = threading.Thread(target=server.run, daemon=True)
         serving.start()
         while not server.started:
@@ -160,7 +156,7 @@ def main() -> int:
             time.sleep(0.1)
         publisher.loop_stop()
         collector.stop()
-        server.should_exit = True
+        server.stop()
         serving.join(timeout=30)  # the open streams end before the database does
         broker.stop()
     commit_ms = [(committed[e] - t) * 1000 for e, t in published.items() if e in committed]

@@ -18,13 +18,12 @@ import pytest
 pytest.importorskip("fastapi", reason="the console extra is not installed (pip install -e '.[console]')")
 
 import sqlalchemy as sa  # noqa: E402
-import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from support_wait import wait_until  # noqa: E402
 
 from edge.central.trial.store import TrialStore  # noqa: E402
 from edge.console import audit, sessions, users  # noqa: E402
-from edge.console.app import COOKIE, create_app  # noqa: E402
+from edge.console.app import COOKIE, ConsoleServer, create_app  # noqa: E402
 from edge.console.fleet import FleetAccess  # noqa: E402
 from edge.console.schema import open_database  # noqa: E402
 from edge.console.schema import sessions as session_table  # noqa: E402
@@ -182,15 +181,14 @@ def served(store: TrialStore, fleet: FleetAccess | None = None) -> Iterator[str]
     """The console on `store` served by uvicorn on a free loopback port, in this process: its URL."""
     port = free_port()
     app = create_app(store, poll_s=0.2, fleet=fleet)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = ConsoleServer(app, host="127.0.0.1", port=port, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_until(lambda: server.started, timeout=30), "the console did not start"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(timeout=30)
 
 

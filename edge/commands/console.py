@@ -28,10 +28,8 @@ def _password(confirm: bool) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from edge.central.fleet.folder import FleetDir
-    from edge.console.app import create_app
+    from edge.console.app import ConsoleServer, create_app
     from edge.console.fleet import FleetAccess
     from edge.console.schema import open_database
 
@@ -48,7 +46,7 @@ def run_serve(args: argparse.Namespace) -> int:
     with open_database(args.db) as store:
         app = create_app(store, secure_cookies=tls or args.behind_tls_proxy, fleet=fleet)
         print(f"console on {'https' if tls else 'http'}://{args.listen}/ (Ctrl-C stops it)", file=sys.stderr)
-        uvicorn.run(
+        ConsoleServer(
             app,
             host=host.strip("[]"),
             port=int(port),
@@ -57,7 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
             log_level="warning",
             proxy_headers=args.behind_tls_proxy,
             forwarded_allow_ips=args.proxy or "127.0.0.1",
-        )
+        ).run()
     return 0
 
 

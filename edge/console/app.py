@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import json
 import secrets
+import signal
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import (
     HTMLResponse,
@@ -79,6 +82,7 @@ def create_app(
             await feed.stop()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.feed = feed  # the server ends the open streams when it stops (`serve`)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -266,6 +270,23 @@ def create_app(
         )
 
     return app
+
+
+class ConsoleServer(uvicorn.Server):
+    """uvicorn's server, which ends the open alert streams as it begins to stop: it would
+    otherwise wait for them, then cancel them with a traceback each."""
+
+    def __init__(self, app: FastAPI, **config: Any) -> None:
+        super().__init__(uvicorn.Config(app, **config))
+        self._feed: AlertFeed = app.state.feed
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._feed.end_streams()
+        super().handle_exit(sig, frame)
+
+    def stop(self) -> None:
+        """Stop from another thread, as a signal would."""
+        self.handle_exit(signal.SIGTERM, None)
 
 
 async def _fleet_rows(fleet: FleetAccess | None, session: Session) -> tuple[list[dict[str, Any]], str | None]:

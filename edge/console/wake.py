@@ -107,9 +107,11 @@ class AlertFeed:
         self._wake = wake
         self._queues: set[asyncio.Queue[Batch | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        self._wake.start(asyncio.get_running_loop())
+        self._loop = asyncio.get_running_loop()
+        self._wake.start(self._loop)
         self._task = asyncio.create_task(self._run(), name="alert-feed")
 
     async def stop(self) -> None:
@@ -118,6 +120,23 @@ class AlertFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def end_streams(self) -> None:
+        """Close every open stream (from any thread): the server is stopping, and waits for none."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._drop_all)
+
+    def _drop_all(self) -> None:
+        for queue in list(self._queues):
+            self._drop(queue)
+
+    def _drop(self, queue: asyncio.Queue[Batch | None]) -> None:
+        """End one stream: its queue's last item is None (its browser reconnects and catches up)."""
+        self._queues.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
     def subscribe(self) -> asyncio.Queue[Batch | None]:
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
@@ -147,7 +166,5 @@ class AlertFeed:
                     try:
                         queue.put_nowait(batch)
                     except asyncio.QueueFull:
-                        self._queues.discard(queue)
-                        queue.get_nowait()
-                        queue.put_nowait(None)
+                        self._drop(queue)
             await self._wake.wait(seen)

@@ -104,6 +104,7 @@ events = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     _device_fk("events"),
     sa.Index("ix_events_device_ts", "site", "device_id", "ts"),
+    sa.Index("ix_events_received_at", "received_at"),  # the console: newest alerts, alerts since
 )
 
 statuses = sa.Table(
