@@ -245,3 +245,32 @@ def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store,
     admin = log_in_page(browser, console_url, "ada")
     admin.goto(f"{console_url}/audit")
     assert "adjudicate" in admin.inner_text("#audit") and admin.evaluate("window.pwned") is None
+
+
+def test_trial_report_downloads_follow_the_users_sites(store: TrialStore) -> None:
+    north, south = alert(), alert(site="south")
+    store.add_many([north, south])
+    store.add_verdict(north.event_id, "true_alert", "olga")
+    with TestClient(create_app(store)) as client:
+        logged_in(client, "olga")
+        csv_text = client.get("/trial/report.csv").text  # her one site by default
+        assert csv_text.splitlines()[0].startswith("site,device_id,day") and "south" not in csv_text
+        report = client.get("/trial/report.json").json()
+        assert report["trial"]["true_alert"] == 1 and report["trial"]["alerts"] == 1
+        assert client.get("/trial/report.json?site=south").status_code == 403
+        assert "not a day" in client.get("/trial?from=yesterday").text
+    with TestClient(create_app(store)) as client:
+        logged_in(client, "ada")
+        assert client.get("/trial/report.json").json()["trial"]["alerts"] == 2
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_trial_page_shows_the_report_in_the_browser(store, console_url, browser) -> None:
+    store.add_many([alert(identity=HOSTILE)])
+    page = log_in_page(browser, console_url, "olga")
+    page.goto(f"{console_url}/trial")
+    headline = page.frame_locator("#report").locator("#headline")
+    assert "1 alert" in headline.inner_text()
+    assert page.evaluate("window.pwned") is None
+    page.goto(f"{console_url}/trial?site=south")
+    assert "choose one of your sites" in page.inner_text("#error")

@@ -38,10 +38,11 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.central.trial.store import TrialStore
 from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
-from edge.console import alerts, audit
+from edge.console import alerts, audit, trial
 from edge.console import sessions as logins
 from edge.console.fleet import FleetAccess
 from edge.console.sessions import LoginRefused, Session
+from edge.console.trial import FORMATS, Choice, ChoiceError
 from edge.console.wake import POLL_S, AlertFeed, AlertWake
 from edge.errors import OperatorError
 from edge.link import LinkError
@@ -53,7 +54,7 @@ LOGIN_CSRF_COOKIE = "edge_console_login"
 SESSION_CHECK_S = 5.0  # how often an open alert stream checks that its session still lives
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -246,6 +247,41 @@ def create_app(
         detail = json.dumps({k: result.get(k) for k in ("version", "set", "unset", "status", "reason")})
         audit.record(engine, "config_change", outcome, session.user.name, address(request), device, detail)
         return page(request, "changed.html", session, result=result)
+
+    def choice_of(request: Request) -> Choice:
+        q = request.query_params
+        return Choice(q.get("from", ""), q.get("to", ""), q.get("site", ""), q.get("device", ""))
+
+    @app.get("/trial", response_class=HTMLResponse)
+    async def trial_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        choice = choice_of(request)
+        try:
+            choice.selection(session.user)
+        except ChoiceError as e:
+            return page(request, "trial.html", session, choice=choice, error=str(e))
+        return page(request, "trial.html", session, choice=choice, error=None, formats=list(FORMATS))
+
+    @app.get("/trial/report.{fmt}")
+    async def trial_report(request: Request, fmt: str) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        if fmt not in FORMATS:
+            return PlainTextResponse(f"no report format {fmt!r}: use {', '.join(FORMATS)}", status_code=404)
+        try:
+            report = await run_in_threadpool(trial.report, store, session.user, choice_of(request))
+        except ChoiceError as e:
+            return refuse(request, session, "read_report", request.url.query, str(e))
+        media_type, render = FORMATS[fmt]
+        if fmt == "html":  # shown in the trial page's frame: its own inline styles, and no script at all
+            csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+            headers = {"Content-Security-Policy": csp}
+        else:
+            headers = {"Content-Disposition": f'attachment; filename="trial-report.{fmt}"'}
+        return Response(render(report), media_type=media_type, headers=headers)
 
     @app.get("/audit", response_class=HTMLResponse)
     async def audit_page(request: Request) -> Response:

@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edge.central.trial.report.text import inert_cell
 from edge.console.schema import audit
 from edge.link.payloads import utc_now
 
 COLUMNS = ("id", "at", "actor", "address", "action", "target", "outcome", "detail")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def record(
@@ -38,15 +38,6 @@ def entries(engine: sa.Engine, limit: int | None = None) -> list[dict[str, Any]]
         query = query.limit(limit)
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
-
-
-def inert_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: text starting like a formula (`=`, `+`, `-`, `@`)
-    gets a leading quote; numbers stay numbers."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_START) else text
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:

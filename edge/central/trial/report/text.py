@@ -52,14 +52,26 @@ FIGURE_COLUMNS: tuple[tuple[str, Any], ...] = (
 SETTINGS = ("threshold", "fmr", "embedder_model_id", "gallery_version", "gallery_identities", "config_version")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: text starting like a formula (`=`, `+`, `-`, `@`)
+    gets a leading quote; numbers stay numbers."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_START) else text
+
+
 def to_csv(report: dict[str, Any]) -> str:
     """One row per site, device and day; empty cells where a rate has no denominator."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["site", "device_id", "day", *(name for name, _ in FIGURE_COLUMNS)])
     for row in report["rows"]:
-        values = ["" if (v := get(row)) is None else v for _, get in FIGURE_COLUMNS]
-        writer.writerow([row["site"], row["device_id"], row["day"], *values])
+        values = [inert_cell(get(row)) for _, get in FIGURE_COLUMNS]
+        writer.writerow([inert_cell(row["site"]), inert_cell(row["device_id"]), row["day"], *values])
     return out.getvalue()
 
 
