@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the console extra is not installed (pip install -e '.[console]')")
@@ -22,11 +23,14 @@ from fastapi.testclient import TestClient  # noqa: E402
 from support_wait import wait_until  # noqa: E402
 
 from edge.central.trial.store import TrialStore  # noqa: E402
+from edge.config import load_settings  # noqa: E402
 from edge.console import audit, sessions, users  # noqa: E402
 from edge.console.app import COOKIE, ConsoleServer, create_app  # noqa: E402
-from edge.console.fleet import FleetAccess  # noqa: E402
+from edge.console.names import Names  # noqa: E402
 from edge.console.schema import open_database  # noqa: E402
 from edge.console.schema import sessions as session_table  # noqa: E402
+from edge.device.parts import open_gallery  # noqa: E402
+from edge.gallery import EMBEDDING_DIM  # noqa: E402
 from edge.link.payloads import MatchEvent, utc_now  # noqa: E402
 
 PASSWORD = "correct horse battery"
@@ -177,10 +181,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(store: TrialStore, fleet: FleetAccess | None = None) -> Iterator[str]:
-    """The console on `store` served by uvicorn on a free loopback port, in this process: its URL."""
-    port = free_port()
-    app = create_app(store, poll_s=0.2, fleet=fleet)
+def served(store: TrialStore, port: int | None = None, **options) -> Iterator[str]:
+    """The console on `store` served by uvicorn on a loopback port (a free one unless given), in this
+    process: its URL. `options` go to `create_app` (fleet, names)."""
+    port = port or free_port()
+    app = create_app(store, poll_s=0.2, **options)
     server = ConsoleServer(app, host="127.0.0.1", port=port, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -193,8 +198,18 @@ def served(store: TrialStore, fleet: FleetAccess | None = None) -> Iterator[str]
 
 
 @pytest.fixture
-def console_url(store: TrialStore) -> Iterator[str]:
-    with served(store) as url:
+def names(tmp_path) -> Names:
+    """A gallery whose one person, id-7, has a name holding markup."""
+    path = tmp_path / "names.sqlite"
+    with open_gallery(load_settings(), path, create=True) as gallery:
+        descriptor = np.random.default_rng(7).normal(size=(1, EMBEDDING_DIM)).astype(np.float32)
+        gallery.add("id-7", HOSTILE, descriptor / np.linalg.norm(descriptor))
+    return Names([path])
+
+
+@pytest.fixture
+def console_url(store: TrialStore, names: Names) -> Iterator[str]:
+    with served(store, names=names) as url:
         yield url
 
 
@@ -229,6 +244,7 @@ def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store,
     store.add_many([shown, hidden])  # as the collector stores them
     row = page.wait_for_selector(f"#alert-{shown.event_id}")  # no reload
     assert row.query_selector(".identity").inner_text() == HOSTILE
+    assert row.query_selector(".name").inner_text() == ""  # the id HOSTILE is nobody in the gallery
     assert page.evaluate("window.pwned") is None
     assert page.query_selector(f"#alert-{hidden.event_id}") is None, "another site's alert was shown"
     row.query_selector("input[name=note]").fill(HOSTILE)
@@ -236,7 +252,13 @@ def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store,
     page.wait_for_selector(f"#alert-{shown.event_id} .verdict .adjudication:has-text('false_alert by olga')")
     page.click(f"#alert-{shown.event_id} button[value=confirmed_false]")  # then an officer engaged
     page.wait_for_selector(f"#alert-{shown.event_id} .verdict .engagement:has-text('confirmed_false by olga')")
-    assert "false_alert by olga" in page.inner_text(f"#alert-{shown.event_id} .verdict .adjudication")
+    assert page.inner_text(f"#alert-{shown.event_id} .verdict .adjudication .note") == HOSTILE
+    named = alert(identity="id-7")
+    store.add_many([named])
+    assert page.wait_for_selector(f"#alert-{named.event_id} .name").inner_text() == HOSTILE  # the enrolled name
+    page.reload()
+    assert page.inner_text(f"#alert-{named.event_id} .name") == HOSTILE
+    assert page.inner_text(f"#alert-{shown.event_id} .verdict .adjudication .note") == HOSTILE
     assert page.query_selector(f"#alert-{shown.event_id} .identity").inner_text() == HOSTILE
     assert page.evaluate("window.pwned") is None
     page.click("#logout")
@@ -274,3 +296,62 @@ def test_the_trial_page_shows_the_report_in_the_browser(store, console_url, brow
     assert page.evaluate("window.pwned") is None
     page.goto(f"{console_url}/trial?site=south")
     assert "choose one of your sites" in page.inner_text("#error")
+
+
+def post_from_page(page, action: str, outcome: str) -> str:
+    """Submit an adjudication form built in the page, with the session's own CSRF token, as a
+    person could from the browser's tools; the text of the page that answers."""
+    page.evaluate(
+        """([action, outcome]) => {
+            const form = document.createElement("form");
+            form.method = "post";
+            form.action = action;
+            const csrf = document.querySelector("input[name=csrf]").value;
+            for (const [name, value] of [["outcome", outcome], ["csrf", csrf]]) {
+                const input = document.createElement("input");
+                input.name = name;
+                input.value = value;
+                form.append(input);
+            }
+            document.body.append(form);
+            form.submit();
+        }""",
+        [action, outcome],
+    )
+    page.wait_for_selector("#error")
+    return page.inner_text("#error")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_in_the_browser_a_viewer_and_an_operator_of_another_site_are_refused(store, console_url, browser) -> None:
+    north, south = alert(), alert(site="south")
+    store.add_many([north, south])
+    viewer = log_in_page(browser, console_url, "vic")
+    viewer.wait_for_selector(f"#alert-{north.event_id}")
+    assert viewer.query_selector(f"#alert-{north.event_id} form.verdict") is None  # nothing to press
+    assert "viewer may not adjudicate north" in post_from_page(
+        viewer, f"/alerts/{north.event_id}/verdict", "true_alert"
+    )
+    operator = log_in_page(browser, console_url, "olga")
+    assert operator.query_selector(f"#alert-{south.event_id}") is None
+    refused = post_from_page(operator, f"/alerts/{south.event_id}/verdict", "false_alert")
+    assert "operator may not adjudicate south" in refused
+    assert store.verdicts() == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_lost_stream_is_shown_and_resumes_without_losing_alerts(store, browser) -> None:
+    port = free_port()
+    with served(store, port=port) as url:
+        page = log_in_page(browser, url, "olga")
+        page.wait_for_selector("#connection[data-state=live]")
+        first = alert()
+        store.add_many([first])
+        page.wait_for_selector(f"#alert-{first.event_id}")  # the stream's last event id is now first's
+    page.wait_for_selector("#connection[data-state=lost]")  # the console stopped
+    missed = alert()
+    store.add_many([missed])  # stored while no stream was open
+    with served(store, port=port):
+        page.wait_for_selector("#connection[data-state=live]")
+        page.wait_for_selector(f"#alert-{missed.event_id}")
+        assert len(page.query_selector_all(f"#alert-{first.event_id}")) == 1  # the overlap is not shown twice

@@ -31,6 +31,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from edge.central.fleet.folder import FleetDir
     from edge.console.app import ConsoleServer, create_app
     from edge.console.fleet import FleetAccess
+    from edge.console.names import Names
     from edge.console.schema import open_database
 
     host, _, port = args.listen.rpartition(":")
@@ -43,8 +44,9 @@ def run_serve(args: argparse.Namespace) -> int:
     fleet = None if args.fleet is None else FleetAccess(FleetDir(args.fleet).require(), args.broker)
     tls = args.tls_cert is not None
     _check_free(host.strip("[]"), int(port))
+    names = Names(args.gallery) if args.gallery else None
     with open_database(args.db) as store:
-        app = create_app(store, secure_cookies=tls or args.behind_tls_proxy, fleet=fleet)
+        app = create_app(store, secure_cookies=tls or args.behind_tls_proxy, fleet=fleet, names=names)
         print(f"console on {'https' if tls else 'http'}://{args.listen}/ (Ctrl-C stops it)", file=sys.stderr)
         ConsoleServer(
             app,
@@ -100,6 +102,14 @@ def add_parser(sub) -> None:
         "--fleet", type=Path, help="the fleet folder (edge fleet init): the fleet page and signed changes"
     )
     serve.add_argument("--broker", help="mqtts://HOST:PORT the fleet's devices use (with --fleet)")
+    serve.add_argument(
+        "--gallery",
+        type=Path,
+        action="append",
+        default=[],
+        help="a gallery file whose people's names the alerts show beside their ids (several allowed; re-read "
+        "when it changes)",
+    )
     serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on (default: 127.0.0.1:8080)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from edge.central.trial.schema import events
 from edge.central.trial.store import TrialStore
+from edge.console.names import Names
 from edge.console.users import User
 
 RECENT = 200
@@ -26,8 +27,9 @@ def _visible(user: User) -> list[sa.ColumnElement[bool]]:
     return [events.c.site.in_(user.sites)]
 
 
-def _as_alert(row: Any, verdicts: dict[str, Any]) -> dict[str, Any]:
+def _as_alert(row: Any, verdicts: dict[str, Any], names: Names | None) -> dict[str, Any]:
     alert = {f: getattr(row, f) for f in FIELDS}
+    alert["name"] = None if names is None else names.of(row.identity_id)
     alert["ts"] = row.ts.isoformat()
     alert["received_at"] = row.received_at.isoformat()
     alert["verdict"] = verdicts.get(row.event_id)
@@ -38,7 +40,9 @@ def _latest_verdicts(store: TrialStore, event_ids: list[str]) -> dict[str, Any]:
     """What counts for each alert: its latest adjudication and engagement outcome, where given."""
 
     def shown(row: Any) -> dict[str, Any] | None:
-        return None if row is None else {"outcome": row.outcome, "by": row.by, "at": row.at.isoformat()}
+        return (
+            None if row is None else {"outcome": row.outcome, "by": row.by, "note": row.note, "at": row.at.isoformat()}
+        )
 
     return {
         event_id: {"adjudication": shown(latest.adjudication), "engagement": shown(latest.engagement)}
@@ -46,23 +50,25 @@ def _latest_verdicts(store: TrialStore, event_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def recent(store: TrialStore, user: User, limit: int = RECENT) -> list[dict[str, Any]]:
+def recent(store: TrialStore, user: User, names: Names | None = None, limit: int = RECENT) -> list[dict[str, Any]]:
     """The newest alerts the user may see, newest first."""
     query = sa.select(events).where(*_visible(user)).order_by(events.c.received_at.desc()).limit(limit)
     with store.engine.connect() as connection:
         rows = list(connection.execute(query))
     verdicts = _latest_verdicts(store, [r.event_id for r in rows])
-    return [_as_alert(r, verdicts) for r in rows]
+    return [_as_alert(r, verdicts, names) for r in rows]
 
 
-def stored_since(store: TrialStore, after: datetime, user: User | None = None) -> list[dict[str, Any]]:
+def stored_since(
+    store: TrialStore, after: datetime, user: User | None = None, names: Names | None = None
+) -> list[dict[str, Any]]:
     """Alerts stored from `after - STREAM_OVERLAP` on, oldest first: those `user` may see, or all."""
     query = sa.select(events).where(events.c.received_at >= after - STREAM_OVERLAP)
     if user is not None:
         query = query.where(*_visible(user))
     with store.engine.connect() as connection:
         rows = list(connection.execute(query.order_by(events.c.received_at, events.c.event_id).limit(RECENT)))
-    return [_as_alert(r, {}) for r in rows]
+    return [_as_alert(r, {}, names) for r in rows]
 
 
 def site_of(store: TrialStore, event_id: str) -> str | None:

@@ -41,6 +41,7 @@ from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
 from edge.console import alerts, audit, trial
 from edge.console import sessions as logins
 from edge.console.fleet import FleetAccess
+from edge.console.names import Names
 from edge.console.sessions import LoginRefused, Session
 from edge.console.trial import FORMATS, Choice, ChoiceError
 from edge.console.wake import POLL_S, AlertFeed, AlertWake
@@ -67,12 +68,17 @@ NO_IMAGES = (
 
 
 def create_app(
-    store: TrialStore, secure_cookies: bool = False, poll_s: float = POLL_S, fleet: FleetAccess | None = None
+    store: TrialStore,
+    secure_cookies: bool = False,
+    poll_s: float = POLL_S,
+    fleet: FleetAccess | None = None,
+    names: Names | None = None,
 ) -> FastAPI:
     """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's);
-    `fleet`: where the fleet page reads devices from and sends changes through (None: no fleet page)."""
+    `fleet`: where the fleet page reads devices from and sends changes through (None: no fleet
+    page); `names`: the enrolled people's names (None: alerts show ids only)."""
     engine = store.engine
-    feed = AlertFeed(store, AlertWake(engine.url, poll_s))
+    feed = AlertFeed(store, AlertWake(engine.url, poll_s), names)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -160,7 +166,7 @@ def create_app(
         session = session_of(request)
         if session is None:
             return to_login()
-        shown = await run_in_threadpool(alerts.recent, store, session.user)
+        shown = await run_in_threadpool(alerts.recent, store, session.user, names)
         return page(
             request,
             "alerts.html",
@@ -366,7 +372,7 @@ async def _stream(
 
     try:
         yield "retry: 1000\n\n"
-        for event in events(await run_in_threadpool(alerts.stored_since, store, cursor, user)):
+        for event in events(await run_in_threadpool(alerts.stored_since, store, cursor, user, feed.names)):
             yield event
         loop = asyncio.get_running_loop()
         checked = loop.time()

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.central.trial.store import ALERTS_CHANNEL, TrialStore
 from edge.console.alerts import stored_since
+from edge.console.names import Names
 from edge.link.payloads import utc_now
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class AlertFeed:
     """`start()`, `stop()` (on the event loop); streams `subscribe()` a queue of alert batches
     (None: dropped, reconnect) and `unsubscribe()` it."""
 
-    def __init__(self, store: TrialStore, wake: AlertWake) -> None:
+    def __init__(self, store: TrialStore, wake: AlertWake, names: Names | None = None) -> None:
         self._store = store
+        self.names = names
         self._wake = wake
         self._queues: set[asyncio.Queue[Batch | None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -153,7 +155,9 @@ class AlertFeed:
             seen = self._wake.generation
             try:
                 batch = [
-                    a for a in await run_in_threadpool(stored_since, self._store, cursor) if a["event_id"] not in sent
+                    a
+                    for a in await run_in_threadpool(stored_since, self._store, cursor, None, self.names)
+                    if a["event_id"] not in sent
                 ]
             except Exception as e:  # the database away: pages keep their alerts, the next read retries
                 log.warning("cannot read new alerts: %s", e)

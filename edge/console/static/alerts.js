@@ -41,7 +41,14 @@
     when.append(small);
     cell(row, alert.site, "site");
     cell(row, alert.device_id, "device");
-    cell(row, alert.identity_id, "identity");
+    const who = cell(row, "");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = alert.name || "";
+    const id = document.createElement("span");
+    id.className = "identity";
+    id.textContent = alert.identity_id;
+    who.append(name, " (", id, ")");
     const limit = alert.template_threshold === null ? alert.threshold : alert.template_threshold;
     cell(row, alert.score.toFixed(3) + " / " + limit.toFixed(3), "score");
     cell(row, "not yet", "verdict");
