@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import socket
 import sys
 from pathlib import Path
@@ -15,6 +16,17 @@ from pathlib import Path
 from edge.commands.common import CommandError, print_json
 
 DB_HELP = "the trial database edge collect fills: sqlite:///FILE (or a file path) or postgresql://USER@HOST:PORT/DB"
+
+
+def _require_extra() -> None:
+    """One line, not a traceback, on a host without the console extra (a device, a bare install)."""
+    try:
+        for module in ("fastapi", "uvicorn", "jinja2", "argon2", "multipart", "sqlalchemy"):
+            importlib.import_module(module)
+    except ImportError as e:
+        raise CommandError(
+            f"the console needs its extra ({e.name} is missing): pip install 'edge[console,central]'"
+        ) from None
 
 
 def _password(confirm: bool) -> str:
@@ -28,6 +40,7 @@ def _password(confirm: bool) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    _require_extra()
     from edge.central.fleet.folder import FleetDir
     from edge.console.app import ConsoleServer, create_app
     from edge.console.fleet import FleetAccess
@@ -71,6 +84,7 @@ def _check_free(host: str, port: int) -> None:
 
 
 def run_user(args: argparse.Namespace) -> int:
+    _require_extra()
     from edge.console import audit, users
     from edge.console.schema import open_database
 
@@ -86,6 +100,8 @@ def run_user(args: argparse.Namespace) -> int:
             users.remove(engine, args.name)
             detail = None
         else:
+            if users.get(engine, args.name) is None:  # before a password is asked for
+                raise users.UserError(f"no user {args.name!r}")
             users.set_password(engine, args.name, _password(confirm=True))
             detail = "password changed; sessions ended"
         audit.record(engine, f"user_{args.action}", "ok", f"cli:{getpass.getuser()}", None, args.name, detail)
