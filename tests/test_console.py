@@ -279,6 +279,7 @@ def test_trial_report_downloads_follow_the_users_sites(store: TrialStore) -> Non
         assert csv_text.splitlines()[0].startswith("site,device_id,day") and "south" not in csv_text
         report = client.get("/trial/report.json").json()
         assert report["trial"]["true_alert"] == 1 and report["trial"]["alerts"] == 1
+        assert "no scans counted yet" in report["headline"]  # an alert whose window has not come: not 0 scans
         assert client.get("/trial/report.json?site=south").status_code == 403
         assert "not a day" in client.get("/trial?from=yesterday").text
     with TestClient(create_app(store)) as client:

@@ -37,7 +37,7 @@
     span.className = "ago";
     when.append(span, document.createElement("br"));
     const small = document.createElement("small");
-    small.textContent = alert.ts;
+    small.textContent = alert.ts.slice(0, 19).replace("T", " ") + " UTC";
     when.append(small);
     cell(row, alert.site, "site");
     cell(row, alert.device_id, "device");

@@ -199,7 +199,12 @@ def headline(f: Figures) -> str:
         f"({f.no_verdict:,} without a verdict); {f.engaged:,} engaged: {f.confirmed_true:,} confirmed true, "
         f"{f.confirmed_false:,} confirmed false; "
     )
-    text += f"1 alert per {_per(f.scans, f.alerts)} scans; " if f.alerts else "no alert; "
+    if not f.alerts:
+        text += "no alert; "
+    elif f.scans:
+        text += f"1 alert per {_per(f.scans, f.alerts)} scans; "
+    else:  # alerts without their windows: the scans are not known yet, not zero
+        text += "no scans counted yet; "
     text += f"precision before engagement {_precision(f.precision_before_engagement(), 'adjudicated')}, "
     text += f"after engagement {_precision(f.precision_after_engagement(), 'engaged')}"
     if f.missing_windows:
