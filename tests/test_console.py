@@ -235,6 +235,7 @@ def log_in_page(browser, url: str, name: str, password: str = PASSWORD):
 def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store, console_url, browser) -> None:
     wrong = log_in_page(browser, console_url, "olga", "not the password")
     assert wrong.inner_text("#error") == sessions.REFUSED
+    log_in_page(browser, console_url, HOSTILE, "not the password")  # the name goes into the audit
     page = log_in_page(browser, console_url, "olga")
     page.wait_for_selector("#connection[data-state=live]")
     assert "No image of anyone passing the camera exists anywhere" in page.inner_text(".statement")
@@ -266,7 +267,8 @@ def test_an_alert_appears_live_is_adjudicated_and_hostile_text_stays_text(store,
     assert page.goto(f"{console_url}/alerts").url == f"{console_url}/login"
     admin = log_in_page(browser, console_url, "ada")
     admin.goto(f"{console_url}/audit")
-    assert "adjudicate" in admin.inner_text("#audit") and admin.evaluate("window.pwned") is None
+    assert "adjudicate" in admin.inner_text("#audit") and HOSTILE in admin.inner_text("#audit")
+    assert admin.evaluate("window.pwned") is None
 
 
 def test_trial_report_downloads_follow_the_users_sites(store: TrialStore) -> None:
