@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from edge.central.deployments.schema import migrate as deployments_migrate
 from edge.central.trial.schema import UtcDateTime
 from edge.central.trial.store import TrialStore
 
@@ -85,11 +86,6 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def open_database(url: str) -> TrialStore:
-    """The trial database (made when missing, as `edge collect` makes it) with the console's tables."""
-    store = TrialStore.open(url)
-    try:
-        migrate(store.engine)
-    except BaseException:
-        store.close()
-        raise
-    return store
+    """The trial database (made when missing, as `edge collect` makes it) with the deployments'
+    and the console's tables."""
+    return TrialStore.open(url, also=(deployments_migrate, migrate))

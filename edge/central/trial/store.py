@@ -15,7 +15,7 @@ officer engaged: `terms.py`): the latest per event and stage counts, the history
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -227,10 +227,11 @@ class TrialStore(TrialQueries):
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, create: bool = True) -> TrialStore:
+    def open(cls, url: str, create: bool = True, also: Sequence[Callable[[sa.Engine], None]] = ()) -> TrialStore:
         """Open and migrate the trial database at `url`; `create=False` (the commands that only
         read or annotate) refuses one that does not exist yet, so a misspelt name is an error,
-        not an empty trial."""
+        not an empty trial. `also`: the migrations of tables kept beside the trial's (the
+        console's, the deployments'), run after the trial's."""
         parsed = database_url(url)
         if not create and parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).is_file():
             raise TrialStoreError(f"no trial database at {parsed.database}: `edge collect --db` makes one (a typo?)")
@@ -242,6 +243,8 @@ class TrialStore(TrialQueries):
             if not create and _revision(engine) is None:
                 raise TrialStoreError(f"{parsed!r} holds no trial database: `edge collect --db` makes one (a typo?)")
             migrate(engine)
+            for more in also:
+                more(engine)
         except TrialStoreError:
             engine.dispose()
             raise

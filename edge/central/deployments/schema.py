@@ -1,0 +1,82 @@
+"""The deployment tables, in the trial database beside the trial's own (their own Alembic history).
+
+A deployment names its sites, devices, period, operating point, purpose, who authorised it and
+how long its records are kept; its watchlist is people, each with a reason, who added them and
+an expiry, and their reference photos and templates, sealed (`edge.central.deployments.vault`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from edge.central.trial.schema import UtcDateTime
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "deployments_alembic_version"
+
+metadata = sa.MetaData()
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("devices", sa.JSON, nullable=False),  # ["site/device", ...]
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime, nullable=False),
+    sa.Column("target_fmr", sa.Float, nullable=True),  # None: the embedder's shipped operating point
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("authorised_by", sa.Text, nullable=False),
+    sa.Column("retention_days", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),  # None: not ended (early, or at ends_at)
+)
+
+people = sa.Table(
+    "watchlist_people",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "deployment",
+        sa.String(64),
+        sa.ForeignKey("deployments.name", name="fk_watchlist_people_deployment", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("identity_id", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("added_by", sa.String(64), nullable=False),
+    sa.Column("added_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("removed_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("deployment", "identity_id", name="uq_watchlist_people_identity"),
+)
+
+photos = sa.Table(
+    "watchlist_photos",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "person_id",
+        sa.Integer,
+        sa.ForeignKey("watchlist_people.id", name="fk_watchlist_photos_person", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("sealed_photo", sa.LargeBinary, nullable=False),  # AES-GCM: nonce + ciphertext + tag
+    sa.Column("sealed_template", sa.LargeBinary, nullable=False),  # the descriptor, float32, sealed too
+    sa.Column("quality_rank", sa.Float, nullable=True),
+)
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the deployment tables to the newest schema (created when missing)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
