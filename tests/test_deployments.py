@@ -18,6 +18,7 @@ import sqlalchemy as sa
 pytest.importorskip("sqlalchemy", reason="the central extra is not installed")
 
 from edge.central.deployments import watchlist  # noqa: E402
+from edge.central.deployments.gallery import watchlist_bundle  # noqa: E402
 from edge.central.deployments.schema import migrate, photos  # noqa: E402
 from edge.central.deployments.vault import KEY_FILE, PhotoVault, VaultError  # noqa: E402
 from edge.central.deployments.watchlist import DeploymentError, DeploymentSpec  # noqa: E402
@@ -25,7 +26,10 @@ from edge.central.fleet.bundle import issue_device  # noqa: E402
 from edge.central.fleet.folder import FleetDir  # noqa: E402
 from edge.central.trial.store import TrialStore  # noqa: E402
 from edge.cli import main  # noqa: E402
+from edge.config import load_settings  # noqa: E402
+from edge.device.parts import configured_embedder, load_cohort  # noqa: E402
 from edge.enrollment import Person  # noqa: E402
+from edge.gallery import GalleryStore, replace_gallery  # noqa: E402
 from edge.vision import load_image  # noqa: E402
 
 START = datetime.now(timezone.utc) - timedelta(hours=1)
@@ -166,3 +170,32 @@ def test_the_cli_creates_lists_and_refuses_in_one_line(db_url, fleet, capsys):
     assert '"name": "market-day"' in capsys.readouterr().out
     assert main(["deploy", "end", "nothing", *base]) == 1
     assert "no deployment 'nothing'" in capsys.readouterr().err
+
+
+def test_the_watchlist_bundle_is_the_listed_people_as_a_device_matches_them(
+    store, fleet, photos_of, stills_vision, tmp_path
+):
+    engine = store.engine
+    watchlist.create(engine, spec(), fleet)
+    vault = PhotoVault.of(fleet, create=True)
+    names = [n for n, p in sorted(photos_of.items()) if len(p) >= 3][:2]
+    for name in names:
+        person = Person(name, tuple(photos_of[name][:2]))
+        watchlist.add_person(engine, vault, stills_vision, "market-day", person, "r", "ada")
+    settings = load_settings()
+    bundle = watchlist_bundle(engine, vault, "market-day", settings)
+    assert sorted(r.name for r in bundle.identities) == sorted(names)
+    entry = configured_embedder(settings)
+    cohort = load_cohort(settings, entry.model_id)
+    device_gallery = tmp_path / "device.sqlite"
+    replace_gallery(device_gallery, bundle, entry.model_id, entry.sha256, scaler=cohort)  # as a device takes it
+    with GalleryStore.open(device_gallery, entry.model_id, entry.sha256, scaler=cohort) as gallery:
+        matcher = gallery.matcher(per_template=True)
+    for name in names:  # a third photo of each listed person, not enrolled: nearest to their own templates
+        probe = stills_vision.describe_single(load_image(photos_of[name][2]), "probe").embedded()
+        nearest = matcher.nearest(probe)
+        assert nearest is not None and nearest.identity_id == Person(name, ()).id
+    watchlist.remove_person(engine, "market-day", Person(names[0], ()).id)
+    assert [r.name for r in watchlist_bundle(engine, vault, "market-day", settings).identities] == [names[1]]
+    watchlist.end(engine, "market-day")
+    assert len(watchlist_bundle(engine, vault, "market-day", settings).identities) == 0

@@ -202,16 +202,22 @@ def remove_person(engine: sa.Engine, deployment: str, identity_id: str) -> None:
 
 
 def listed_people(engine: sa.Engine, deployment: str, at: datetime | None = None) -> list[Any]:
-    """Who is on the list at `at` (default now): added, not removed, not expired."""
+    """Who is on the list at `at` (default now): added, not removed, not expired, of a deployment
+    not ended (an ended deployment's list is withdrawn)."""
     at = at or utc_now()
-    with engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(people)
-                .where(people.c.deployment == deployment, people.c.removed_at.is_(None), people.c.expires_at > at)
-                .order_by(people.c.identity_id)
-            )
+    query = (
+        sa.select(people)
+        .join(deployments, deployments.c.name == people.c.deployment)
+        .where(
+            people.c.deployment == deployment,
+            people.c.removed_at.is_(None),
+            people.c.expires_at > at,
+            sa.or_(deployments.c.ended_at.is_(None), deployments.c.ended_at > at),
         )
+        .order_by(people.c.identity_id)
+    )
+    with engine.connect() as connection:
+        return list(connection.execute(query))
 
 
 def templates(
