@@ -100,6 +100,18 @@ def run_person_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_deliver(args: argparse.Namespace) -> int:
+    from edge.central.deployments.gallery import deliver
+    from edge.central.deployments.vault import PhotoVault
+    from edge.central.fleet.folder import FleetDir
+
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
+    fleet = FleetDir(args.fleet).require()
+    with _open(args) as store:
+        print_json(deliver(store.engine, PhotoVault.of(fleet), args.name, fleet, args.broker, settings, args.wait))
+    return 0
+
+
 def run_end(args: argparse.Namespace) -> int:
     from edge.central.deployments.watchlist import end, get
 
@@ -107,7 +119,8 @@ def run_end(args: argparse.Namespace) -> int:
         end(store.engine, args.name)
         kept = get(store.engine, args.name).retention_days
     photos = "its photos are deleted" if kept == 0 else f"its photos are kept {kept} more day(s), as it states"
-    print(f"deployment {args.name} ended: its watchlist is withdrawn; {photos}")
+    print(f"deployment {args.name} ended: its watchlist is withdrawn ({photos})")
+    print(f"take it off the devices: edge deploy deliver {args.name} --fleet DIR --broker URL --db URL")
     return 0
 
 
@@ -145,8 +158,15 @@ def add_parser(sub) -> None:
     rm.add_argument("deployment")
     rm.add_argument("id", help="identity id")
     rm.set_defaults(func=run_person_remove)
-    e = verbs.add_parser("end", help="end a deployment now: its watchlist is withdrawn")
+    e = verbs.add_parser("end", help="end a deployment now: its watchlist is withdrawn (then deliver)")
     e.add_argument("name")
     e.set_defaults(func=run_end)
-    for parser in (c, ls, add, rm, e):
+    d = verbs.add_parser("deliver", help="push the watchlist as it stands (nobody once ended) to its devices")
+    d.add_argument("name")
+    d.add_argument("--fleet", type=Path, required=True, help="the fleet folder (keys that seal, sign and open)")
+    d.add_argument("--broker", required=True, help="mqtts://HOST:PORT (with the central certificate) or mqtt://")
+    d.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for each device's answer")
+    d.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
+    d.set_defaults(func=run_deliver)
+    for parser in (c, ls, add, rm, e, d):
         parser.add_argument("--db", required=True, help=DB_HELP)

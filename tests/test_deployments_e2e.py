@@ -1,0 +1,41 @@
+"""A deployment delivered to a real device: `edge deploy deliver` seals the watchlist's gallery to
+the device and signs it; the running device reports it in use; after `edge deploy end`, delivered
+again, it reports an empty gallery."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: F401 (fixtures)
+from test_gallery_live import passers_by  # noqa: F401
+from test_remote_gallery import DEVICE, SITE, camera, central_port, device, fleet, make_device  # noqa: F401
+
+from edge.cli import main
+
+
+def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(device, fleet, data_dir, db_url, capsys):  # noqa: F811
+    device.start()
+    base = ["--db", db_url]
+    assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
+                 "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
+                 "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+    photos: dict[str, list[str]] = {}
+    for row in csv.DictReader(open(data_dir / "identities.csv")):
+        photos.setdefault(row["identity"], []).append(str(data_dir / row["path"]))
+    listed = [name for name, found in sorted(photos.items()) if len(found) >= 2][:3]
+    for name in listed:
+        assert main(["deploy", "person", "add", "market-day", *photos[name][:2], "--name", name, "--reason", "r",
+                     "--by", "ada", "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+    capsys.readouterr()
+    deliver = ["deploy", "deliver", "market-day", "--fleet", str(fleet.root), "--broker", device.broker.url]
+    assert main([*deliver, "--wait", "90", *base]) == 0, device.log.read_text()[-3000:]
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["device"] == f"{SITE}/{DEVICE}" and report["identities"] == 3
+    assert report["device_gallery_version"] == report["gallery_version"] and report["gallery_identities"] == 3
+    assert main(["deploy", "end", "market-day", *base]) == 0
+    capsys.readouterr()
+    assert main([*deliver, "--wait", "90", *base]) == 0
+    (withdrawn,) = json.loads(capsys.readouterr().out)
+    assert withdrawn["identities"] == 0 and withdrawn["gallery_identities"] == 0
+    assert withdrawn["device_gallery_version"] == withdrawn["gallery_version"] != report["gallery_version"]
