@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 
+from support_wait import wait_until
 from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: F401 (fixtures)
 from test_gallery_live import passers_by  # noqa: F401
 from test_remote_gallery import DEVICE, SITE, camera, central_port, device, fleet, make_device  # noqa: F401
@@ -14,8 +15,19 @@ from test_remote_gallery import DEVICE, SITE, camera, central_port, device, flee
 from edge.cli import main
 
 
-def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(device, fleet, data_dir, db_url, capsys):  # noqa: F811
+def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
+    device,  # noqa: F811
+    fleet,  # noqa: F811
+    data_dir,
+    db_url,
+    subscriber_factory,
+    capsys,
+):
+    sub = subscriber_factory(device.broker.port, [f"edge/{SITE}/{DEVICE}/stats"])
     device.start()
+    # online and subscribed (a push reaches a connected device only: delivering to one that is
+    # offline at that moment is not built yet)
+    assert wait_until(lambda: sub.messages(f"edge/{SITE}/{DEVICE}/stats"), timeout=90), device.log.read_text()[-3000:]
     base = ["--db", db_url]
     assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
                  "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
