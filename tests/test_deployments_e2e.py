@@ -25,8 +25,7 @@ def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
 ):
     sub = subscriber_factory(device.broker.port, [f"edge/{SITE}/{DEVICE}/stats"])
     device.start()
-    # online and subscribed (a push reaches a connected device only: delivering to one that is
-    # offline at that moment is not built yet)
+    # online and subscribed: here the answer is awaited (the next test delivers to a device offline)
     assert wait_until(lambda: sub.messages(f"edge/{SITE}/{DEVICE}/stats"), timeout=90), device.log.read_text()[-3000:]
     base = ["--db", db_url]
     assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
@@ -51,3 +50,47 @@ def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
     (withdrawn,) = json.loads(capsys.readouterr().out)
     assert withdrawn["identities"] == 0 and withdrawn["gallery_identities"] == 0
     assert withdrawn["device_gallery_version"] == withdrawn["gallery_version"] != report["gallery_version"]
+
+
+def test_a_device_offline_at_delivery_gets_the_gallery_when_it_comes_back_and_drops_the_copy_after(
+    device,  # noqa: F811
+    fleet,  # noqa: F811
+    data_dir,
+    db_url,
+    subscriber_factory,
+    capsys,
+):
+    base = ["--db", db_url]
+    assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
+                 "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
+                 "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+    photos: dict[str, list[str]] = {}
+    for row in csv.DictReader(open(data_dir / "identities.csv")):
+        photos.setdefault(row["identity"], []).append(str(data_dir / row["path"]))
+    name = next(n for n, found in sorted(photos.items()) if len(found) >= 2)
+    assert main(["deploy", "person", "add", "market-day", *photos[name][:2], "--name", name, "--reason", "r",
+                 "--by", "ada", "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+    capsys.readouterr()
+    deliver = ["deploy", "deliver", "market-day", "--fleet", str(fleet.root), "--broker", device.broker.url]
+    assert main([*deliver, *base]) == 0
+    (sent,) = json.loads(capsys.readouterr().out)  # the device is not running: nobody receives it now
+    status_topic = f"edge/{SITE}/{DEVICE}/status"
+    sub = subscriber_factory(device.broker.port, [status_topic])
+
+    def in_use() -> bool:
+        last = [json.loads(m.payload) for m in sub.messages(status_topic)][-1:]
+        return (
+            bool(last)
+            and last[0]["details"].get("gallery_push_version") == sent["push_version"]
+            and (last[0]["versions"]["gallery_version"] == sent["gallery_version"])
+        )
+
+    device.start()
+    assert wait_until(in_use, timeout=90), device.log.read_text()[-3000:]
+    device.stop()
+    device.start()  # the broker hands the retained copy over again: dropped, not refused
+    copy = f"gallery push {sent['push_version']} is the one in force, received again"
+    assert wait_until(lambda: copy in device.log.read_text(), timeout=90), device.log.read_text()[-3000:]
+    assert wait_until(in_use, timeout=30)
+    assert [e["outcome"] for e in device.audit()] == ["accepted"]
+    assert all(json.loads(m.payload)["details"].get("gallery_push_error") is None for m in sub.messages(status_topic))

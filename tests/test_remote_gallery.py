@@ -421,8 +421,8 @@ def bad_messages(fleet: FleetDir, bundle: Bundle, baseline: bytes, accepted: int
         else:
             message["extra"] = True
         cases.append(("tampered", json.dumps(message).encode(), "bad signature"))
-    for _ in range(10):
-        cases.append(("replayed", baseline, "not newer"))
+    for _ in range(10):  # the version in force on another message: a replayed version, not a copy
+        cases.append(("replayed", signed(good(version=accepted)), "not newer"))
     for _ in range(50):
         cases.append(("stale", signed(good(version=int(rng.integers(1, accepted + 1)))), "not newer"))
     for n in range(3):
@@ -500,6 +500,10 @@ def test_bad_gallery_pushes_change_nothing_and_each_is_refused_with_its_reason_w
     ]
     assert during and all(w["frames"] > 0 for w in during), "the loop stopped counting frames"
 
+    sub.publish(f"{ROOT}/gallery/set", baseline)  # an identical copy of the push in force (a retained delivery)
+    copy = "gallery push 100 is the one in force, received again"
+    assert wait_until(lambda: copy in device.log.read_text(), 30)
+    assert device.audit_count() == len(cases) + 1, "an identical copy was handled as a push"
     sub.publish(f"{ROOT}/gallery/set", push_message(fleet, encode_bundle(bundle), 20_000))
     assert wait_until(lambda: device.audit_count() == len(cases) + 2, 30)
     assert device.audit()[-1]["outcome"] == "accepted"

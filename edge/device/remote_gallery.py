@@ -24,6 +24,7 @@ for it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -107,6 +108,21 @@ def accepted_version(state_dir: Path) -> int:
     return stored_version(version, "gallery push", path)
 
 
+class _InForce(Exception):
+    """An identical copy of the push in force: a deployment's delivery is retained per device,
+    so the broker hands it over again at every connect."""
+
+
+def _accepted_digest(path: Path) -> str | None:
+    """The sha256 of the message of the push in force, as `gallery-push.json` records it (None:
+    not recorded, then a copy is refused as a replay, as before)."""
+    try:
+        digest = json.loads(path.read_bytes()).get("message_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
 class RemoteGallery:
     """The `gallery-push` thread and its `gallery/set` subscription: `start()`, `stop()`."""
 
@@ -131,6 +147,7 @@ class RemoteGallery:
         self._state = state_dir / PUSH_STATE
         self._audit = audit
         self._accepted = accepted
+        self._accepted_digest = _accepted_digest(self._state)
         self._inbox = Inbox(gallery_set.MAX_BYTES, MAX_WAITING)
         self._thread = ServiceThread("gallery-push", self._run)
 
@@ -154,6 +171,9 @@ class RemoteGallery:
     def _handle(self, received: Received) -> None:
         try:
             version, bundle = self._apply(received)
+        except _InForce:
+            log.info("gallery push %d is the one in force, received again: nothing to do", self._accepted)
+            return
         except Refused as e:
             self._refuse(received, str(e))
             return
@@ -188,6 +208,9 @@ class RemoteGallery:
         embedder = self._embedder
         if push.embedder_model_id != embedder.model_id:
             raise Refused(f"gallery push for embedder {push.embedder_model_id}, this device runs {embedder.model_id}")
+        digest = hashlib.sha256(received.payload).hexdigest()
+        if push.version == self._accepted and digest == self._accepted_digest:  # this very message, again
+            raise _InForce
         require_newer(push.version, self._accepted, "gallery push")
         try:
             bundle = parse_bundle(open_sealed(push.sealed, self._keys.box), f"gallery push {push.version}'s bundle")
@@ -196,7 +219,7 @@ class RemoteGallery:
         refusal = self._watcher.over_limit(bundle.version, {r.identity_id: len(r.templates) for r in bundle.identities})
         if refusal is not None:
             raise Refused(refusal)
-        saved = self._prepare_state(push.version, bundle.version)
+        saved = self._prepare_state(push.version, bundle.version, digest)
         try:
             try:
                 replace_gallery(
@@ -207,19 +230,20 @@ class RemoteGallery:
             # The new gallery is in force from here (the watcher would find it at its next poll):
             # accepted, whatever follows. The version after the gallery: a kill in between
             # re-applies the same push, never loses one.
-            self._accepted = push.version
+            self._accepted, self._accepted_digest = push.version, digest
             self._save_state(saved, push.version)
         finally:
             saved.unlink(missing_ok=True)
         self._watcher.check()  # swapped in now, not at the next poll
         return push.version, bundle
 
-    def _prepare_state(self, version: int, gallery_version: str) -> Path:
+    def _prepare_state(self, version: int, gallery_version: str, message_sha256: str) -> Path:
         """`gallery-push.json` for this push, written beside the real one before the gallery is
         touched: a state disk that refuses it refuses the push with the old gallery in use."""
         state = {
             "version": version,
             "gallery_version": gallery_version,
+            "message_sha256": message_sha256,  # an identical copy (a retained delivery) is dropped
             "accepted_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         }
         try:

@@ -43,8 +43,8 @@ def deliver(
     wait_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Push the watchlist as it stands now (nobody, once the deployment ended) to each of the
-    deployment's devices, sealed to it and signed (`edge.central.fleet.push`); with `wait_s`,
-    each device's answer. A device that is offline misses it: deliver again when it is back."""
+    deployment's devices, sealed to it, signed and retained (`edge.central.fleet.push`): a device
+    offline now gets it when it reconnects. With `wait_s`, each device's answer."""
     devices = get(engine, deployment).devices
     bundle = watchlist_bundle(engine, vault, deployment, settings)
-    return [push_gallery(fleet, *parse_device(device), bundle, broker_url, wait_s) for device in devices]
+    return [push_gallery(fleet, *parse_device(d), bundle, broker_url, wait_s, retain=True) for d in devices]

@@ -1,10 +1,12 @@
 """Signed messages to one device, and its answer: a gallery (`gallery/set`, sealed to the device)
 and a configuration change (`config/set`).
 
-Both are published once with QoS 1, not retained: a retained command would stay in the broker
-(and its persistence file) for good and be replayed at every reconnect. Even a QoS 1 message may
-be written to the broker's persistence file while it waits for a subscriber, which is why a
-gallery is sealed: the broker only ever holds ciphertext. The answer is read from the device's
+Both are published once with QoS 1. A configuration change is never retained (it would be
+replayed, and refused as stale, at every reconnect). A gallery is retained only when `retain`
+asks for it (a deployment's delivery, `edge.central.deployments.gallery`): the broker hands it to
+a device that was offline as soon as it reconnects, the next delivery replaces it, and a device
+already running it drops the identical copy. A gallery is always sealed: the broker, and its
+persistence file, only ever hold ciphertext. The answer is read from the device's
 retained status (`gallery_push_version`) or `config/reported` (`answered_version`).
 """
 
@@ -51,10 +53,17 @@ def next_version(folder: Path) -> int:
 
 
 def push_gallery(
-    fleet: FleetDir, site: str, device: str, bundle: Bundle, broker_url: str, wait_s: float | None
+    fleet: FleetDir,
+    site: str,
+    device: str,
+    bundle: Bundle,
+    broker_url: str,
+    wait_s: float | None,
+    retain: bool = False,
 ) -> dict[str, Any]:
-    """Seal `bundle` to the device, sign it, publish it on its `gallery/set`; with `wait_s`, wait
-    for the device to report it in use (`MessageError` when it refuses or stays silent)."""
+    """Seal `bundle` to the device, sign it, publish it on its `gallery/set` (retained with
+    `retain`); with `wait_s`, wait for the device to report it in use (`MessageError` when it
+    refuses or stays silent)."""
     folder = fleet.require_device(site, device)
     recipient = load_public_key(folder / "box.pub", X25519PublicKey, f"device {site}/{device}'s box key")
     signing = load_private_key(fleet.signing_key, Ed25519PrivateKey, "fleet signing key")
@@ -69,7 +78,7 @@ def push_gallery(
         signing_key=signing,
     )
     topics = Topics(site, device)
-    publish(options, topics.topic(gallery_set.TOPIC), payload.decode())
+    publish(options, topics.topic(gallery_set.TOPIC), payload.decode(), retain=retain)
     report: dict[str, Any] = {
         "device": f"{site}/{device}",
         "push_version": version,
