@@ -4,10 +4,11 @@ again, it reports an empty gallery."""
 
 from __future__ import annotations
 
-import csv
 import json
+from pathlib import Path
 
 from support_wait import wait_until
+from test_deployments import photos_of  # noqa: F401 (fixture)
 from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: F401 (fixtures)
 from test_gallery_live import passers_by  # noqa: F401
 from test_remote_gallery import DEVICE, SITE, camera, central_port, device, fleet, make_device  # noqa: F401
@@ -15,10 +16,22 @@ from test_remote_gallery import DEVICE, SITE, camera, central_port, device, flee
 from edge.cli import main
 
 
+def create_deployment(fleet, base: list[str]) -> None:  # noqa: F811
+    """`market-day` on the one device, through the CLI."""
+    assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
+                 "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
+                 "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+
+
+def add_person(fleet, base: list[str], name: str, photos: list[Path]) -> None:  # noqa: F811
+    args = ["--name", name, "--reason", "r", "--by", "ada", "--fleet", str(fleet.root)]
+    assert main(["deploy", "person", "add", "market-day", *map(str, photos), *args, *base]) == 0
+
+
 def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
     device,  # noqa: F811
     fleet,  # noqa: F811
-    data_dir,
+    photos_of,  # noqa: F811
     db_url,
     subscriber_factory,
     capsys,
@@ -28,16 +41,10 @@ def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
     # online and subscribed: here the answer is awaited (the next test delivers to a device offline)
     assert wait_until(lambda: sub.messages(f"edge/{SITE}/{DEVICE}/stats"), timeout=90), device.log.read_text()[-3000:]
     base = ["--db", db_url]
-    assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
-                 "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
-                 "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
-    photos: dict[str, list[str]] = {}
-    for row in csv.DictReader(open(data_dir / "identities.csv")):
-        photos.setdefault(row["identity"], []).append(str(data_dir / row["path"]))
-    listed = [name for name, found in sorted(photos.items()) if len(found) >= 2][:3]
+    create_deployment(fleet, base)
+    listed = [name for name, found in sorted(photos_of.items()) if len(found) >= 2][:3]
     for name in listed:
-        assert main(["deploy", "person", "add", "market-day", *photos[name][:2], "--name", name, "--reason", "r",
-                     "--by", "ada", "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+        add_person(fleet, base, name, photos_of[name][:2])
     capsys.readouterr()
     deliver = ["deploy", "deliver", "market-day", "--fleet", str(fleet.root), "--broker", device.broker.url]
     assert main([*deliver, "--wait", "90", *base]) == 0, device.log.read_text()[-3000:]
@@ -55,21 +62,15 @@ def test_a_deployment_reaches_its_device_and_is_withdrawn_at_its_end(
 def test_a_device_offline_at_delivery_gets_the_gallery_when_it_comes_back_and_drops_the_copy_after(
     device,  # noqa: F811
     fleet,  # noqa: F811
-    data_dir,
+    photos_of,  # noqa: F811
     db_url,
     subscriber_factory,
     capsys,
 ):
     base = ["--db", db_url]
-    assert main(["deploy", "create", "market-day", "--device", f"{SITE}/{DEVICE}", "--start", "2026-01-01T00:00Z",
-                 "--end", "2036-01-01T00:00Z", "--purpose", "a test", "--authorised-by", "the suite",
-                 "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
-    photos: dict[str, list[str]] = {}
-    for row in csv.DictReader(open(data_dir / "identities.csv")):
-        photos.setdefault(row["identity"], []).append(str(data_dir / row["path"]))
-    name = next(n for n, found in sorted(photos.items()) if len(found) >= 2)
-    assert main(["deploy", "person", "add", "market-day", *photos[name][:2], "--name", name, "--reason", "r",
-                 "--by", "ada", "--fleet", str(fleet.root), *base]) == 0  # fmt: skip
+    create_deployment(fleet, base)
+    name = next(n for n, found in sorted(photos_of.items()) if len(found) >= 2)
+    add_person(fleet, base, name, photos_of[name][:2])
     capsys.readouterr()
     deliver = ["deploy", "deliver", "market-day", "--fleet", str(fleet.root), "--broker", device.broker.url]
     assert main([*deliver, *base]) == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import signal
 from collections import deque
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import (
@@ -50,6 +52,7 @@ from edge.link import LinkError
 from edge.link.payloads import utc_now
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 COOKIE = "edge_console_session"
 LOGIN_CSRF_COOKIE = "edge_console_login"
 SESSION_CHECK_S = 5.0  # how often an open alert stream checks that its session still lives
@@ -118,6 +121,35 @@ def create_app(
     def to_login() -> Response:
         return RedirectResponse("/login", status_code=303)
 
+    def signed_in(request: Request) -> Session:
+        """The request's live session; without one the page answers with the login form."""
+        session = session_of(request)
+        if session is None:
+            raise _NotLoggedIn
+        return session
+
+    def allowed(session: Session, ok: bool, action: str, target: str | None, may_not: str) -> None:
+        """Go on when `ok`; else the request is refused (403: "<role> may not <may_not>") and audited."""
+        if not ok:
+            raise _Refused(session, action, target, f"{session.user.role} may not {may_not}")
+
+    def csrf_checked(session: Session, csrf: str, action: str, target: str | None) -> None:
+        if not session.csrf_ok(csrf):
+            raise _Refused(session, action, target, "missing or wrong CSRF token")
+
+    @app.exception_handler(_NotLoggedIn)
+    async def not_logged_in(request: Request, _: _NotLoggedIn) -> Response:
+        return to_login()
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, e: _Refused) -> Response:
+        return refuse(request, e.session, e.action, e.target, e.why)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_away(request: Request, e: sa.exc.OperationalError) -> Response:
+        log.warning("the trial database cannot be reached: %s", " ".join(str(e.orig).split()))
+        return PlainTextResponse("the trial database cannot be reached just now: try again shortly", status_code=503)
+
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, error: str | None = None) -> Response:
         token = secrets.token_urlsafe(32)
@@ -146,11 +178,8 @@ def create_app(
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
-        if not session.csrf_ok(csrf):
-            return refuse(request, session, "logout", None, "missing or wrong CSRF token")
+        session = signed_in(request)
+        csrf_checked(session, csrf, "logout", None)
         logins.log_out(engine, session)
         audit.record(engine, "logout", "ok", session.user.name, address(request))
         response = to_login()
@@ -163,9 +192,7 @@ def create_app(
 
     @app.get("/alerts", response_class=HTMLResponse)
     async def alerts_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+        session = signed_in(request)
         shown = await run_in_threadpool(alerts.recent, store, session.user, names)
         return page(
             request,
@@ -194,16 +221,18 @@ def create_app(
     async def adjudicate(
         request: Request, event_id: str, outcome: str = Form(""), note: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
-        if not session.csrf_ok(csrf):
-            return refuse(request, session, "adjudicate", event_id, "missing or wrong CSRF token")
+        session = signed_in(request)
+        csrf_checked(session, csrf, "adjudicate", event_id)
         site = await run_in_threadpool(alerts.site_of, store, event_id)
         if site is None:
             return page(request, "refused.html", session, status=404, why=f"no alert {event_id}")
-        if not session.user.may_adjudicate(site):
-            return refuse(request, session, "adjudicate", event_id, f"{session.user.role} may not adjudicate {site}")
+        allowed(
+            session,
+            session.user.may_adjudicate(site),
+            "adjudicate",
+            event_id,
+            f"{session.user.role} may not adjudicate {site}",
+        )
         try:
             await run_in_threadpool(store.add_verdict, event_id, outcome, session.user.name, note.strip() or None)
         except TrialStoreError as e:
@@ -213,9 +242,7 @@ def create_app(
 
     @app.get("/fleet", response_class=HTMLResponse)
     async def fleet_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+        session = signed_in(request)
         devices, error = await _fleet_rows(fleet, session)
         return page(request, "fleet.html", session, fleet=fleet is not None, devices=devices, error=error)
 
@@ -235,13 +262,15 @@ def create_app(
         unset: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
-        if not session.csrf_ok(csrf):
-            return refuse(request, session, "config_change", device, "missing or wrong CSRF token")
-        if session.user.role != "admin":
-            return refuse(request, session, "config_change", device, f"{session.user.role} may not change devices")
+        session = signed_in(request)
+        csrf_checked(session, csrf, "config_change", device)
+        allowed(
+            session,
+            session.user.role == "admin",
+            "config_change",
+            device,
+            f"{session.user.role} may not change devices",
+        )
         if fleet is None:
             return page(request, "refused.html", session, status=400, why="the console runs without --fleet")
         try:
@@ -260,9 +289,7 @@ def create_app(
 
     @app.get("/trial", response_class=HTMLResponse)
     async def trial_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+        session = signed_in(request)
         choice = choice_of(request)
         try:
             choice.selection(session.user)
@@ -272,9 +299,7 @@ def create_app(
 
     @app.get("/trial/report.{fmt}")
     async def trial_report(request: Request, fmt: str) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+        session = signed_in(request)
         if fmt not in FORMATS:
             return PlainTextResponse(f"no report format {fmt!r}: use {', '.join(FORMATS)}", status_code=404)
         try:
@@ -291,20 +316,18 @@ def create_app(
 
     @app.get("/audit", response_class=HTMLResponse)
     async def audit_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
-        if session.user.role != "admin":
-            return refuse(request, session, "read_audit", None, f"{session.user.role} may not read the audit")
+        session = signed_in(request)
+        allowed(
+            session, session.user.role == "admin", "read_audit", None, f"{session.user.role} may not read the audit"
+        )
         return page(request, "audit.html", session, entries=audit.entries(engine, limit=500))
 
     @app.get("/audit.csv")
     async def audit_csv(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
-        if session.user.role != "admin":
-            return refuse(request, session, "read_audit", None, f"{session.user.role} may not read the audit")
+        session = signed_in(request)
+        allowed(
+            session, session.user.role == "admin", "read_audit", None, f"{session.user.role} may not read the audit"
+        )
         return PlainTextResponse(
             audit.as_csv(audit.entries(engine)),
             media_type="text/csv",
@@ -339,6 +362,18 @@ async def _fleet_rows(fleet: FleetAccess | None, session: Session) -> tuple[list
         return await run_in_threadpool(fleet.devices, session.user), None
     except OPERATOR_ERRORS as e:
         return [], f"the broker cannot be read: {e}"
+
+
+class _NotLoggedIn(Exception):
+    """No live session: the login form answers."""
+
+
+class _Refused(Exception):
+    """A request above the user's role or without its CSRF token: 403, audited."""
+
+    def __init__(self, session: Session, action: str, target: str | None, why: str) -> None:
+        super().__init__(why)
+        self.session, self.action, self.target, self.why = session, action, target, why
 
 
 def _time(text: str | None) -> datetime | None:

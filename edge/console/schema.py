@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from edge.central.deployments.schema import migrate as deployments_migrate
+from edge.central.trial import store as trial_store
 from edge.central.trial.schema import UtcDateTime
 from edge.central.trial.store import TrialStore
 
@@ -78,11 +77,7 @@ audit = sa.Table(
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the console's tables to the newest schema (created when missing)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    trial_store.migrate(engine, revision, MIGRATIONS)
 
 
 def open_database(url: str) -> TrialStore:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
+from edge.central.trial import store as trial_store
 from edge.central.trial.schema import UtcDateTime
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -75,8 +74,4 @@ photos = sa.Table(
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the deployment tables to the newest schema (created when missing)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    trial_store.migrate(engine, revision, MIGRATIONS)

@@ -109,11 +109,13 @@ def _sqlite_setup(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def migrate(engine: sa.Engine, revision: str = "head") -> None:
+def migrate(engine: sa.Engine, revision: str = "head", migrations: Path = MIGRATIONS) -> None:
     """Bring the database to the newest schema (creates it when empty); an older `revision`
-    builds a database as an earlier release left it (what upgrade tests start from)."""
+    builds a database as an earlier release left it (what upgrade tests start from).
+    `migrations`: another Alembic folder of tables kept beside the trial's (the console's, the
+    deployments': each with its own version table)."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
