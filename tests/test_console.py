@@ -32,6 +32,7 @@ from edge.console.schema import sessions as session_table  # noqa: E402
 from edge.device.parts import open_gallery  # noqa: E402
 from edge.gallery import EMBEDDING_DIM  # noqa: E402
 from edge.link.payloads import MatchEvent, utc_now  # noqa: E402
+from postgres_server import PostgresServer  # noqa: E402
 
 PASSWORD = "correct horse battery"
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -358,3 +359,21 @@ def test_a_lost_stream_is_shown_and_resumes_without_losing_alerts(store, browser
         page.wait_for_selector("#connection[data-state=live]")
         page.wait_for_selector(f"#alert-{missed.event_id}")
         assert len(page.query_selector_all(f"#alert-{first.event_id}")) == 1  # the overlap is not shown twice
+
+
+@pytest.mark.postgres
+def test_a_database_that_goes_away_answers_503_in_one_line(tmp_path) -> None:
+    """Its own PostgreSQL, stopped under a running console: a page says so, no traceback."""
+    server = PostgresServer(fsync=False)
+    try:
+        url = server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    with open_database(url) as opened:
+        users.add(opened.engine, "ada", "admin", [], PASSWORD)
+        with TestClient(create_app(opened)) as client:
+            logged_in(client, "ada")
+            server.stop()
+            for path in ("/alerts", "/trial/report.csv", "/audit"):
+                answer = client.get(path)
+                assert answer.status_code == 503 and "cannot be reached" in answer.text, path
