@@ -47,6 +47,7 @@ from edge.console.names import Names
 from edge.console.sessions import LoginRefused, Session
 from edge.console.trial import FORMATS, Choice, ChoiceError
 from edge.console.wake import POLL_S, AlertFeed, AlertWake
+from edge.console.web import Web
 from edge.errors import OperatorError
 from edge.link import LinkError
 from edge.link.payloads import utc_now
@@ -64,6 +65,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 OPERATOR_ERRORS = (OperatorError, LinkError)  # what a person can act on: shown as one line, never a traceback
+PAGE_MODULES: tuple[Any, ...] = ()  # modules with `register(app, web)`: their own routes
 NO_IMAGES = (
     "No image of anyone passing the camera exists anywhere: devices send only the match metadata "
     "below. Every alert is for a person to check, never a verdict."
@@ -282,6 +284,10 @@ def create_app(
         detail = json.dumps({k: result.get(k) for k in ("version", "set", "unset", "status", "reason")})
         audit.record(engine, "config_change", outcome, session.user.name, address(request), device, detail)
         return page(request, "changed.html", session, result=result)
+
+    web = Web(store, fleet, names, page, signed_in, allowed, csrf_checked, address)
+    for module in PAGE_MODULES:
+        module.register(app, web)
 
     def choice_of(request: Request) -> Choice:
         q = request.query_params

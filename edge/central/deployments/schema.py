@@ -69,6 +69,68 @@ photos = sa.Table(
     sa.Column("sealed_photo", sa.LargeBinary, nullable=False),  # AES-GCM: nonce + ciphertext + tag
     sa.Column("sealed_template", sa.LargeBinary, nullable=False),  # the descriptor, float32, sealed too
     sa.Column("quality_rank", sa.Float, nullable=True),
+    sa.Column("template_id", sa.String(32), nullable=True),  # `edge.gallery.content.template_id`: opaque
+)
+
+# Negative feedback: one template's threshold tightened (times `factor`) or the template left out
+# of the gallery (quarantine), with the alert that prompted it, who made it and who reverted it.
+adjustments = sa.Table(
+    "template_adjustments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "deployment",
+        sa.String(64),
+        sa.ForeignKey("deployments.name", name="fk_template_adjustments_deployment", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("identity_id", sa.String(128), nullable=False),
+    sa.Column("template_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # "tighten" or "quarantine"
+    sa.Column("factor", sa.Float, nullable=True),  # tighten: the template's threshold is multiplied by it
+    sa.Column("threshold_before", sa.Float, nullable=True),
+    sa.Column("threshold_after", sa.Float, nullable=True),
+    sa.Column("event_id", sa.String(32), nullable=True),  # the alert adjudicated false that prompted it
+    sa.Column("figures", sa.JSON, nullable=True),  # expected misses and false alerts, before and after
+    sa.Column("made_by", sa.String(64), nullable=False),
+    sa.Column("made_at", UtcDateTime, nullable=False),
+    sa.Column("reverted_by", sa.String(64), nullable=True),
+    sa.Column("reverted_at", UtcDateTime, nullable=True),
+)
+
+# Each gallery sent to a device for a deployment: what the device should report, and why it went.
+deliveries = sa.Table(
+    "gallery_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "deployment",
+        sa.String(64),
+        sa.ForeignKey("deployments.name", name="fk_gallery_deliveries_deployment", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("device", sa.String(130), nullable=False),  # "site/device"
+    sa.Column("gallery_version", sa.String(64), nullable=False),
+    sa.Column("people", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),  # start, person removed, expiry, end, feedback, ...
+    sa.Column("delivered_by", sa.String(64), nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=False),
+    sa.Index("ix_gallery_deliveries_device", "device", "delivered_at"),
+)
+
+# What the report of a purged deployment keeps: its figures, once its events and verdicts are gone.
+figures = sa.Table(
+    "deployment_figures",
+    metadata,
+    sa.Column(
+        "deployment",
+        sa.String(64),
+        sa.ForeignKey("deployments.name", name="fk_deployment_figures_deployment", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("purged_at", UtcDateTime, nullable=False),
+    sa.Column("figures", sa.JSON, nullable=False),
 )
 
 
