@@ -17,6 +17,7 @@ from edge.device.counters import Counters
 from edge.device.loop import Loop, LoopOptions
 from edge.device.sources import Frame
 from edge.gallery import Matcher
+from edge.gallery.content import template_id
 from edge.link.payloads import MatchEvent
 from edge.vision import Face, Quality
 from edge.vision.scene import SceneCutDetector
@@ -91,6 +92,7 @@ def test_one_event_per_track_at_the_first_match():
     vision = ScriptedVision([100, 200, 300, 400, 500, 600], PERSON)
     events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
     assert [e.identity_id for e in events] == ["p"] and events[0].track_id == 1
+    assert events[0].template_id == template_id(PERSON.tobytes())  # the template that matched, by its id
     assert len(vision.embedded_ranks) == 1  # a decided track is never embedded again
     assert counters.window.matches == 1
 

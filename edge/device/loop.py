@@ -179,6 +179,7 @@ class Loop:
             score=round(float(match.distance), 4),
             threshold=self.options.threshold,
             template_threshold=template_threshold,
+            template_id=match.template_id or None,
             metric=self.vision.embedder.metric,
             model_id=self.vision.embedder.model_id,
             gallery_version=self.matcher.version,

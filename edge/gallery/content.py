@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 _VERSION_DOMAIN = b"edge.gallery.content/1\n"
+_TEMPLATE_ID_DOMAIN = b"edge.gallery.template-id/1\n"
 
 
 def utc_now() -> str:
@@ -79,6 +80,13 @@ def content_version(model_id: str, model_sha256: str, identities: Iterable[Ident
         for template in identity.templates:
             h.update(_sized(template.canonical()))
     return h.hexdigest()[:16]
+
+
+def template_id(embedding: bytes) -> str:
+    """An opaque id of one template: 16 hex characters of a sha256 over a domain prefix and its
+    float32 bytes. The device and the central host compute the same id from the same template,
+    so a match event can name the template that matched without carrying any of its values."""
+    return hashlib.sha256(_TEMPLATE_ID_DOMAIN + embedding).hexdigest()[:16]
 
 
 def _sized(data: bytes) -> bytes:

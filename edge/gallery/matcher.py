@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.gallery.embedding import EMBEDDING_DIM, as_embeddings
+from edge.gallery.content import template_id
+from edge.gallery.embedding import EMBEDDING_DIM, EMBEDDING_DTYPE, as_embeddings
 from edge.gallery.errors import InvalidEmbedding, InvalidInput
 
 # nearest_many works through probes in chunks whose score matrix stays near this many floats.
@@ -50,11 +51,13 @@ class Nearest:
 @dataclass(frozen=True, slots=True)
 class Match:
     """An open-set match: the nearest person, whose raw distance is <= threshold, the threshold
-    of the template that matched (knob * its scale)."""
+    of the template that matched (knob * its scale), and that template's opaque id
+    (`edge.gallery.content.template_id`; not compared: it follows from the template)."""
 
     identity_id: str
     distance: float
     threshold: float
+    template_id: str = field(default="", compare=False)
 
 
 class Matcher:
@@ -100,6 +103,9 @@ class Matcher:
                 array.flags.writeable = False
         self._probe = np.empty(EMBEDDING_DIM, np.float32)
         self._scores = np.empty(len(templates), np.float32)
+        # Each row's template id, once here (not per frame): the bytes a gallery stores the row as.
+        rows = np.ascontiguousarray(templates, EMBEDDING_DTYPE)
+        self._template_ids = tuple(template_id(row.tobytes()) for row in rows)
 
     @property
     def version(self) -> str:
@@ -120,6 +126,11 @@ class Matcher:
         """True when templates have their own scales; False: one global threshold."""
         return self._sq_scales is not None
 
+    @property
+    def template_ids(self) -> tuple[str, ...]:
+        """Each row's template id, in row order."""
+        return self._template_ids
+
     def template_counts(self) -> dict[str, int]:
         """Templates per enrolled identity (a person's expected false match rate grows with them)."""
         counts = np.bincount(self._row_identity, minlength=len(self._identity_ids))
@@ -131,6 +142,11 @@ class Matcher:
 
     def nearest(self, vector: np.ndarray) -> Nearest | None:
         """Nearest person to one (128,) float32 probe; None if the gallery is empty."""
+        best = self._nearest_row(vector)
+        return None if best is None else best[0]
+
+    def _nearest_row(self, vector: np.ndarray) -> tuple[Nearest, int] | None:
+        """`nearest` with the row of the template that decided it."""
         v = np.asarray(vector, dtype=np.float32)
         if v.shape != (EMBEDDING_DIM,):
             raise InvalidEmbedding(f"probe must have shape ({EMBEDDING_DIM},), got {v.shape}")
@@ -145,14 +161,14 @@ class Matcher:
         if self._inv_sq_scales is None:
             row = int(self._scores.argmin())
             distance = math.sqrt(max(float(self._scores[row]) + v_sq, 0.0))
-            return Nearest(self._identity_ids[self._row_identity[row]], distance)
+            return Nearest(self._identity_ids[self._row_identity[row]], distance), row
         assert self._sq_scales is not None
         np.add(self._scores, v_sq, out=self._scores)  # squared distances, then divided by s_i^2
         np.multiply(self._scores, self._inv_sq_scales, out=self._scores)
         row = int(self._scores.argmin())
         sq_scale = float(self._sq_scales[row])
         distance = math.sqrt(max(float(self._scores[row]) * sq_scale, 0.0))
-        return Nearest(self._identity_ids[self._row_identity[row]], distance, math.sqrt(sq_scale))
+        return Nearest(self._identity_ids[self._row_identity[row]], distance, math.sqrt(sq_scale)), row
 
     def match(self, vector: np.ndarray, knob: float) -> Match | None:
         """The nearest person if their normalized distance is <= knob, else None (open set).
@@ -163,10 +179,11 @@ class Matcher:
         """
         if not (math.isfinite(knob) and knob >= 0):
             raise InvalidInput(f"threshold must be a finite distance >= 0, got {knob!r}")
-        best = self.nearest(vector)
-        if best is None or best.normalized > knob:
+        found = self._nearest_row(vector)
+        if found is None or found[0].normalized > knob:
             return None
-        return Match(best.identity_id, best.distance, float(knob) * best.scale)
+        best, row = found
+        return Match(best.identity_id, best.distance, float(knob) * best.scale, self._template_ids[row])
 
     def nearest_many(self, vectors: np.ndarray) -> list[Nearest | None]:
         """`nearest` for each row of (k, 128) float32 probes, k >= 0, in order."""

@@ -227,6 +227,12 @@ class MatchEvent(Payload):
         description="The threshold of the template that matched (knob x its scale, rounded up to 4 decimals); "
         "equal to `threshold` with one global threshold. Absent from devices before per-template thresholds.",
     )
+    template_id: Label | None = Field(
+        None,
+        description="Opaque id of the template that matched (16 hex digits of a hash of it; not a descriptor, "
+        "nothing of the face can be recovered from it): the central host ties an alert adjudicated false to "
+        "that template. Absent from devices before this change.",
+    )
     metric: Literal["cosine", "euclidean"] = Field(
         description="How `score` was computed: 'cosine' is 1 - cosine similarity (0 to 2); "
         "'euclidean' is the L2 distance between embeddings."

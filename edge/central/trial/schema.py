@@ -97,6 +97,7 @@ events = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("threshold", sa.Float, nullable=False),
     sa.Column("template_threshold", sa.Float, nullable=True),  # None: sent before per-template thresholds
+    sa.Column("template_id", sa.String(32), nullable=True),  # None: sent before template ids
     sa.Column("metric", sa.String(16), nullable=False),
     sa.Column("model_id", sa.String(128), nullable=False),
     sa.Column("gallery_version", sa.String(128), nullable=False),
