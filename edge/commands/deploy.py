@@ -101,14 +101,16 @@ def run_person_remove(args: argparse.Namespace) -> int:
 
 
 def run_deliver(args: argparse.Namespace) -> int:
-    from edge.central.deployments.gallery import deliver
+    from edge.central.deployments.delivery import deliver
     from edge.central.deployments.vault import PhotoVault
     from edge.central.fleet.folder import FleetDir
 
     settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
     fleet = FleetDir(args.fleet).require()
     with _open(args) as store:
-        print_json(deliver(store.engine, PhotoVault.of(fleet), args.name, fleet, args.broker, settings, args.wait))
+        vault = PhotoVault.of(fleet)
+        by = f"cli:{getpass.getuser()}"
+        print_json(deliver(store.engine, vault, args.name, fleet, args.broker, settings, args.wait, by=by))
     return 0
 
 
