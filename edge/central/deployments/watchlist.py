@@ -119,6 +119,22 @@ def get(engine: sa.Engine, name: str) -> Any:
     return row
 
 
+def deployment_of(engine: sa.Engine, site: str, device_id: str, at: datetime) -> str | None:
+    """The deployment that `site/device_id` served at `at`: one whose devices include it and whose
+    period (until it ended, when it was ended early) contains `at`; None when none did."""
+    device = f"{site}/{device_id}"
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(deployments.c.name, deployments.c.devices, deployments.c.ended_at)
+            .where(deployments.c.starts_at <= at, deployments.c.ends_at > at)
+            .order_by(deployments.c.starts_at.desc())
+        )
+        for row in rows:
+            if device in row.devices and (row.ended_at is None or row.ended_at > at):
+                return str(row.name)
+    return None
+
+
 def _context(deployment: str, identity_id: str) -> str:
     """The associated data that ties a sealed value to its row's deployment and person."""
     return f"{deployment}/{identity_id}"
