@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edge.central.trial.report.data import Alert, Selection, TrialData, Window
@@ -52,15 +52,12 @@ def latest_by_stage(data: TrialData) -> dict[str, dict[str, str]]:
 def _span(
     data: TrialData, selection: Selection, windows: list[Window], alerts: list[Alert]
 ) -> tuple[datetime, datetime]:
-    """The time the report covers: the selected days, else from the first to the last record."""
+    """The time the report covers: the selected days or period, else from the first to the last record."""
     stamps = [w.start for w in windows] + [w.end for w in windows] + [a.ts for a in alerts]
     first = min(stamps, default=datetime.now(UTC))
     last = max(stamps, default=first)
-    if selection.first_day is not None:
-        first = datetime.combine(selection.first_day, time(), UTC)
-    if selection.last_day is not None:
-        last = datetime.combine(selection.last_day + timedelta(days=1), time(), UTC)
-    return first, last
+    start, end = selection.bounds()
+    return start or first, end or last
 
 
 SILENT_AFTER_WINDOWS = 2
@@ -88,17 +85,16 @@ def _silent(windows: list[Window], until: datetime) -> list[dict[str, Any]]:
 
 
 def _until(selection: Selection, now: datetime) -> datetime:
-    if selection.last_day is None:
-        return now
-    return min(now, datetime.combine(selection.last_day + timedelta(days=1), time(), UTC))
+    end = selection.bounds()[1]
+    return now if end is None else min(now, end)
 
 
 def build_report(data: TrialData, selection: Selection, now: datetime | None = None) -> dict[str, Any]:
     """Compute everything; the figures of a group never include anything outside the selection.
     `now`: when the report is made (default: the clock), the end of a selection still running."""
-    windows = [w for w in data.windows if selection.takes(w.site, w.device_id, w.day)]
-    alerts = [a for a in data.alerts if selection.takes(a.site, a.device_id, a.day)]
-    missing = [m for m in data.missing if selection.takes(m.site, m.device_id, m.day)]
+    windows = [w for w in data.windows if selection.takes(w.site, w.device_id, w.day, w.start)]
+    alerts = [a for a in data.alerts if selection.takes(a.site, a.device_id, a.day, a.ts)]
+    missing = [m for m in data.missing if selection.takes(m.site, m.device_id, m.day, m.after)]
     outcomes = latest_by_stage(data)
     all_periods = periods(data.statuses)
     expected = expected_per_window(windows, all_periods)

@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from edge.central.trial.report import plots
-from edge.central.trial.report.text import tables, when
+from edge.central.trial.report.text import Table, tables, when
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -30,7 +30,8 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def to_html(report: dict[str, Any]) -> str:
+def to_html(report: dict[str, Any], title: str = "Field trial report", first: list[Table] | None = None) -> str:
+    """The page; `first`: tables shown before the trial's (a deployment's facts)."""
     figures = [
         ("scans-alerts", plots.scans_and_alerts(report)),
         ("precision", plots.precision(report)),
@@ -39,14 +40,14 @@ def to_html(report: dict[str, Any]) -> str:
     covers = report["covers"]
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>Field trial report</title>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
         f"<style>{_STYLE}</style></head><body>",
-        "<h1>Field trial report</h1>",
+        f"<h1>{escape(title)}</h1>",
         f'<p class="headline" id="headline">{escape(report["headline"])}.</p>',
         f"<p>Covers {escape(when(covers['from']))} to {escape(when(covers['to']))}.</p>",
         *(f'<figure class="plot" id="plot-{name}">{svg}</figure>' for name, svg in figures),
     ]
-    for title, head, rows in tables(report):
-        parts += [f"<h2>{escape(title)}</h2>", _table(head, rows)]
+    for name, head, rows in [*(first or []), *tables(report)]:
+        parts += [f"<h2>{escape(name)}</h2>", _table(head, rows)]
     parts += ["<h2>Definitions</h2><ul>", *(f"<li>{escape(n)}</li>" for n in report["notes"]), "</ul></body></html>"]
     return "\n".join(parts) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from edge.central.trial.queries import TrialFilter
@@ -21,14 +20,12 @@ from edge.central.trial.store import TrialStore
 _VERSIONS = ("software", "detector_model_id", "embedder_model_id", "gallery_version")
 
 
-def _filter(selection: Selection, with_time: bool = True) -> TrialFilter:
-    """The store's filter for a selection of whole UTC days."""
-    start = end = None
-    if with_time and selection.first_day is not None:
-        start = datetime.combine(selection.first_day, time(), UTC)
-    if with_time and selection.last_day is not None:
-        end = datetime.combine(selection.last_day + timedelta(days=1), time(), UTC)
-    return TrialFilter(start, end, selection.site, selection.device_id)
+def _filters(selection: Selection, with_time: bool = True) -> list[TrialFilter]:
+    """The store's filters for a selection: one, or one per device of its `devices`."""
+    start, end = selection.bounds() if with_time else (None, None)
+    if selection.devices is None:
+        return [TrialFilter(start, end, selection.site, selection.device_id)]
+    return [TrialFilter(start, end, *d.split("/", 1)) for d in selection.devices]
 
 
 def _set_aside(letters: list[Any]) -> list[SetAside]:
@@ -46,7 +43,7 @@ def load(store: TrialStore, selection: Selection) -> TrialData:
     """The selection's windows, alerts and latest verdicts; its devices' whole status history (what
     was in force when the selection begins may have been reported before it) and every gap (a gap
     shows only between two windows received, which may lie outside the selection's days)."""
-    f, everything = _filter(selection), _filter(selection, with_time=False)
+    wanted, everything = _filters(selection), _filters(selection, with_time=False)
     return TrialData(
         windows=[
             Window(
@@ -60,17 +57,22 @@ def load(store: TrialStore, selection: Selection) -> TrialData:
                 r["quality_rejected"],
                 r["matches"],
             )
+            for f in wanted
             for r in store.windows(f)
         ],
-        alerts=[Alert(r["event_id"], r["site"], r["device_id"], r["ts"]) for r in store.events(f)],
-        verdicts=[Verdict(r["event_id"], r["outcome"], r["by"], r["at"], r["note"]) for r in store.verdicts(f)],
+        alerts=[Alert(r["event_id"], r["site"], r["device_id"], r["ts"]) for f in wanted for r in store.events(f)],
+        verdicts=[
+            Verdict(r["event_id"], r["outcome"], r["by"], r["at"], r["note"]) for f in wanted for r in store.verdicts(f)
+        ],
         statuses=[
             Status(r["site"], r["device_id"], r["ts"], {k: r[k] for k in _VERSIONS}, dict(r["details"]))
-            for r in store.statuses(everything)
+            for f in everything
+            for r in store.statuses(f)
         ],
         missing=[
-            MissingWindows(m.site, m.device_id, *m.window_ids(), m.count, m.after.date())
-            for m in store.missing_windows(everything)
+            MissingWindows(m.site, m.device_id, *m.window_ids(), m.count, m.after.date(), m.after)
+            for f in everything
+            for m in store.missing_windows(f)
         ],
-        set_aside=_set_aside(store.dead_letters(f)),
+        set_aside=_set_aside(store.dead_letters(TrialFilter(*selection.bounds()))),
     )

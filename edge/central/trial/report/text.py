@@ -52,6 +52,9 @@ FIGURE_COLUMNS: tuple[tuple[str, Any], ...] = (
 SETTINGS = ("threshold", "fmr", "embedder_model_id", "gallery_version", "gallery_identities", "config_version")
 
 
+Table = tuple[str, list[str], list[list[str]]]
+"""(title, head, rows) of one table."""
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -150,7 +153,7 @@ TABLE_HEAD = (
 )
 
 
-def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+def tables(report: dict[str, Any]) -> list[Table]:
     """(title, head, rows) of every table, shared by Markdown and HTML."""
     head = list(TABLE_HEAD)
     out = [
@@ -210,20 +213,21 @@ def markdown_cell(text: str) -> str:
     return escape_control(escaped)
 
 
-def to_markdown(report: dict[str, Any]) -> str:
+def to_markdown(report: dict[str, Any], title: str = "Field trial report", first: list[Table] | None = None) -> str:
+    """The report as Markdown; `first`: tables shown before the trial's (a deployment's facts)."""
     sel = report["selection"]
     lines = [
-        "# Field trial report",
+        f"# {title}",
         "",
         f"**{report['headline']}.**",
         "",
         f"Covers {when(report['covers']['from'])} to {when(report['covers']['to'])}; selection: "
-        + ", ".join(f"{k} {v}" for k, v in sel.items() if v is not None)
+        + ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in sel.items() if v is not None)
         + ("" if any(sel.values()) else "everything"),
         "",
     ]
-    for title, head, rows in tables(report):
-        lines += [f"## {title}", ""]
+    for name, head, rows in [*(first or []), *tables(report)]:
+        lines += [f"## {name}", ""]
         if not rows:
             lines += ["none", ""]
             continue
