@@ -129,7 +129,7 @@ def test_add_stores_each_templates_scale_and_the_cohort(tmp_path, rng):
     with GalleryStore.create(path, *MODEL, scaler=SCALER) as store:
         store.add("alice", "Alice", templates)
     meta, scales = stored(path)
-    assert (meta["schema_version"], meta["cohort_id"], meta["cohort_sha256"]) == ("2", SCALER.model_id, SCALER.sha256)
+    assert (meta["schema_version"], meta["cohort_id"], meta["cohort_sha256"]) == ("3", SCALER.model_id, SCALER.sha256)
     np.testing.assert_allclose(scales, SCALER.scales(templates), rtol=1e-6)
 
 
@@ -152,7 +152,7 @@ def test_migrates_a_schema_1_gallery_once_with_one_warning(tmp_path, rng, caplog
     assert version == reference_version, "the content version hashes content only"
     assert [(i.identity_id, i.name, i.templates) for i in identities] == [("ada", "Ada", 3), ("bob", "Bob", 2)]
     meta, scales = stored(other)
-    assert (meta["schema_version"], meta["cohort_id"]) == ("2", SCALER.model_id)
+    assert (meta["schema_version"], meta["cohort_id"]) == ("3", SCALER.model_id)
     np.testing.assert_allclose(scales, SCALER.scales(np.concatenate([people["ada"], people["bob"]])), rtol=1e-6)
     assert matcher.nearest(people["bob"][1]).scale == pytest.approx(float(SCALER.scales(people["bob"][1:])[0]))
 

@@ -14,7 +14,12 @@ Layout (format_version 1)::
      "identities": [{"identity_id": str, "name": str, "enrolled_at": str,
                      "templates": [{"embedding": base64 of 128 little-endian float32,
                                     "quality": float | null, "source": str,
-                                    "created_at": str}, ...]}, ...]}
+                                    "created_at": str,
+                                    "threshold_factor": float}, ...]}, ...]}
+
+`threshold_factor` (0 < f <= 1) is present only on a template whose threshold negative feedback
+tightened; it is part of the content version, so a device before factors refuses such a bundle
+(the version it computes differs) rather than matching it looser than meant.
 
 Reading checks every field and recomputes the version, so a damaged or edited bundle is
 refused rather than half applied. Only a regular file of at most `MAX_BYTES` is read: a device
@@ -42,6 +47,7 @@ from edge.gallery.fields import (
     check_name,
     check_quality,
     check_source,
+    check_threshold_factor,
 )
 from edge.regular_file import FileRefused, TooLarge, read_regular_file
 
@@ -127,16 +133,20 @@ def _identity_doc(r: IdentityRecord) -> dict[str, Any]:
         "identity_id": r.identity_id,
         "name": r.name,
         "enrolled_at": r.enrolled_at,
-        "templates": [
-            {
-                "embedding": base64.b64encode(t.embedding).decode("ascii"),
-                "quality": t.quality,
-                "source": t.source,
-                "created_at": t.created_at,
-            }
-            for t in r.templates
-        ],
+        "templates": [_template_doc(t) for t in r.templates],
     }
+
+
+def _template_doc(t: TemplateRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "embedding": base64.b64encode(t.embedding).decode("ascii"),
+        "quality": t.quality,
+        "source": t.source,
+        "created_at": t.created_at,
+    }
+    if t.threshold_factor is not None:
+        doc["threshold_factor"] = t.threshold_factor
+    return doc
 
 
 def _parse(doc: Any) -> Bundle:
@@ -184,6 +194,7 @@ def _parse_template(item: dict[str, Any], identity_id: str) -> TemplateRecord:
         check_quality(item["quality"]),
         check_source(item["source"]),
         _check_time(item["created_at"]),
+        check_threshold_factor(item.get("threshold_factor")),
     )
 
 

@@ -25,19 +25,26 @@ def utc_now() -> str:
 
 @dataclass(frozen=True, slots=True)
 class TemplateRecord:
-    """One template: 512 bytes of little-endian float32 embedding (never an image)."""
+    """One template: 512 bytes of little-endian float32 embedding (never an image).
+
+    threshold_factor: None (1), or 0 < f <= 1: the template's threshold is multiplied by it
+    (negative feedback tightened it after a false alert, `edge.central.deployments.feedback`).
+    """
 
     embedding: bytes
     quality: float | None
     source: str
     created_at: str
+    threshold_factor: float | None = None
 
     def canonical(self) -> bytes:
         """Unambiguous bytes of the hashed fields: fixed-size embedding, tagged quality, sized
-        source."""
+        source, then the factor only when there is one (so the versions of galleries without
+        factors are what they were before factors existed)."""
         quality = b"\x00" if self.quality is None else b"\x01" + struct.pack("<d", self.quality)
         source = self.source.encode("utf-8")
-        return self.embedding + quality + _sized(source)
+        factor = b"" if self.threshold_factor is None else b"\x01" + struct.pack("<d", self.threshold_factor)
+        return self.embedding + quality + _sized(source) + factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ def canonical_order(identities: Iterable[IdentityRecord]) -> list[IdentityRecord
             r.identity_id,
             r.name,
             r.enrolled_at,
-            tuple(sorted(r.templates, key=TemplateRecord.canonical)),
+            tuple(sorted(r.templates, key=lambda t: t.canonical())),
         )
         for r in sorted(identities, key=lambda r: r.identity_id)
     ]

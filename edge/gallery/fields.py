@@ -66,6 +66,15 @@ def check_quality(value: object) -> float | None:
     return float(value)
 
 
+def check_threshold_factor(value: object) -> float | None:
+    """None (no factor: 1) or a finite number with 0 < f <= 1: a factor only ever tightens."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < float(value) <= 1):
+        raise InvalidInput(f"threshold factor must be a number above 0 and at most 1, or None, got {value!r}")
+    return float(value)
+
+
 def check_source(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_SOURCE_CHARS:
         raise InvalidInput(

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.gallery.embedding import EMBEDDING_DIM, EMBEDDING_DTYPE, as_embeddings
 from edge.gallery.errors import GalleryCorrupt, InvalidInput
-from edge.gallery.schema import SCHEMA_VERSION, TEMPLATES_TABLE
+from edge.gallery.schema import ADD_FACTOR_COLUMN, SCHEMA_VERSION, TEMPLATES_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def check_scales(stored: list[object], path: object) -> np.ndarray:
 
 
 def needs_migration(meta: dict[str, str], scaler: TemplateScaler) -> bool:
-    """True for a schema-1 gallery or one whose scales another cohort computed."""
+    """True for a gallery of an earlier schema or one whose scales another cohort computed."""
     return meta["schema_version"] != str(SCHEMA_VERSION) or (meta.get("cohort_id"), meta.get("cohort_sha256")) != (
         scaler.model_id,
         scaler.sha256,
@@ -87,6 +87,9 @@ def migrate(conn: sqlite3.Connection, path: object, scaler: TemplateScaler) -> d
             " SELECT id, identity_id, embedding, quality, source, created_at, 1.0 FROM templates_v1"
         )
         conn.execute("DROP TABLE templates_v1")
+    elif meta["schema_version"] == "2":
+        was = "was schema 2: no threshold factors"
+        conn.execute(ADD_FACTOR_COLUMN)
     else:
         was = f"were computed with cohort {meta.get('cohort_id')} (sha256 {meta.get('cohort_sha256', '')[:12]})"
     conn.executemany("UPDATE templates SET scale = ? WHERE id = ?", zip(scales.tolist(), ids, strict=True))

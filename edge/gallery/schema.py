@@ -1,8 +1,8 @@
 """The SQLite layout of a gallery file and the read-only check that a file has it.
 
 The check only reads, so a file that fails it is left byte for byte as it was. It accepts
-schema 1 (no per-template scales) too: `edge.gallery.scales.migrate` brings such a file to
-the current schema when a store opens it.
+schema 1 (no per-template scales) and 2 (no threshold factors) too: `edge.gallery.scales.migrate`
+brings such a file to the current schema when a store opens it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import sqlite3
 from edge.gallery.embedding import EMBEDDING_BYTES, EMBEDDING_DIM
 from edge.gallery.errors import GalleryCorrupt, GalleryError, GallerySchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # SQLite header field marking the file as an edge gallery ("EGAL"), so `file` and we can tell.
 APPLICATION_ID = 0x4547414C
 
-# The templates table and its index; `scale` is the template's own threshold factor.
+# The templates table and its index; `scale` is the template's own scale (from the cohort), and
+# `threshold_factor` (NULL: 1) what negative feedback tightened its threshold by.
 TEMPLATES_TABLE = (
     f"""CREATE TABLE templates (
         id          INTEGER PRIMARY KEY,
@@ -25,7 +26,8 @@ TEMPLATES_TABLE = (
         quality     REAL,
         source      TEXT NOT NULL,
         created_at  TEXT NOT NULL,
-        scale       REAL NOT NULL CHECK (scale > 0)
+        scale       REAL NOT NULL CHECK (scale > 0),
+        threshold_factor REAL CHECK (threshold_factor > 0 AND threshold_factor <= 1)
     )""",
     "CREATE INDEX templates_by_identity ON templates(identity_id)",
 )
@@ -44,6 +46,12 @@ CREATE_STATEMENTS = (
     f"PRAGMA application_id = {APPLICATION_ID}",
 )
 
+# A schema-2 file gains the factor column in place (NULL for every template it holds).
+ADD_FACTOR_COLUMN = (
+    "ALTER TABLE templates ADD COLUMN threshold_factor REAL"
+    " CHECK (threshold_factor > 0 AND threshold_factor <= 1)"
+)
+
 _V1_COLUMNS = {
     "meta": {"key", "value"},
     "identities": {"identity_id", "name", "enrolled_at"},
@@ -51,11 +59,13 @@ _V1_COLUMNS = {
 }
 _V1_META_KEYS = {"schema_version", "embedding_dim", "model_id", "model_sha256", "created_at"}
 # Per schema version: the columns of each table, and the meta keys.
+_V2_META_KEYS = _V1_META_KEYS | {"cohort_id", "cohort_sha256"}
 _LAYOUTS = {
     "1": (_V1_COLUMNS, _V1_META_KEYS),
+    "2": ({**_V1_COLUMNS, "templates": _V1_COLUMNS["templates"] | {"scale"}}, _V2_META_KEYS),
     str(SCHEMA_VERSION): (
-        {**_V1_COLUMNS, "templates": _V1_COLUMNS["templates"] | {"scale"}},
-        _V1_META_KEYS | {"cohort_id", "cohort_sha256"},
+        {**_V1_COLUMNS, "templates": _V1_COLUMNS["templates"] | {"scale", "threshold_factor"}},
+        _V2_META_KEYS,
     ),
 }
 

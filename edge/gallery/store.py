@@ -6,8 +6,9 @@ nothing. A file that is missing, corrupt or not a gallery raises a `GalleryError
 path and the problem, and is never modified by the attempt.
 
 Every template is stored with its own scale (`edge.gallery.scales`), computed by the store's
-`scaler` when it is added; a gallery of schema 1, or one scaled by another cohort, is migrated
-when it is opened. Writes are single transactions, so a power cut leaves either the old or the
+`scaler` when it is added, and optionally a threshold factor (0 < f <= 1, negative feedback's
+tightening: the template's threshold is knob * scale * factor); a gallery of an earlier schema, or
+one scaled by another cohort, is migrated when it is opened. Writes are single transactions, so a power cut leaves either the old or the
 new gallery.
 A store belongs to the thread that opened it (sqlite3's rule); matching uses a `Matcher`
 snapshot built by `matcher()`, never the store itself.
@@ -50,13 +51,15 @@ from edge.gallery.fields import (
     check_name,
     check_quality,
     check_source,
+    check_threshold_factor,
 )
 from edge.gallery.matcher import Matcher
 from edge.gallery.scales import TemplateScaler, check_scales, compute_scales, migrate, needs_migration
 from edge.gallery.schema import CREATE_STATEMENTS, SCHEMA_VERSION, check_schema
 
 _INSERT_TEMPLATE = (
-    "INSERT INTO templates (identity_id, embedding, quality, source, created_at, scale) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO templates (identity_id, embedding, quality, source, created_at, scale, threshold_factor)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -129,7 +132,7 @@ class GalleryStore:
     ) -> GalleryStore:
         """An existing gallery, checked (integrity, schema) and refused unless it was built
         with exactly this embedder (`GalleryModelMismatch`). Checks only read the file; a
-        gallery that passes them but is of schema 1 or scaled by another cohort is then migrated
+        gallery that passes them but is of an earlier schema or scaled by another cohort is then migrated
         (`edge.gallery.scales.migrate`, one transaction, one logged warning)."""
         path = Path(path)
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
@@ -199,21 +202,27 @@ class GalleryStore:
         embeddings: np.ndarray,
         qualities: Sequence[float | None] | np.ndarray | None = None,
         sources: Sequence[str] | None = None,
+        factors: Sequence[float | None] | None = None,
     ) -> int:
         """Enrol templates for one person in one transaction; returns how many were added.
 
         embeddings: (n, 128) float32 descriptors, n >= 1, all finite.
         qualities: n quality scores (None = unknown); sources: n short labels such as the
-        file name each template came from (never the image). Adding to an existing identity
-        appends templates; its name must then be the enrolled one.
+        file name each template came from (never the image); factors: n threshold factors
+        (None = 1, else 0 < f <= 1: the template's threshold is tightened by it). Adding to an
+        existing identity appends templates; its name must then be the enrolled one.
         """
         identity_id, name = check_identity_id(identity_id), check_name(name)
         vectors = as_embeddings(embeddings)
         n = len(vectors)
         quality_list = [None] * n if qualities is None else [check_quality(q) for q in qualities]
         source_list = [""] * n if sources is None else [check_source(s) for s in sources]
-        if len(quality_list) != n or len(source_list) != n:
-            raise InvalidInput(f"{n} embeddings but {len(quality_list)} qualities and {len(source_list)} sources")
+        factor_list = [None] * n if factors is None else [check_threshold_factor(f) for f in factors]
+        if len(quality_list) != n or len(source_list) != n or len(factor_list) != n:
+            raise InvalidInput(
+                f"{n} embeddings but {len(quality_list)} qualities, {len(source_list)} sources"
+                f" and {len(factor_list)} threshold factors"
+            )
         scales = compute_scales(self.scaler, vectors)
         now = utc_now()
         with _transaction(self._conn):
@@ -230,8 +239,10 @@ class GalleryStore:
             self._conn.executemany(
                 _INSERT_TEMPLATE,
                 (
-                    (identity_id, v.tobytes(), q, s, now, scale)
-                    for v, q, s, scale in zip(vectors, quality_list, source_list, scales.tolist(), strict=True)
+                    (identity_id, v.tobytes(), q, s, now, scale, f)
+                    for v, q, s, scale, f in zip(
+                        vectors, quality_list, source_list, scales.tolist(), factor_list, strict=True
+                    )
                 ),
             )
         return n
@@ -267,7 +278,8 @@ class GalleryStore:
 
     def matcher(self, per_template: bool = True) -> Matcher:
         """A fresh immutable `Matcher` over the current content, tagged with its version: with
-        each template's stored scale (`per_template`), or every scale 1 (one global threshold).
+        each template's stored scale (`per_template`), or every scale 1 (one global threshold),
+        times its threshold factor in both modes (a tightened template stays tightened).
 
         Call again after every change; the loop swaps the new one in between frames.
         """
@@ -282,6 +294,9 @@ class GalleryStore:
         if per_template:  # equal embeddings have equal scales, so the embedding finds its scale
             scale_of = dict(self._conn.execute("SELECT embedding, scale FROM templates"))
             scales = check_scales([scale_of[t.embedding] for t in templates], self.path)
+        if any(t.threshold_factor is not None for t in templates):
+            factors = np.array([t.threshold_factor or 1.0 for t in templates], np.float32)
+            scales = factors if scales is None else scales * factors
         try:
             return Matcher(vectors, rows, version, scales)
         except InvalidEmbedding as e:
@@ -334,7 +349,7 @@ class GalleryStore:
             self._conn.executemany(
                 _INSERT_TEMPLATE,
                 (
-                    (r.identity_id, t.embedding, t.quality, t.source, t.created_at, next(scales))
+                    (r.identity_id, t.embedding, t.quality, t.source, t.created_at, next(scales), t.threshold_factor)
                     for r in identities
                     for t in r.templates
                 ),
@@ -346,13 +361,13 @@ class GalleryStore:
         when it holds one that no match event may carry."""
         rows = self._fetch(
             "SELECT i.identity_id, i.name, i.enrolled_at,"
-            " t.embedding, t.quality, t.source, t.created_at"
+            " t.embedding, t.quality, t.source, t.created_at, t.threshold_factor"
             " FROM identities i JOIN templates t ON t.identity_id = i.identity_id"
         )
         grouped: dict[str, tuple[str, str, list[TemplateRecord]]] = {}
-        for identity_id, name, enrolled_at, blob, quality, source, created_at in rows:
+        for identity_id, name, enrolled_at, blob, quality, source, created_at, factor in rows:
             grouped.setdefault(identity_id, (name, enrolled_at, []))[2].append(
-                TemplateRecord(bytes(blob), quality, source, created_at)
+                TemplateRecord(bytes(blob), quality, source, created_at, factor)
             )
         try:
             for identity_id in grouped:
