@@ -8,8 +8,8 @@ path and the problem, and is never modified by the attempt.
 Every template is stored with its own scale (`edge.gallery.scales`), computed by the store's
 `scaler` when it is added, and optionally a threshold factor (0 < f <= 1, negative feedback's
 tightening: the template's threshold is knob * scale * factor); a gallery of an earlier schema, or
-one scaled by another cohort, is migrated when it is opened. Writes are single transactions, so a power cut leaves either the old or the
-new gallery.
+one scaled by another cohort, is migrated when it is opened. Writes are single transactions, so
+a power cut leaves either the old or the new gallery.
 A store belongs to the thread that opened it (sqlite3's rule); matching uses a `Matcher`
 snapshot built by `matcher()`, never the store itself.
 """
