@@ -7,6 +7,7 @@
   const body = table.querySelector("tbody");
   const state = document.getElementById("connection");
   const formTemplate = document.getElementById("verdict-form");
+  const photosShown = table.dataset.referencePhotos === "yes";
 
   function ago(iso) {
     const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -24,6 +25,22 @@
     if (cls) td.className = cls;
     td.textContent = text;
     return td;
+  }
+
+  // The enrolled person's reference photo, for those who adjudicate the alert's site (the
+  // server says which alerts have one, and checks again when the photo is asked for).
+  function reference(alert) {
+    if (!(alert.reference && photosShown)) {
+      const none = document.createElement("span");
+      none.className = "no-reference";
+      none.textContent = "no reference photo";
+      return none;
+    }
+    const img = document.createElement("img");
+    img.className = "reference";
+    img.src = "/alerts/" + encodeURIComponent(alert.event_id) + "/reference";
+    img.alt = "reference photo of the enrolled person " + alert.identity_id;
+    return img;
   }
 
   function add(alert) {
@@ -49,6 +66,8 @@
     id.className = "identity";
     id.textContent = alert.identity_id;
     who.append(name, " (", id, ")");
+    const photo = cell(row, "", "photo");
+    if (alert.may_adjudicate) photo.append(reference(alert));
     const limit = alert.template_threshold === null ? alert.threshold : alert.template_threshold;
     cell(row, alert.score.toFixed(3) + " / " + limit.toFixed(3), "score");
     cell(row, "not yet", "verdict");

