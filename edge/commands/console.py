@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from edge.commands.common import CommandError, print_json
+from edge.commands.common import CommandError, print_json, settings_from
 
 DB_HELP = "the trial database edge collect fills: sqlite:///FILE (or a file path) or postgresql://USER@HOST:PORT/DB"
 
@@ -43,6 +43,7 @@ def run_serve(args: argparse.Namespace) -> int:
     _require_extra()
     from edge.central.fleet.folder import FleetDir
     from edge.console.app import ConsoleServer, create_app
+    from edge.console.delivery import Deliveries
     from edge.console.fleet import FleetAccess
     from edge.console.names import Names
     from edge.console.schema import open_database
@@ -54,12 +55,17 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CommandError("--tls-cert and --tls-key go together")
     if (args.fleet is None) != (args.broker is None):
         raise CommandError("--fleet and --broker go together (the fleet page reads devices through the broker)")
+    if args.deliver_every < 0:
+        raise CommandError(f"--deliver-every {args.deliver_every:g}: give seconds, or 0 for after changes only")
     fleet = None if args.fleet is None else FleetAccess(FleetDir(args.fleet).require(), args.broker)
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
     tls = args.tls_cert is not None
     _check_free(host.strip("[]"), int(port))
     names = Names(args.gallery) if args.gallery else None
     with open_database(args.db) as store:
-        app = create_app(store, secure_cookies=tls or args.behind_tls_proxy, fleet=fleet, names=names)
+        deliveries = None if fleet is None else Deliveries(store.engine, fleet, settings, args.deliver_every)
+        secure = tls or args.behind_tls_proxy
+        app = create_app(store, secure_cookies=secure, fleet=fleet, names=names, deliveries=deliveries)
         print(f"console on {'https' if tls else 'http'}://{args.listen}/ (Ctrl-C stops it)", file=sys.stderr)
         ConsoleServer(
             app,
@@ -126,6 +132,16 @@ def add_parser(sub) -> None:
         help="a gallery file whose people's names the alerts show beside their ids (several allowed; re-read "
         "when it changes)",
     )
+    serve.add_argument(
+        "--deliver-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --fleet: send each deployment's gallery to devices that lack it this often, and after each "
+        "watchlist change made in the console (default: 30; 0: only after changes)",
+    )
+    serve.add_argument("--models", type=Path, help="models folder that builds galleries (default: the bundled models/)")
+    serve.add_argument("--config", type=Path, help="a config file whose [models] section the galleries follow")
     serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on (default: 127.0.0.1:8080)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")

@@ -40,8 +40,9 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.central.trial.store import TrialStore
 from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
-from edge.console import alerts, audit, trial
+from edge.console import alerts, audit, deployments, reference_page, trial
 from edge.console import sessions as logins
+from edge.console.delivery import Deliveries
 from edge.console.fleet import FleetAccess
 from edge.console.names import Names
 from edge.console.sessions import LoginRefused, Session
@@ -65,7 +66,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 OPERATOR_ERRORS = (OperatorError, LinkError)  # what a person can act on: shown as one line, never a traceback
-PAGE_MODULES: tuple[Any, ...] = ()  # modules with `register(app, web)`: their own routes
+PAGE_MODULES: tuple[Any, ...] = (deployments, reference_page)  # modules with `register(app, web)`: their own routes
 NO_IMAGES = (
     "No image of anyone passing the camera exists anywhere: devices send only the match metadata "
     "below. Every alert is for a person to check, never a verdict."
@@ -78,23 +79,30 @@ def create_app(
     poll_s: float = POLL_S,
     fleet: FleetAccess | None = None,
     names: Names | None = None,
+    deliveries: Deliveries | None = None,
 ) -> FastAPI:
     """The console on `store`'s database; `secure_cookies` under TLS (its own or a proxy's);
     `fleet`: where the fleet page reads devices from and sends changes through (None: no fleet
-    page); `names`: the enrolled people's names (None: alerts show ids only)."""
+    page); `names`: the enrolled people's names (None: alerts show ids only); `deliveries`: the
+    task that delivers deployment galleries (None: none delivered, deployment pages read-only)."""
     engine = store.engine
     feed = AlertFeed(store, AlertWake(engine.url, poll_s), names)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         feed.start()
+        if deliveries is not None:
+            deliveries.start()
         try:
             yield
         finally:
             await feed.stop()
+            if deliveries is not None:
+                await deliveries.stop()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.feed = feed  # the server ends the open streams when it stops (`serve`)
+    app.state.deliveries = deliveries  # `edge.console.delivery.of(app)`, for the page modules
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -205,6 +213,7 @@ def create_app(
             adjudications=ADJUDICATIONS,
             engagements=ENGAGEMENTS,
             may_adjudicate=[a["event_id"] for a in shown if session.user.may_adjudicate(a["site"])],
+            reference_photos=fleet is not None,  # the photo key lives in the fleet folder
         )
 
     @app.get("/alerts/stream")
