@@ -7,6 +7,7 @@ Alerts are stored as the collector stores them (the trial store's intake)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import uuid
 from collections.abc import Iterator
@@ -22,16 +23,20 @@ from support_wait import wait_until  # noqa: E402
 from test_console import PASSWORD, browser, log_in_page, logged_in, served  # noqa: E402, F401 (fixtures)
 
 from edge.central.deployments import watchlist  # noqa: E402
-from edge.central.deployments.schema import people, photos  # noqa: E402
+from edge.central.deployments.schema import figures, people, photos  # noqa: E402
+from edge.central.deployments.schema import migrate as deployments_migrate  # noqa: E402
 from edge.central.deployments.vault import PhotoVault  # noqa: E402
 from edge.central.deployments.watchlist import DeploymentSpec  # noqa: E402
 from edge.central.fleet.bundle import issue_device  # noqa: E402
 from edge.central.fleet.folder import FleetDir  # noqa: E402
+from edge.central.trial.schema import events  # noqa: E402
 from edge.central.trial.store import TrialStore  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.console import audit, users  # noqa: E402
 from edge.console.app import create_app  # noqa: E402
 from edge.console.fleet import FleetAccess  # noqa: E402
+from edge.console.purging import DailyPurge  # noqa: E402
+from edge.console.schema import migrate as console_migrate  # noqa: E402
 from edge.console.schema import open_database  # noqa: E402
 from edge.enrollment import Person  # noqa: E402
 from edge.link.payloads import MatchEvent, utc_now  # noqa: E402
@@ -166,3 +171,36 @@ def test_in_the_browser_the_sites_operator_sees_the_photo_and_others_do_not(
     with store.engine.connect() as connection:
         assert connection.execute(photos.select()).first() is None
         assert connection.execute(people.select()).first() is not None
+
+
+def test_the_console_purges_what_is_due_as_it_starts_and_audits_it(store, fleet, listed) -> None:
+    identity, _ = listed
+    during = match(identity, ts=START + timedelta(minutes=5))
+    store.add_many([during])
+    watchlist.end(store.engine, DEPLOYMENT, at=START + timedelta(minutes=30))  # retention 0 days: due now
+    with TestClient(create_app(store)):
+        assert wait_until(lambda: audited(store, "purge") == [("console", "ok", DEPLOYMENT)])
+    with store.engine.connect() as connection:
+        assert connection.execute(events.select().where(events.c.event_id == during.event_id)).first() is None
+        assert connection.execute(figures.select()).first().deployment == DEPLOYMENT
+    with TestClient(create_app(store)):  # started again: nothing more is due, the run says so
+        assert wait_until(lambda: len(audited(store, "purge")) == 2)
+    assert audited(store, "purge") == [("console", "ok", None), ("console", "ok", DEPLOYMENT)]
+
+
+def test_a_failed_purge_is_logged_in_one_line_audited_and_tried_again(tmp_path, caplog) -> None:
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    with TrialStore.open(url, also=(console_migrate,)) as bare:  # the deployment tables are missing
+        purge = DailyPurge(bare.engine, every_s=0.05)
+
+        async def first_runs() -> None:
+            purge.start()
+            await asyncio.to_thread(wait_until, lambda: bool(audited(bare, "purge")))
+            deployments_migrate(bare.engine)  # what the next run needs
+            await asyncio.to_thread(wait_until, lambda: ("console", "ok", None) in audited(bare, "purge"))
+            await purge.stop()
+
+        asyncio.run(first_runs())
+        failed = [r.getMessage() for r in caplog.records if "daily purge failed" in r.getMessage()]
+        assert failed and "\n" not in failed[0] and "deployments" in failed[0]
+        assert audited(bare, "purge")[-1][:2] == ("console", "failed")

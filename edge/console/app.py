@@ -45,6 +45,7 @@ from edge.console import sessions as logins
 from edge.console.delivery import Deliveries
 from edge.console.fleet import FleetAccess
 from edge.console.names import Names
+from edge.console.purging import DailyPurge
 from edge.console.sessions import LoginRefused, Session
 from edge.console.trial import FORMATS, Choice, ChoiceError
 from edge.console.wake import POLL_S, AlertFeed, AlertWake
@@ -87,21 +88,25 @@ def create_app(
     task that delivers deployment galleries (None: none delivered, deployment pages read-only)."""
     engine = store.engine
     feed = AlertFeed(store, AlertWake(engine.url, poll_s), names)
+    purge = DailyPurge(engine)  # at start, then every 24 h (`edge trial purge`)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         feed.start()
+        purge.start()
         if deliveries is not None:
             deliveries.start()
         try:
             yield
         finally:
             await feed.stop()
+            await purge.stop()
             if deliveries is not None:
                 await deliveries.stop()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.feed = feed  # the server ends the open streams when it stops (`serve`)
+    app.state.purge = purge
     app.state.deliveries = deliveries  # `edge.console.delivery.of(app)`, for the page modules
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
