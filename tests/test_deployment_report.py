@@ -350,6 +350,16 @@ def test_cli_report_and_purge(store: TrialStore, db_url: str, tmp_path: Path, ca
     assert json.loads(capsys.readouterr().out)["trial"]["scans"] == SCANS
     assert main(["trial", "report", "--db", db_url, "--deployment", "nowhere", "--format", "md"]) == 1
     assert "no deployment 'nowhere'" in capsys.readouterr().err
+    for extra, why in (
+        (
+            ["--deployment", "market-day", "--site", "north"],
+            "--deployment covers its own devices and period: drop --site",
+        ),
+        (["--format", "md", "--out", str(tmp_path / "t")], "--format is for one deployment's report"),
+        ([], "--out FOLDER"),
+    ):
+        assert main(["trial", "report", "--db", db_url, *extra]) == 1
+        assert why in capsys.readouterr().err
     assert main(["trial", "purge", "--db", db_url, "--now", "2026-06-02T00:00Z"]) == 0
     assert "nothing" in capsys.readouterr().out
     assert main(["trial", "purge", "--db", db_url, "--now", PURGE_DUE.isoformat()]) == 0
