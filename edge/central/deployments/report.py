@@ -189,7 +189,7 @@ def deployment_tables(report: dict[str, Any]) -> list[Table]:
     ]
     c = report["changes"]
     return [
-        (f"Deployment {d['name']}", ["", ""], facts),
+        (f"Deployment {d['name']}", ["field", "value"], facts),
         (
             "Thresholds in alerts",
             ["threshold", "template threshold", "alerts"],
