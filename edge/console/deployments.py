@@ -101,7 +101,7 @@ def watchlist_rows(engine: sa.Engine, name: str) -> list[dict[str, Any]]:
         .group_by(photos.c.person_id)
     )
     with engine.connect() as connection:
-        counts: dict[int, int] = dict(connection.execute(counted).tuples().all())
+        counts: dict[int, int] = {person: n for person, n in connection.execute(counted)}
     return [
         {
             "identity_id": p.identity_id,
@@ -315,7 +315,7 @@ def register(app: FastAPI, web: Web) -> None:
             found.changed()
         status = 200 if added.accepted else 400
         return web.page(
-            request, "deployment_added.html", session, status=status, name=name, added=added, refused=refused
+            request, "deployment_added.html", session, status=status, deployment=name, added=added, refused=refused
         )
 
     @app.post("/deployments/{name}/people/{identity_id}/remove")
