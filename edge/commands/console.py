@@ -141,7 +141,6 @@ def add_parser(sub) -> None:
         "watchlist change made in the console (default: 30; 0: only after changes)",
     )
     serve.add_argument("--models", type=Path, help="models folder that builds galleries (default: the bundled models/)")
-    serve.add_argument("--config", type=Path, help="a config file whose [models] section the galleries follow")
     serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on (default: 127.0.0.1:8080)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
