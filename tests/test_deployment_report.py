@@ -26,7 +26,10 @@ pytest.importorskip("sqlalchemy", reason="the central extra is not installed")
 from test_trial_report import _event_id, wilson  # noqa: E402
 
 from edge.central.deployments import report as deployment_report  # noqa: E402
-from edge.central.deployments import watchlist  # noqa: E402
+from edge.central.deployments import (
+    retention,  # noqa: E402
+    watchlist,  # noqa: E402
+)
 from edge.central.deployments.retention import purge_due  # noqa: E402
 from edge.central.deployments.schema import adjustments, deliveries, figures, migrate, people, photos  # noqa: E402
 from edge.central.deployments.watchlist import DeploymentError, DeploymentSpec  # noqa: E402
@@ -292,6 +295,8 @@ def test_the_report_reproduces_the_log_before_and_after_the_purge(store: TrialSt
 
     assert purge_due(engine, now=PURGE_DUE) == ["market-day"]
     assert purge_due(engine, now=PURGE_DUE + timedelta(days=1)) == [], "purged once"
+    late = PURGE_DUE + timedelta(days=2)  # a second purger that chose it before the first one stored it
+    assert retention.purge(engine, watchlist.get(engine, "market-day"), late) is False
     inside = [_event_id(n) for n in INSIDE]
     assert _count(engine, sa.select(events).where(events.c.event_id.in_(inside))) == 0
     assert _count(engine, sa.select(verdicts).where(verdicts.c.event_id.in_(inside))) == 0

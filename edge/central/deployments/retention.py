@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from edge.central.deployments.report import compute, events_of, has_ended, period_end
 from edge.central.deployments.schema import deployments, figures, people
@@ -34,16 +35,26 @@ def purge(engine: sa.Engine, d: Any, now: datetime) -> bool:
     (the report's reads have their own connections): a verdict on a months-old alert given in
     between is the one thing that could be lost."""
     report = compute(engine, d, now)
-    with engine.begin() as connection:
-        if connection.execute(sa.select(figures.c.deployment).where(figures.c.deployment == d.name)).first():
-            return False
-        connection.execute(figures.insert(), {"deployment": d.name, "purged_at": now, "figures": report})
-        alerts = sa.select(events.c.event_id).where(events_of(d))
-        connection.execute(verdicts.delete().where(verdicts.c.event_id.in_(alerts)))
-        connection.execute(events.delete().where(events_of(d)))
-        _delete_photos(connection, d.name)
-        connection.execute(people.delete().where(people.c.deployment == d.name))
+    try:
+        with engine.begin() as connection:
+            if _purged(connection, d.name):
+                return False
+            connection.execute(figures.insert(), {"deployment": d.name, "purged_at": now, "figures": report})
+            alerts = sa.select(events.c.event_id).where(events_of(d))
+            connection.execute(verdicts.delete().where(verdicts.c.event_id.in_(alerts)))
+            connection.execute(events.delete().where(events_of(d)))
+            _delete_photos(connection, d.name)
+            connection.execute(people.delete().where(people.c.deployment == d.name))
+    except IntegrityError:
+        with engine.connect() as connection:
+            if _purged(connection, d.name):  # a concurrent purge (the console's, a CLI run) stored it first
+                return False
+        raise
     return True
+
+
+def _purged(connection: sa.Connection, name: str) -> bool:
+    return connection.execute(sa.select(figures.c.deployment).where(figures.c.deployment == name)).first() is not None
 
 
 def purge_due(engine: sa.Engine, now: datetime | None = None) -> list[str]:
