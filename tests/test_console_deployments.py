@@ -260,3 +260,12 @@ def test_a_running_device_gets_its_gallery_at_the_start_and_after_a_removal_and_
     ]
     assert deliver_due(engine, vault, fleet, device.broker.url, settings) == []  # fully withdrawn
     assert shown()["delivered_people"] == 0
+
+
+def test_the_console_refuses_a_negative_delivery_interval_in_one_line(tmp_path, capsys):
+    from edge.cli import main
+
+    db = f"sqlite:///{tmp_path / 'trial.db'}"
+    assert main(["console", "serve", "--db", db, "--deliver-every", "-1", "--listen", "127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--deliver-every -1" in err[0], err
