@@ -147,6 +147,16 @@ def test_other_sites_neither_see_a_deployment_nor_fetch_its_photos(
     assert page.status_code == 200 and name in page.text
     assert 'img class="reference"' not in page.text and "/remove" not in page.text
     assert vic.get(photo_url).status_code == 403
+    as_json = vic.get("/deployments/market-day/report.json")  # the deployment's report, to whoever sees it
+    assert (
+        as_json.status_code == 200
+        and "market-day" in as_json.text
+        and "attachment" in as_json.headers["content-disposition"]
+    )
+    as_html = vic.get("/deployments/market-day/report.html")
+    assert as_html.status_code == 200 and "sandbox" in as_html.headers["content-security-policy"]
+    assert otto.get("/deployments/market-day/report.md").status_code == 403
+    assert vic.get("/deployments/market-day/report.exe").status_code == 404
     olga_csrf = logged_in(olga, "olga")
     assert 'img class="reference"' in olga.get("/deployments/market-day").text
     photo = olga.get(photo_url)
@@ -161,6 +171,7 @@ def test_other_sites_neither_see_a_deployment_nor_fetch_its_photos(
     bad = ada.post("/deployments", data={"csrf": ada_csrf, "name": "x", "starts_at": "soon"})
     assert bad.status_code == 400 and "is not a time" in bad.text
     refused = [(e["actor"], e["action"]) for e in audit.entries(store.engine) if e["outcome"] == "refused"]
+    assert ("otto", "read_report") in refused
     assert ("otto", "read_deployment") in refused and ("otto", "read_photo") in refused
     assert ("vic", "read_photo") in refused and ("olga", "watchlist_remove") in refused
     assert watchlist.listed_people(store.engine, "market-day"), "a refused removal removed someone"

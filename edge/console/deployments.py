@@ -20,10 +20,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from edge.central.deployments import watchlist
+from edge.central.deployments import report, watchlist
 from edge.central.deployments.delivery import reported
 from edge.central.deployments.schema import deliveries, people, photos
 from edge.central.deployments.watchlist import DeploymentError, DeploymentSpec
@@ -261,7 +261,28 @@ def register(app: FastAPI, web: Web) -> None:
             device_error=device_error,
             deliveries=await run_in_threadpool(recent_deliveries, engine, name),
             fleet=service() is not None,
+            report_formats=list(report.FORMATS),
         )
+
+    @app.get("/deployments/{name}/report.{fmt}")
+    async def deployment_report(request: Request, name: str, fmt: str) -> Response:
+        """`edge trial report --deployment`'s report; the html one with no script and sandboxed."""
+        session = web.signed_in(request)
+        if fmt not in report.FORMATS:
+            return PlainTextResponse(f"no report format {fmt!r}: use {', '.join(report.FORMATS)}", status_code=404)
+        d = await run_in_threadpool(visible, request, session, name, "read_report")
+        if d is None:
+            return missing(request, session, name)
+        try:
+            built = await run_in_threadpool(report.build, engine, name)
+        except OperatorError as e:
+            return web.page(request, "refused.html", session, status=400, why=str(e))
+        media_type, render = report.FORMATS[fmt]
+        if fmt == "html":
+            headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox"}
+        else:
+            headers = {"Content-Disposition": f'attachment; filename="deployment-{name}.{fmt}"'}
+        return Response(render(built), media_type=media_type, headers=headers)
 
     @app.get("/deployments/{name}/people/{identity_id}/photo")
     async def reference_photo(request: Request, name: str, identity_id: str) -> Response:
