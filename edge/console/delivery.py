@@ -46,7 +46,6 @@ class Deliveries:
         self._vision: Vision | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self.rounds = 0  # rounds completed, for tests and the page to wait on
 
     def vault(self) -> PhotoVault:
         """The fleet's photo key (made on first use, 0600)."""
@@ -89,7 +88,6 @@ class Deliveries:
                         )
             except Exception as e:  # the database or the key away: the next round retries
                 log.warning("gallery delivery round failed: %s", " ".join(str(e).split()))
-            self.rounds += 1
             timeout = self.every_s if self.every_s > 0 else None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

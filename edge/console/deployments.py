@@ -12,9 +12,9 @@ is audited and followed by a delivery round (`edge.console.delivery`).
 
 from __future__ import annotations
 
-import re
 import tempfile
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from edge.central.deployments import report, watchlist
 from edge.central.deployments.delivery import reported
 from edge.central.deployments.schema import deliveries, people, photos
-from edge.central.deployments.watchlist import DeploymentError, DeploymentSpec
+from edge.central.deployments.watchlist import DeploymentError
 from edge.console import delivery
 from edge.console.delivery import Deliveries
+from edge.console.deployment_forms import FormError, form_time, saved_photos, spec_of
 from edge.console.sessions import Session
 from edge.console.users import User
 from edge.console.web import Web
@@ -37,58 +38,23 @@ from edge.errors import OperatorError
 from edge.link import LinkError
 from edge.link.payloads import utc_now
 
-MAX_PHOTOS = 20
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
 NO_FLEET = "the console runs without --fleet and --broker: deployments are read-only here"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _IMAGE_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 
 
-class FormError(OperatorError):
-    """A deployment form holds a value that cannot be used."""
+def sites_of(devices: Iterable[str]) -> set[str]:
+    """The sites of "site/device" names."""
+    return {device.split("/")[0] for device in devices}
 
 
-def sites_of(d: Any) -> set[str]:
-    return {device.split("/")[0] for device in d.devices}
+def may_see(user: User, devices: Iterable[str]) -> bool:
+    """Admins, and whoever may see one of the deployment's sites."""
+    return user.role == "admin" or any(user.may_see(site) for site in sites_of(devices))
 
 
-def may_see(user: User, d: Any) -> bool:
-    return user.role == "admin" or any(user.may_see(site) for site in sites_of(d))
-
-
-def may_see_photos(user: User, d: Any) -> bool:
+def may_see_photos(user: User, devices: Iterable[str]) -> bool:
     """Admins, and the operators who adjudicate one of the deployment's sites."""
-    return user.role == "admin" or any(user.may_adjudicate(site) for site in sites_of(d))
-
-
-def _time(text: str, what: str) -> datetime:
-    """A form's time: ISO 8601, read as UTC when it names no zone (the form says UTC)."""
-    try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise FormError(f"{what} {text!r} is not a time: use e.g. 2026-12-05T08:00 (UTC)") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-
-
-def spec_of(form: dict[str, str], by: str) -> DeploymentSpec:
-    """The create form as a deployment (`watchlist.create` checks the rest)."""
-    fmr, days = form["target_fmr"].strip(), form["retention_days"].strip() or "0"
-    try:
-        target_fmr = float(fmr) if fmr else None
-        retention = int(days)
-    except ValueError:
-        raise FormError("the target FMR is a number (e.g. 0.001) and the retention a whole number of days") from None
-    return DeploymentSpec(
-        form["name"].strip(),
-        tuple(line.strip() for line in form["devices"].splitlines() if line.strip()),
-        _time(form["starts_at"], "start"),
-        _time(form["ends_at"], "end"),
-        form["purpose"],
-        form["authorised_by"],
-        by,
-        retention,
-        target_fmr,
-    )
+    return user.role == "admin" or any(user.may_adjudicate(site) for site in sites_of(devices))
 
 
 def watchlist_rows(engine: sa.Engine, name: str) -> list[dict[str, Any]]:
@@ -147,26 +113,6 @@ def _image_type(data: bytes) -> str:
     return next((kind for magic, kind in _IMAGE_TYPES if data.startswith(magic)), "application/octet-stream")
 
 
-async def _saved(uploads: list[UploadFile], folder: Path) -> list[Path]:
-    """The uploaded photos written into `folder` (private), each under its own base name."""
-    uploads = [u for u in uploads if u.filename]
-    if not uploads:
-        raise FormError("choose one or more photos of the person")
-    if len(uploads) > MAX_PHOTOS:
-        raise FormError(f"at most {MAX_PHOTOS} photos at a time, {len(uploads)} were sent")
-    saved = []
-    for i, upload in enumerate(uploads):
-        data = await upload.read(MAX_PHOTO_BYTES + 1)
-        name = _UNSAFE.sub("_", Path(upload.filename or "").name).strip("._")[:100] or f"photo-{i + 1}"
-        if len(data) > MAX_PHOTO_BYTES:
-            raise FormError(f"{name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
-        path = folder / str(i) / name
-        path.parent.mkdir()
-        path.write_bytes(data)
-        saved.append(path)
-    return saved
-
-
 def register(app: FastAPI, web: Web) -> None:
     engine = web.store.engine
 
@@ -179,7 +125,7 @@ def register(app: FastAPI, web: Web) -> None:
             d = watchlist.get(engine, name)
         except DeploymentError:
             return None
-        web.allowed(session, may_see(session.user, d), action, name, f"see deployment {name}")
+        web.allowed(session, may_see(session.user, d.devices), action, name, f"see deployment {name}")
         return d
 
     def missing(request: Request, session: Session, name: str) -> Response:
@@ -208,7 +154,7 @@ def register(app: FastAPI, web: Web) -> None:
         shown = [
             {**row, "state": state_of(row["state"] == "ended", *map(datetime.fromisoformat, period))}
             for row in await run_in_threadpool(watchlist.summary, engine)
-            if may_see(session.user, _Devices(row["devices"]))
+            if may_see(session.user, row["devices"])
             for period in [(row["starts_at"], row["ends_at"])]
         ]
         return web.page(request, "deployments.html", session, deployments=shown, fleet=service() is not None)
@@ -230,14 +176,14 @@ def register(app: FastAPI, web: Web) -> None:
         form = dict(name=name, devices=devices, starts_at=starts_at, ends_at=ends_at, target_fmr=target_fmr)
         form.update(purpose=purpose, authorised_by=authorised_by, retention_days=retention_days)
         try:
-            deliveries_ = changing(session, csrf, "deployment_create", name[:200])
+            found = changing(session, csrf, "deployment_create", name[:200])
             spec = spec_of(form, session.user.name)
-            await run_in_threadpool(watchlist.create, engine, spec, deliveries_.fleet.folder)
+            await run_in_threadpool(watchlist.create, engine, spec, found.fleet.folder)
         except OperatorError as e:
             return failed(request, session, "deployment_create", name[:200], e)
         period = f"{spec.starts_at.isoformat()} to {spec.ends_at.isoformat()}"
         web.record(request, session, "deployment_create", "ok", spec.name, f"{', '.join(spec.devices)}; {period}")
-        deliveries_.changed()
+        found.changed()
         return RedirectResponse(f"/deployments/{spec.name}", status_code=303)
 
     @app.get("/deployments/{name}", response_class=HTMLResponse)
@@ -256,7 +202,7 @@ def register(app: FastAPI, web: Web) -> None:
             state=state_of(d.ended_at is not None, d.starts_at, d.ends_at),
             people=listed,
             admin=session.user.role == "admin",
-            photos_shown=may_see_photos(session.user, d),
+            photos_shown=may_see_photos(session.user, d.devices),
             devices=devices,
             device_error=device_error,
             deliveries=await run_in_threadpool(recent_deliveries, engine, name),
@@ -291,7 +237,9 @@ def register(app: FastAPI, web: Web) -> None:
         if d is None:
             return missing(request, session, name)
         target = f"{name}/{identity_id}"[:200]
-        web.allowed(session, may_see_photos(session.user, d), "read_photo", target, f"see {name}'s reference photos")
+        web.allowed(
+            session, may_see_photos(session.user, d.devices), "read_photo", target, f"see {name}'s reference photos"
+        )
         found = service()
         data = (
             None
@@ -320,10 +268,12 @@ def register(app: FastAPI, web: Web) -> None:
         target = f"{name}/{identity_id or person_name}"[:200]
         try:
             found = changing(session, csrf, "watchlist_add", target)
-            expires = _time(expires_at, "expiry") if expires_at.strip() else None
+            expires = form_time(expires_at, "expiry") if expires_at.strip() else None
             with tempfile.TemporaryDirectory(prefix="edge-console-photos-") as scratch:  # made 0700
                 person = Person(
-                    person_name.strip(), tuple(await _saved(photo or [], Path(scratch))), identity_id.strip() or None
+                    person_name.strip(),
+                    tuple(await saved_photos(photo or [], Path(scratch))),
+                    identity_id.strip() or None,
                 )
                 added = await run_in_threadpool(add_person, found, name, person, reason, session.user.name, expires)
         except (OperatorError, ValueError) as e:
@@ -363,13 +313,6 @@ def register(app: FastAPI, web: Web) -> None:
         web.record(request, session, "deployment_end", "ok", name, "watchlist withdrawn")
         found.changed()
         return RedirectResponse(f"/deployments/{name}", status_code=303)
-
-
-class _Devices:
-    """A summary row seen as a deployment for `may_see` (its devices are all it needs)."""
-
-    def __init__(self, devices: list[str]) -> None:
-        self.devices = devices
 
 
 def state_of(ended: bool, starts_at: datetime, ends_at: datetime) -> str:
