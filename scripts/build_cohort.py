@@ -7,8 +7,19 @@
 Every cohort image goes through the device's own still-image path (stills detector, quality gate,
 aligner, embedder). What is written (`models/cohort_<embedder>.json`) is an aggregate: k-means
 centroids of at least --min-members people each with their counts, the scale statistic, and the
-per-person multiplicity table; never an individual's descriptor. The manifest gets the file's
-record (kind "cohort", sha256, source data set and its sha256) and the embedder record names it.
+per-person multiplicity table and the quantiles of genuine (same-person) distances over the
+template's scale (negative feedback's expected miss rate); never an individual's descriptor. The
+manifest gets the file's record (kind "cohort", sha256, source data set and its sha256) and the
+embedder record names it.
+
+Rebuilding a file already there says whether its centroids and counts came out identical; when they
+did and --grid is not given, the file's "selection" table is kept, since it was measured on those
+same descriptors. k-means does not always give the same centroids again (measured here: the same
+images, embedder and seed gave other clusters than the shipped files'), and every gallery's scales
+follow the centroids, so --add-genuine adds only the genuine block to the file there, with scales
+from its own centroids, leaving everything else in it as it was:
+
+    .venv/bin/python scripts/build_cohort.py --embedder dlib_resnet_v1_int8 --add-genuine
 
 With --grid, the statistic's parameters are compared on DEV (identities.csv): FNMR at the
 worst-group FMR target for each k and quantile, against one global threshold, so the choice
@@ -36,7 +47,7 @@ from edge.central.evaluation.metrics import false_non_matches  # noqa: E402
 from edge.central.evaluation.scores import Scores, describe_images  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.device.parts import stills_vision  # noqa: E402
-from edge.modelbuild.cohort_model import build_model, relative_scales, summary  # noqa: E402
+from edge.modelbuild.cohort_model import build_model, genuine, relative_scales, summary  # noqa: E402
 from edge.vision import Vision  # noqa: E402
 from edge.vision.runtime import MANIFEST_NAME, file_sha256  # noqa: E402
 
@@ -105,6 +116,42 @@ def _selected(scores: Scores, name: str, params: dict[str, Any]) -> dict[str, An
     }
 
 
+def add_genuine(models_dir: Path, embedder_id: str, descriptors: np.ndarray, identities: np.ndarray) -> int:
+    """Add (or replace) the genuine block of the embedder's cohort file, scaled by the file's own
+    centroids; everything else in the file stays byte for byte. Records the new sha256."""
+    file_name = f"cohort_{embedder_id}.json"
+    path = models_dir / file_name
+    if not path.is_file():
+        print(f"no cohort file {path} to add the genuine block to: build it first", file=sys.stderr)
+        return 1
+    model = json.loads(path.read_text())
+    model["genuine"] = genuine(descriptors, identities, relative_scales(descriptors, model))
+    path.write_text(json.dumps(model, separators=(",", ":")) + "\n")
+    source = {
+        "license": json.loads((models_dir / MANIFEST_NAME).read_text())["models"][path.stem]["license"],
+        "dataset": "LFW identities in neither DEV nor the held-out set (../shared/data/lfw_cohort)",
+        "dataset_sha256": model["built_from"]["dataset_sha256"],
+        "statistic": {k: v for k, v in model["statistic"].items() if k != "description"},
+        "min_members": model["min_members"],
+    }
+    record(models_dir, embedder_id, path.stem, file_name, source)
+    block = {k: v for k, v in model["genuine"].items() if k != "quantiles"}
+    print(json.dumps({"file": str(path), "genuine": block, "median": model["genuine"]["quantiles"][100]}, indent=2))
+    return 0
+
+
+def keep_selection(path: Path, model: dict[str, Any]) -> None:
+    """Compare the new centroids and counts with the file's (if any); keep its selection table when
+    they are identical and no new one was measured."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    same = (old.get("centroids"), old.get("counts")) == (model["centroids"], model["counts"])
+    print(f"{path.name}: centroids and counts {'identical to' if same else 'DIFFER from'} the file's", flush=True)
+    if same and "selection" in old and "selection" not in model:
+        model["selection"] = old["selection"]
+
+
 def record(models_dir: Path, embedder_id: str, cohort_id: str, file_name: str, source: dict[str, Any]) -> None:
     """Add the cohort model's record to the manifest and name it in the embedder's record, atomically."""
     path = models_dir / MANIFEST_NAME
@@ -135,6 +182,11 @@ def main() -> int:
     p.add_argument("--min-members", type=int, default=10, help="people a centroid averages at least (10)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--grid", action="store_true", help="compare k and quantile on DEV and store the table")
+    p.add_argument(
+        "--add-genuine",
+        action="store_true",
+        help="add the genuine block to the cohort file there, keeping its centroids and everything else",
+    )
     args = p.parse_args()
     if not args.cohort.is_file():
         print(f"cohort file not found: {args.cohort} (see ../shared/data/MANIFEST.md)", file=sys.stderr)
@@ -146,6 +198,8 @@ def main() -> int:
     usable = ~np.isnan(descriptors[:, 0])
     cohort, identities = descriptors[usable], np.asarray(dataset.identities)[usable]
     print(f"cohort: {len(dataset.images)} images, {len(failures)} without a descriptor", flush=True)
+    if args.add_genuine:
+        return add_genuine(args.models, embedder["id"], cohort, identities)
     base = {"min_members": args.min_members, "seed": args.seed, "embedder": embedder}
     model = build_model(cohort, identities, args.k, args.quantile, args.min_members, args.seed, embedder)
     model["built_from"] = {
@@ -165,6 +219,7 @@ def main() -> int:
             "rows": selection(vision, args.dev, cohort, base),
         }
     file_name = f"cohort_{embedder['id']}.json"
+    keep_selection(args.models / file_name, model)
     (args.models / file_name).write_text(json.dumps(model, separators=(",", ":")) + "\n")
     source = {
         "license": "derived aggregate of LFW descriptors (LFW: research benchmark without a formal licence)",

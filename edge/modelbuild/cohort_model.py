@@ -5,7 +5,9 @@ people's descriptors (smaller clusters are dissolved into their neighbours), wit
 Besides the centroids the file records, per matching mode, how much more often a stranger
 matches a person with k templates than a person with one (`multiplicity`): measured here on
 cohort identities with at least k usable images, so the device can turn the calibrated
-per-comparison FMR into an expected FMR per enrolled person.
+per-comparison FMR into an expected FMR per enrolled person. The `genuine` block holds quantiles
+of the cohort's same-person distances, each divided by the scale of the template it is compared
+with (`genuine`), so negative feedback can say how often a tightened template misses its person.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from edge.vision.cohort import FORMAT, MODES, raw_scales
 
 KNOBS = np.round(np.arange(30, 81) / 100, 2)  # 0.30 .. 0.80, the calibration curve's grid
 MAX_TEMPLATES = 5  # person sizes measured; larger ones are scaled proportionally (edge.vision.cohort)
+GENUINE_QUANTILES = 201  # 0%, 0.5%, ..., 100% of the normalized genuine distances
+GENUINE_IMAGES = 10  # an identity's first images used, so a few much-photographed people do not dominate
 MIN_FALSE_MATCHES = 30  # below this many single-template false matches a ratio is noise: not recorded
 
 
@@ -84,6 +88,35 @@ def multiplicity(descriptors: np.ndarray, identities: np.ndarray, scales: np.nda
     return {"knobs": KNOBS.tolist(), "factor": factors, "people": measured}
 
 
+def genuine(descriptors: np.ndarray, identities: np.ndarray, scales: np.ndarray) -> dict[str, Any]:
+    """Every ordered pair (template i, probe j) of one cohort identity's usable images, i != j: the
+    distance divided by template i's scale, summarised as GENUINE_QUANTILES sorted quantiles with the
+    pair count (no individual's distance is kept). Identities with one usable image give no pair;
+    one with more gives its first GENUINE_IMAGES only (at most 90 pairs)."""
+    data = np.asarray(descriptors, np.float64)
+    normalized: list[np.ndarray] = []
+    order = np.argsort(identities, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, identities[order][1:] != identities[order][:-1], True])
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = order[start:stop][:GENUINE_IMAGES]
+        if len(rows) < 2:
+            continue
+        d = np.linalg.norm(data[rows][:, None, :] - data[rows][None, :, :], axis=2) / scales[rows][:, None]
+        normalized.append(d[~np.eye(len(rows), dtype=bool)])
+    values = np.concatenate(normalized)
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, GENUINE_QUANTILES))
+    return {
+        "description": (
+            "quantiles (0 to 1 in equal steps) of the distance between two images of one cohort identity, "
+            "divided by the scale of the first (the template); every ordered pair of the first "
+            f"{GENUINE_IMAGES} images of each identity with 2 or more"
+        ),
+        "pairs": int(values.size),
+        "identities": len(normalized),
+        "quantiles": np.round(quantiles, 6).tolist(),
+    }
+
+
 def build_model(
     descriptors: np.ndarray,
     identities: np.ndarray,
@@ -97,6 +130,7 @@ def build_model(
     model = summary(descriptors, k, quantile, min_members, seed, embedder)
     scales = relative_scales(descriptors, model)
     model["multiplicity"] = {m: multiplicity(descriptors, identities, scales, m) for m in MODES}
+    model["genuine"] = genuine(descriptors, identities, scales)
     return model
 
 

@@ -16,6 +16,12 @@ with one knob calibrated as before (`edge calibrate`). No group label is used at
 The file also carries, per matching mode, how much more often a stranger matches a person with k
 templates than a person with one (`person_factor`), measured on the same cohort at build time
 (`scripts/build_cohort.py`): a person's expected false match rate is the calibrated rate times it.
+
+Negative feedback prices a tightened threshold with two more figures: the share of the cohort's
+strangers within a distance of one template (`stranger_share`, the inverse of the scale's rule),
+and, from the `genuine` block (quantiles of the cohort's same-person distances, each divided by the
+scale of the template it is compared with), the share of a person's own faces beyond a
+normalized threshold (`genuine_miss`; None for a file made before the block existed).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class Cohort:
     quantile: float
     median_scale: float
     multiplicity: dict[str, Any] = field(repr=False)
+    genuine: np.ndarray | None = field(default=None, repr=False)  # sorted normalized genuine distances
+    genuine_pairs: int = 0
 
     @classmethod
     def load(cls, manifest: Manifest, embedder_id: str) -> Cohort:
@@ -86,7 +94,10 @@ class Cohort:
         quantile, median = float(statistic["quantile"]), float(statistic["median_scale"])
         if not (0 < quantile < 1 and median > 0):
             raise ValueError(f"quantile {quantile} or median scale {median} out of range")
-        return cls(model_id, sha256, embedder_id, centroids, counts, quantile, median, raw["multiplicity"])
+        genuine, pairs = _genuine(raw.get("genuine"))
+        return cls(
+            model_id, sha256, embedder_id, centroids, counts, quantile, median, raw["multiplicity"], genuine, pairs
+        )
 
     def scales(self, descriptors: np.ndarray) -> np.ndarray:
         """(n,) float32 relative scale of each (n, 128) descriptor: 1.0 at the cohort's median crowding."""
@@ -94,6 +105,24 @@ class Cohort:
             raw_scales(np.asarray(descriptors, np.float32), self.centroids, self.counts, self.quantile)
             / self.median_scale
         ).astype(np.float32)
+
+    def stranger_share(self, descriptor: np.ndarray, distance: float) -> float:
+        """Share of the cohort's strangers within `distance` of one (128,) descriptor (raw distance,
+        not normalized), read off the centroids by the midpoint rule `scales` uses: a stranger's
+        chance to match a template whose threshold is `distance`."""
+        ranked, cdf = _ranked_cdf(np.asarray(descriptor, np.float32)[None], self.centroids, self.counts)
+        # from nobody at distance 0 to the nearest centroid's half weight, then the midpoint rule
+        return float(np.interp(distance, np.r_[0.0, ranked[0]], np.r_[0.0, cdf[0]]))
+
+    def genuine_miss(self, normalized_threshold: float) -> float | None:
+        """Share of the cohort's genuine comparisons (a person's face against their own template)
+        whose distance divided by the template's scale exceeds `normalized_threshold`: the chance
+        that a template with threshold `normalized_threshold` x its scale misses its person. None
+        when the cohort file has no genuine block."""
+        if self.genuine is None:
+            return None
+        probabilities = np.linspace(0.0, 1.0, len(self.genuine))
+        return float(1.0 - np.interp(normalized_threshold, self.genuine, probabilities, left=0.0, right=1.0))
 
     def person_factor(self, templates: int, knob: float, mode: str) -> float:
         """How many times more often a stranger matches a person with `templates` templates than one
@@ -110,9 +139,23 @@ class Cohort:
         return factor * templates / k  # beyond the largest measured count: proportionally more
 
 
-def raw_scales(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarray, quantile: float) -> np.ndarray:
-    """Distance from each descriptor within which `quantile` of the cohort lies (centroids weighted
-    by their counts, each centroid's weight spread around its distance: the midpoint rule)."""
+def _genuine(block: Any) -> tuple[np.ndarray | None, int]:
+    """The genuine block's quantiles (ascending, finite, >= 0) and pair count; (None, 0) without one."""
+    if block is None:
+        return None, 0
+    quantiles = np.asarray(block["quantiles"], np.float64)
+    pairs = int(block["pairs"])
+    if quantiles.ndim != 1 or len(quantiles) < 2 or not np.isfinite(quantiles).all() or pairs < 1:
+        raise ValueError("the genuine block needs at least 2 finite quantiles and a pair count")
+    if quantiles[0] < 0 or (np.diff(quantiles) < 0).any():
+        raise ValueError("the genuine quantiles must be ascending distances >= 0")
+    return quantiles, pairs
+
+
+def _ranked_cdf(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per descriptor: the centroids' distances in ascending order, and the share of the cohort
+    within each (centroids weighted by their counts, each centroid's weight spread around its
+    distance: the midpoint rule). `raw_scales` reads it one way, `Cohort.stranger_share` the other."""
     d2 = (
         np.einsum("ij,ij->i", descriptors, descriptors)[:, None]
         - 2.0 * descriptors @ centroids.T
@@ -123,6 +166,12 @@ def raw_scales(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarra
     ranked = np.take_along_axis(distances, order, axis=1)
     weights = counts[order].astype(np.float64)
     cdf = (np.cumsum(weights, axis=1) - weights / 2) / counts.sum()
+    return ranked, cdf
+
+
+def raw_scales(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarray, quantile: float) -> np.ndarray:
+    """Distance from each descriptor within which `quantile` of the cohort lies (`_ranked_cdf`)."""
+    ranked, cdf = _ranked_cdf(descriptors, centroids, counts)
     above = np.clip((cdf < quantile).sum(axis=1), 1, ranked.shape[1] - 1)  # first rank at or past the quantile
     rows = np.arange(len(ranked))
     lo, hi = cdf[rows, above - 1], cdf[rows, above]
