@@ -280,3 +280,31 @@ def test_the_console_refuses_a_negative_delivery_interval_in_one_line(tmp_path, 
     assert main(["console", "serve", "--db", db, "--deliver-every", "-1", "--listen", "127.0.0.1:1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--deliver-every -1" in err[0], err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_console_delivers_by_itself_and_a_broker_away_is_retried_at_the_next_round(
+    store,
+    fleet,  # noqa: F811
+    broker,
+    photos_of,  # noqa: F811
+    stills_vision,
+    caplog,
+):
+    """A deployment made outside the console (`edge deploy`) reaches its device on the console's
+    own rounds; a round that cannot reach the broker records nothing and says so in one line."""
+    engine, vault, settings = store.engine, PhotoVault.of(fleet, create=True), load_settings()
+    create(store, fleet)
+    (name,) = listed(photos_of, 1)
+    add(store, fleet, stills_vision, name, photos_of[name][:2])
+    (failed,) = deliver_due(engine, vault, fleet, "mqtt://127.0.0.1:9", settings)  # nothing listens there
+    assert failed["device"] == CAMERA and failed["reason"] == "start" and failed["error"]
+    warned = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+    assert len(warned) == 1 and "\n" not in warned[0] and "next round retries" in warned[0]
+    assert delivered(store) == []
+    access = FleetAccess(fleet, broker.url)
+    with served(store, fleet=access, deliveries=Deliveries(engine, access, settings, every_s=0.2)):
+        assert wait_until(lambda: delivered(store) == [("market-day", 1, "start")], timeout=30), delivered(store)
+        watchlist.end(engine, "market-day")  # by the CLI: the console's next round withdraws it
+        expected = [("market-day", 1, "start"), ("market-day", 0, "end")]
+        assert wait_until(lambda: delivered(store) == expected, timeout=30), delivered(store)
