@@ -6,19 +6,43 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+import test_deployments
 
+from edge.central.deployments import feedback, watchlist
+from edge.central.deployments.feedback import FeedbackError
+from edge.central.deployments.gallery import watchlist_bundle
+from edge.central.deployments.schema import migrate
+from edge.central.deployments.vault import PhotoVault
 from edge.central.trial.store import TrialStore
-from edge.gallery import Bundle, GalleryBundleError, GalleryStore, InvalidInput, Matcher, encode_bundle, parse_bundle
+from edge.cli import main
+from edge.config import load_settings
+from edge.device.parts import configured_embedder, load_cohort
+from edge.enrollment import Person
+from edge.gallery import (
+    Bundle,
+    GalleryBundleError,
+    GalleryStore,
+    InvalidInput,
+    Matcher,
+    encode_bundle,
+    parse_bundle,
+    replace_gallery,
+)
 from edge.gallery.content import IdentityRecord, TemplateRecord, content_version, template_id
 from edge.link.payloads import MatchEvent
+from edge.vision import load_image, load_manifest
+from edge.vision.cohort import Cohort, raw_scales
+from edge.vision.pipeline import FaceCountError
 from tests.test_gallery import MODEL, SCALER
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
@@ -160,3 +184,239 @@ def test_a_schema_2_gallery_is_migrated_on_open_with_its_version_unchanged(tmp_p
             ("ada", None),
             ("bob", 0.9),
         ]
+
+
+# --- the cohort's figures: strangers within a distance, genuine comparisons beyond a threshold ------
+
+
+def shipped_cohort() -> Cohort:
+    manifest = load_manifest()
+    return Cohort.load(manifest, manifest.default_embedder)
+
+
+def test_the_stranger_share_is_the_scales_rule_read_the_other_way() -> None:
+    cohort = shipped_cohort()
+    templates = np.stack([unit(i) * 0.6 for i in range(5)])  # about a descriptor's length
+    raw = raw_scales(templates, cohort.centroids, cohort.counts, cohort.quantile)
+    for template, distance in zip(templates, raw, strict=True):
+        assert cohort.stranger_share(template, float(distance)) == pytest.approx(cohort.quantile, rel=1e-4)
+        shares = [cohort.stranger_share(template, d) for d in (0.0, distance * 0.8, distance, distance * 1.5, 9.0)]
+        assert shares[0] == 0.0 and shares == sorted(shares) and shares[-1] <= 1.0
+
+
+def test_the_genuine_block_gives_the_miss_rate_and_none_without_it() -> None:
+    cohort = shipped_cohort()
+    assert cohort.genuine is not None and cohort.genuine_pairs > 10_000, "rebuilt with the genuine block"
+    misses = [cohort.genuine_miss(t) for t in (0.0, 0.3, 0.4383, 0.6, 5.0)]
+    assert misses[0] == 1.0 and misses[-1] == 0.0 and misses == sorted(misses, reverse=True)
+    manifest = load_manifest()
+    record = manifest.get(manifest.default_embedder, "embedder")
+    raw = json.loads((manifest.directory / manifest.get(cohort.model_id, "cohort").file).read_text())
+    del raw["genuine"]  # a cohort file made before the block
+    older = Cohort.from_json(raw, cohort.model_id, "0" * 64, record.model_id, record.sha256)
+    assert older.genuine is None and older.genuine_miss(0.4) is None
+    raw["genuine"] = {"pairs": 10, "quantiles": [0.5, 0.4]}
+    with pytest.raises(ValueError, match="ascending"):
+        Cohort.from_json(raw, cohort.model_id, "0" * 64, record.model_id, record.sha256)
+
+
+# --- negative feedback on a deployment, with real photos and the shipped cohort ---------------------
+
+fleet = test_deployments.fleet  # fixtures, shared
+photos_of = test_deployments.photos_of
+spec = test_deployments.spec
+
+
+class Scene:
+    """A deployment with two listed people and a stranger whose nearest template is one of the
+    first person's: the alert a device raises on the stranger at a knob where they match."""
+
+    def __init__(self, store, fleet, photos_of, stills_vision, tmp_path: Path) -> None:
+        self.engine, self.tmp = store.engine, tmp_path
+        self.settings = load_settings()
+        self.entry = configured_embedder(self.settings)
+        self.cohort = load_cohort(self.settings, self.entry.model_id)
+        watchlist.create(self.engine, spec(), fleet)
+        self.vault = PhotoVault.of(fleet, create=True)
+        names = [n for n, p in sorted(photos_of.items()) if len(p) >= 3]
+        self.listed = [Person(n, tuple(photos_of[n][:2])) for n in names[:2]]
+        for person in self.listed:
+            watchlist.add_person(self.engine, self.vault, stills_vision, "market-day", person, "r", "ada")
+        self.ada = self.listed[0].id
+        rows = watchlist.templates_with_ids(self.engine, self.vault, "market-day")
+        [(_, ids, templates)] = [r for r in rows if r[0].identity_id == self.ada]
+        self.ids, self.templates = ids, templates
+        everyone = np.concatenate([templates, *(t for p, _, t in rows if p.identity_id != self.ada)])  # Ada's first
+        scales = self.cohort.scales(everyone)
+
+        def normalized(probe: np.ndarray) -> np.ndarray:
+            return np.linalg.norm(everyone - probe, axis=1) / scales
+
+        def describe(path: Path) -> np.ndarray | None:
+            try:
+                found = stills_vision.describe_single(load_image(path), path.name, several="central")
+            except FaceCountError:
+                return None
+            return None if found.rejected else found.embedded()
+
+        genuine = describe(photos_of[names[0]][2])  # Ada's third photo, not enrolled
+        assert genuine is not None
+        self.genuine = genuine
+        own = float(normalized(genuine)[: len(ids)].min())
+        candidates = []
+        for name in names[2:40]:
+            probe = describe(photos_of[name][0])
+            if probe is None:
+                continue
+            n = normalized(probe)
+            order = np.argsort(n)
+            if order[0] < len(ids) and n[order[0]] > own:  # nearest to one of Ada's, farther than her own
+                candidates.append((float(n[order[0]]), float(n[order[1]]), probe))
+        assert candidates, "no stranger is nearest to Ada's templates: pick other photos"
+        first, second, self.stranger = min(candidates, key=lambda c: c[0])
+        self.knob = min(first * 1.05, (first + second) / 2)  # the stranger matches Ada's nearest template only
+
+    def matcher(self) -> Matcher:
+        """The matcher a device builds from the deployment's gallery as it stands now."""
+        path = self.tmp / f"device-{uuid.uuid4().hex}.sqlite"
+        bundle = watchlist_bundle(self.engine, self.vault, "market-day", self.settings)
+        replace_gallery(path, bundle, self.entry.model_id, self.entry.sha256, scaler=self.cohort)
+        with GalleryStore.open(path, self.entry.model_id, self.entry.sha256, scaler=self.cohort) as gallery:
+            return gallery.matcher()
+
+    def alert(self, store, probe: np.ndarray, device: str = "cam-1", verdict: str | None = "false_alert") -> str:
+        """The event the device raises on `probe` (as the loop makes it), stored, with a verdict."""
+        matcher = self.matcher()
+        match = matcher.match(probe, self.knob)
+        assert match is not None
+        e = MatchEvent(
+            ts=datetime.now(timezone.utc),
+            device_id=device,
+            site="north",
+            track_id=1,
+            identity_id=match.identity_id,
+            score=round(match.distance, 4),
+            threshold=self.knob,
+            template_threshold=math.ceil(max(match.threshold, match.distance) * 1e4) / 1e4,
+            template_id=match.template_id,
+            metric="euclidean",
+            model_id=self.entry.model_id,
+            gallery_version=matcher.version,
+            window_id="cam.boot-000001",
+        )
+        assert store.add(e)
+        if verdict:
+            store.add_verdict(e.event_id, verdict, "olu")
+        return e.event_id
+
+    def version(self) -> str:
+        return watchlist_bundle(self.engine, self.vault, "market-day", self.settings).version
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[TrialStore]:
+    with TrialStore.open(f"sqlite:///{tmp_path / 'central.sqlite'}", also=(migrate,)) as opened:
+        yield opened
+
+
+@pytest.fixture
+def scene(central, fleet, photos_of, stills_vision, tmp_path) -> Scene:
+    return Scene(central, fleet, photos_of, stills_vision, tmp_path)
+
+
+def test_tightening_stops_the_false_alert_keeps_the_genuine_match_and_reverts_exactly(central, scene) -> None:
+    event_id = scene.alert(central, scene.stranger)
+    before = scene.version()
+    proposal = feedback.propose(central.engine, scene.vault, scene.cohort, event_id)
+    assert (proposal.deployment, proposal.identity_id) == ("market-day", scene.ada)
+    assert proposal.template_id in scene.ids
+    assert proposal.new_threshold < proposal.distance <= proposal.threshold
+    assert proposal.new_threshold == pytest.approx(math.floor((proposal.distance - 0.0001) * 1e4) / 1e4)
+    assert proposal.false_alerts_per_1000_after < proposal.false_alerts_per_1000_before
+    assert proposal.miss_before is not None and proposal.miss_after is not None, "the cohort has a genuine block"
+    assert proposal.miss_after >= proposal.miss_before
+    assert json.loads(json.dumps(proposal.as_json()))["factor"] == proposal.factor < 1
+
+    adjustment = feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "tighten", "admin")
+    assert scene.version() != before, "a tightened template is a new gallery version"
+    matcher = scene.matcher()
+    assert matcher.match(scene.stranger, scene.knob) is None, "the same passer-by no longer alerts"
+    genuine = matcher.match(scene.genuine, scene.knob)
+    assert genuine is not None and genuine.identity_id == scene.ada, "Ada's own photo still matches"
+    with pytest.raises(FeedbackError, match="tightened to factor .* already"):
+        feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "tighten", "admin")
+    [made] = feedback.changes(central.engine, "market-day")
+    assert made["id"] == adjustment and made["active"] and made["kind"] == "tighten" and made["made_by"] == "admin"
+    assert made["threshold_after"] == proposal.new_threshold and made["figures"]["miss_after"] == proposal.miss_after
+
+    assert feedback.revert(central.engine, adjustment, "admin2") == "market-day"
+    assert scene.version() == before, "reverting restores the previous gallery exactly"
+    [undone] = feedback.changes(central.engine, "market-day")
+    assert not undone["active"] and undone["reverted_by"] == "admin2"
+    with pytest.raises(FeedbackError, match=f"adjustment {adjustment} was reverted"):
+        feedback.revert(central.engine, adjustment, "admin2")
+
+
+def test_quarantine_leaves_the_template_out_but_never_the_persons_last(central, scene) -> None:
+    event_id = scene.alert(central, scene.stranger)
+    template = feedback.propose(central.engine, scene.vault, scene.cohort, event_id).template_id
+    feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "quarantine", "admin")
+    bundle = watchlist_bundle(scene.engine, scene.vault, "market-day", scene.settings)
+    [ada] = [r for r in bundle.identities if r.identity_id == scene.ada]
+    assert [template_id(t.embedding) for t in ada.templates] == [t for t in scene.ids if t != template]
+    assert scene.matcher().match(scene.stranger, scene.knob) is None
+    with pytest.raises(FeedbackError, match="quarantined already"):
+        feedback.propose(central.engine, scene.vault, scene.cohort, event_id)
+    other = scene.templates[scene.ids.index(next(t for t in scene.ids if t != template))]
+    last = scene.alert(central, other + 0.05 * unit(7))  # a false alert on Ada's other template
+    with pytest.raises(FeedbackError, match="the person stays listed while other templates remain"):
+        feedback.apply(central.engine, scene.vault, scene.cohort, last, "quarantine", "admin")
+
+
+def test_feedback_is_refused_in_one_line(central, scene) -> None:
+    engine, vault, cohort = central.engine, scene.vault, scene.cohort
+
+    def refused(event_id: str, why: str) -> None:
+        with pytest.raises(FeedbackError, match=why) as e:
+            feedback.propose(engine, vault, cohort, event_id)
+        assert "\n" not in str(e.value)
+
+    refused("0" * 32, "no alert 0{32} in the trial database")
+    older = event(None, 9)
+    central.add(older)
+    refused(older.event_id, "sent by a device before template ids: it cannot be tied to a template")
+    refused(scene.alert(central, scene.stranger, device="cam-2"), "belongs to no deployment")
+    refused(scene.alert(central, scene.stranger, verdict="true_alert"), "verdict true_alert: feedback takes")
+    refused(scene.alert(central, scene.stranger, verdict=None), "no verdict")
+    confirmed = scene.alert(central, scene.stranger, verdict="true_alert")
+    central.add_verdict(confirmed, "confirmed_false", "officer")  # the engagement's verdict counts
+    assert feedback.propose(engine, vault, cohort, confirmed).identity_id == scene.ada
+    with pytest.raises(FeedbackError, match="kind 'loosen'"):
+        feedback.apply(engine, vault, cohort, confirmed, "loosen", "admin")
+    watchlist.remove_person(engine, "market-day", scene.ada)
+    refused(confirmed, "no longer on market-day's watchlist")
+    with pytest.raises(FeedbackError, match="no adjustment 99"):
+        feedback.revert(engine, 99, "admin")
+
+
+def test_the_cli_shows_tightens_lists_and_reverts(central, scene, fleet, capsys) -> None:
+    event_id = scene.alert(central, scene.stranger)
+    url = str(central.engine.url)
+    base = ["--db", url]
+    keys = ["--fleet", str(fleet.root)]
+    assert main(["deploy", "feedback", "show", event_id, *keys, *base]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (
+        shown["event_id"] == event_id and shown["false_alerts_per_1000_after"] < shown["false_alerts_per_1000_before"]
+    )
+    assert main(["deploy", "feedback", "tighten", event_id, "--by", "admin", *keys, *base]) == 0
+    out = capsys.readouterr().out
+    assert "edge deploy deliver market-day" in out and '"kind": "tighten"' in out
+    assert main(["deploy", "feedback", "list", "market-day", *base]) == 0
+    [made] = json.loads(capsys.readouterr().out)
+    assert main(["deploy", "feedback", "revert", str(made["id"]), "--by", "admin", *base]) == 0
+    assert "reverted" in capsys.readouterr().out
+    assert main(["deploy", "feedback", "revert", str(made["id"]), "--by", "admin", *base]) == 1
+    assert "was reverted" in capsys.readouterr().err
+    assert main(["deploy", "feedback", "show", "f" * 32, *keys, *base]) == 1
+    assert capsys.readouterr().err.count("\n") == 1

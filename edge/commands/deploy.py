@@ -1,8 +1,9 @@
-"""`edge deploy create|list|person add|person remove|end`: deployments and their watchlists.
+"""`edge deploy create|list|person add|person remove|end|deliver|feedback`: deployments and their watchlists.
 
 A deployment states its devices, period, purpose and who authorised it; its watchlist holds
 people with a reason, who added them and an expiry, and their reference photos sealed with the
-fleet's photo key (`edge.central.deployments`). Ending it withdraws the list.
+fleet's photo key (`edge.central.deployments`). Ending it withdraws the list. `feedback` shows,
+applies and reverts negative feedback on an alert adjudicated false (`edge.central.deployments.feedback`).
 """
 
 from __future__ import annotations
@@ -126,6 +127,92 @@ def run_end(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feedback_parts(args: argparse.Namespace):
+    """The photo vault and the configured embedder's cohort that feedback's figures come from."""
+    from edge.central.deployments.vault import PhotoVault
+    from edge.central.fleet.folder import FleetDir
+    from edge.device.parts import configured_embedder, load_cohort
+
+    settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
+    return PhotoVault.of(FleetDir(args.fleet).require()), load_cohort(settings, configured_embedder(settings).model_id)
+
+
+def _redeliver(deployment: str) -> None:
+    print(
+        f"a new gallery version must reach {deployment}'s devices: edge deploy deliver {deployment} "
+        "--fleet DIR --broker URL --db URL (the console delivers it by itself)"
+    )
+
+
+def run_feedback_show(args: argparse.Namespace) -> int:
+    from edge.central.deployments.feedback import propose
+
+    vault, cohort = _feedback_parts(args)
+    with _open(args) as store:
+        print_json(propose(store.engine, vault, cohort, args.event_id).as_json())
+    return 0
+
+
+def run_feedback_apply(args: argparse.Namespace) -> int:
+    from edge.central.deployments.feedback import apply, change
+
+    vault, cohort = _feedback_parts(args)
+    with _open(args) as store:
+        made = change(store.engine, apply(store.engine, vault, cohort, args.event_id, args.kind, args.by))
+    print_json(made)
+    _redeliver(made["deployment"])
+    return 0
+
+
+def run_feedback_revert(args: argparse.Namespace) -> int:
+    from edge.central.deployments.feedback import revert
+
+    with _open(args) as store:
+        deployment = revert(store.engine, args.adjustment_id, args.by)
+    print(f"adjustment {args.adjustment_id} reverted")
+    _redeliver(deployment)
+    return 0
+
+
+def run_feedback_list(args: argparse.Namespace) -> int:
+    from edge.central.deployments.feedback import changes
+    from edge.central.deployments.watchlist import get
+
+    with _open(args) as store:
+        get(store.engine, args.deployment)  # an unknown name is one line, not an empty list
+        print_json(changes(store.engine, args.deployment))
+    return 0
+
+
+def _add_feedback(verbs) -> list[argparse.ArgumentParser]:
+    f = verbs.add_parser("feedback", help="negative feedback: tighten or quarantine the template of a false alert")
+    actions = f.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="what tightening the alert's template would cost and save")
+    show.add_argument("event_id")
+    show.set_defaults(func=run_feedback_show)
+    made = [show]
+    for kind, text in (
+        ("tighten", "tighten the alert's template to just below its distance"),
+        ("quarantine", "leave the alert's template out of the gallery (the person keeps the others)"),
+    ):
+        a = actions.add_parser(kind, help=text)
+        a.add_argument("event_id")
+        a.add_argument("--by", required=True, help="who makes the change (audited)")
+        a.set_defaults(func=run_feedback_apply, kind=kind)
+        made.append(a)
+    for p in made:
+        p.add_argument("--fleet", type=Path, required=True, help="the fleet folder (its photos.key opens templates)")
+        p.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
+    r = actions.add_parser("revert", help="take a change back (the template is as before it)")
+    r.add_argument("adjustment_id", type=int)
+    r.add_argument("--by", required=True, help="who reverts it (audited)")
+    r.set_defaults(func=run_feedback_revert)
+    ls = actions.add_parser("list", help="every change of a deployment, active or reverted")
+    ls.add_argument("deployment")
+    ls.set_defaults(func=run_feedback_list)
+    return [*made, r, ls]
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("deploy", help="deployments and their watchlists (photos sealed, withdrawn at the end)")
     verbs = p.add_subparsers(dest="verb", required=True)
@@ -170,5 +257,5 @@ def add_parser(sub) -> None:
     d.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for each device's answer")
     d.add_argument("--models", type=Path, help="models folder (default: the bundled models/)")
     d.set_defaults(func=run_deliver)
-    for parser in (c, ls, add, rm, e, d):
+    for parser in (c, ls, add, rm, e, d, *_add_feedback(verbs)):
         parser.add_argument("--db", required=True, help=DB_HELP)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from edge.central.deployments.feedback import active
 from edge.central.deployments.vault import PhotoVault
-from edge.central.deployments.watchlist import templates
+from edge.central.deployments.watchlist import templates_with_ids
 from edge.config import Settings
 from edge.device.parts import open_gallery
 from edge.gallery import Bundle
@@ -21,10 +22,13 @@ def watchlist_bundle(
     engine: sa.Engine, vault: PhotoVault, deployment: str, settings: Settings, at: datetime | None = None
 ) -> Bundle:
     """The bundle of everyone on `deployment`'s list at `at` (default now), for the configured
-    embedder and its cohort, each template with its photo's quality rank; empty when nobody is."""
+    embedder and its cohort; empty when nobody is. Negative feedback in force then applies
+    (`feedback.active`): a quarantined template is left out, a tightened one carries its factor."""
+    adjusted = active(engine, deployment, at)
     with tempfile.TemporaryDirectory(prefix="edge-deployment-") as scratch:
         with open_gallery(settings, Path(scratch) / "gallery.sqlite", create=True) as gallery:
-            for person, descriptors in templates(engine, vault, deployment, at):
-                gallery.add(person.identity_id, person.name, descriptors)
+            for person, ids, descriptors in templates_with_ids(engine, vault, deployment, at):
+                kept = [i for i, t in enumerate(ids) if adjusted.get((person.identity_id, t), 1.0) is not None]
+                factors = [adjusted.get((person.identity_id, ids[i])) for i in kept]
+                gallery.add(person.identity_id, person.name, descriptors[kept], factors=factors)
             return gallery.bundle()
-

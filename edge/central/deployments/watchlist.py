@@ -23,6 +23,7 @@ from edge.central.deployments.vault import PhotoVault
 from edge.central.fleet.folder import FleetDir, parse_device
 from edge.enrollment import Person, describe_people
 from edge.errors import OperatorError
+from edge.gallery.content import template_id
 from edge.link.payloads import utc_now
 from edge.vision import Vision
 
@@ -165,6 +166,7 @@ def add_person(
     if not outcome.accepted:
         return added
     context = _context(deployment, person.id)
+    descriptors = [result.embedded().astype(np.float32).tobytes() for _, result in outcome.accepted]
     with engine.begin() as connection:
         listed = connection.execute(
             sa.select(people.c.id, people.c.removed_at).where(
@@ -194,10 +196,11 @@ def add_person(
                     "person_id": person_id,
                     "file_name": path.name[:255],
                     "sealed_photo": vault.seal(path.read_bytes(), context),
-                    "sealed_template": vault.seal(result.embedded().astype(np.float32).tobytes(), context),
+                    "sealed_template": vault.seal(descriptor, context),
                     "quality_rank": result.quality.rank(),
+                    "template_id": template_id(descriptor),
                 }
-                for path, result in outcome.accepted
+                for (path, result), descriptor in zip(outcome.accepted, descriptors, strict=True)
             ],
         )
     return added
@@ -240,13 +243,27 @@ def templates(
     engine: sa.Engine, vault: PhotoVault, deployment: str, at: datetime | None = None
 ) -> list[tuple[Any, np.ndarray]]:
     """Each listed person with their templates (n x 128 float32), opened: what a gallery is made of."""
+    return [(person, descriptors) for person, _, descriptors in templates_with_ids(engine, vault, deployment, at)]
+
+
+def templates_with_ids(
+    engine: sa.Engine, vault: PhotoVault, deployment: str, at: datetime | None = None
+) -> list[tuple[Any, tuple[str, ...], np.ndarray]]:
+    """`templates` with each template's id (`edge.gallery.content.template_id`, the one match events
+    carry), in photo order; computed from the template where a photo stored before ids has none."""
     result = []
     with engine.connect() as connection:
         for person in listed_people(engine, deployment, at):
-            sealed = connection.execute(sa.select(photos.c.sealed_template).where(photos.c.person_id == person.id))
+            rows = connection.execute(
+                sa.select(photos.c.sealed_template, photos.c.template_id)
+                .where(photos.c.person_id == person.id)
+                .order_by(photos.c.id)
+            )
             context = _context(deployment, person.identity_id)
-            rows = [np.frombuffer(vault.open(s, context), dtype=np.float32) for (s,) in sealed]
-            result.append((person, np.stack(rows)))
+            opened = [(vault.open(sealed, context), stored) for sealed, stored in rows]
+            ids = tuple(stored or template_id(blob) for blob, stored in opened)
+            descriptors = np.stack([np.frombuffer(blob, dtype=np.float32) for blob, _ in opened])
+            result.append((person, ids, descriptors))
     return result
 
 
