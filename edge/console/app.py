@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.central.trial.store import TrialStore
 from edge.central.trial.terms import ADJUDICATIONS, ENGAGEMENTS, TrialStoreError
-from edge.console import alerts, audit, deployments, reference_page, trial
+from edge.console import alerts, audit, deployments, feedback, reference_page, trial
 from edge.console import sessions as logins
 from edge.console.delivery import Deliveries
 from edge.console.fleet import FleetAccess
@@ -67,7 +67,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 OPERATOR_ERRORS = (OperatorError, LinkError)  # what a person can act on: shown as one line, never a traceback
-PAGE_MODULES: tuple[Any, ...] = (deployments, reference_page)  # modules with `register(app, web)`: their own routes
+PAGE_MODULES: tuple[Any, ...] = (deployments, reference_page, feedback)  # each `register(app, web)`s its routes
 NO_IMAGES = (
     "No image of anyone passing the camera exists anywhere: devices send only the match metadata "
     "below. Every alert is for a person to check, never a verdict."
