@@ -314,8 +314,9 @@ class Scene:
 
 
 @pytest.fixture
-def central(tmp_path: Path) -> Iterator[TrialStore]:
-    with TrialStore.open(f"sqlite:///{tmp_path / 'central.sqlite'}", also=(migrate,)) as opened:
+def central(db_url: str) -> Iterator[TrialStore]:
+    """The trial database with the deployment tables, on SQLite and on a real PostgreSQL."""
+    with TrialStore.open(db_url, also=(migrate,)) as opened:
         yield opened
 
 
@@ -399,10 +400,9 @@ def test_feedback_is_refused_in_one_line(central, scene) -> None:
         feedback.revert(engine, 99, "admin")
 
 
-def test_the_cli_shows_tightens_lists_and_reverts(central, scene, fleet, capsys) -> None:
+def test_the_cli_shows_tightens_lists_and_reverts(central, scene, fleet, db_url, capsys) -> None:
     event_id = scene.alert(central, scene.stranger)
-    url = str(central.engine.url)
-    base = ["--db", url]
+    base = ["--db", db_url]
     keys = ["--fleet", str(fleet.root)]
     assert main(["deploy", "feedback", "show", event_id, *keys, *base]) == 0
     shown = json.loads(capsys.readouterr().out)

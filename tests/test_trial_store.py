@@ -109,6 +109,7 @@ def test_the_wheel_ships_the_migrations(edge_wheel: Path) -> None:
     assert "edge/central/trial/migrations/versions/0002_event_template_threshold.py" in names
     assert "edge/central/trial/migrations/versions/0003_bigint_versions_dead_letters.py" in names
     assert "edge/central/trial/migrations/versions/0004_adjudication_vocabulary.py" in names
+    assert "edge/central/trial/migrations/versions/0006_event_template_id.py" in names
 
 
 def _utc_naive(t: datetime) -> datetime:
