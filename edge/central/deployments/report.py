@@ -16,7 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edge.central.deployments.schema import adjustments, deliveries, figures, people
+from edge.central.deployments import feedback
+from edge.central.deployments.schema import deliveries, figures, people
 from edge.central.deployments.watchlist import get
 from edge.central.trial.report import build_report
 from edge.central.trial.report.data import Selection
@@ -119,14 +120,10 @@ def _thresholds(connection: sa.Connection, d: Any) -> list[dict[str, Any]]:
     return [_plain(r) for r in connection.execute(query)]
 
 
-def _changes(connection: sa.Connection, name: str) -> dict[str, list[dict[str, Any]]]:
-    """The galleries delivered and the negative-feedback adjustments made, oldest first."""
+def _deliveries(connection: sa.Connection, name: str) -> list[dict[str, Any]]:
+    """The galleries delivered to the deployment's devices, oldest first."""
     sent = sa.select(deliveries).where(deliveries.c.deployment == name).order_by(deliveries.c.delivered_at)
-    made = sa.select(adjustments).where(adjustments.c.deployment == name).order_by(adjustments.c.made_at)
-    return {
-        "deliveries": [_plain(r, skip=("id", "deployment")) for r in connection.execute(sent)],
-        "adjustments": [_plain(r, skip=("deployment",)) for r in connection.execute(made)],
-    }
+    return [_plain(r, skip=("id", "deployment")) for r in connection.execute(sent)]
 
 
 def compute(engine: sa.Engine, d: Any, now: datetime | None = None) -> dict[str, Any]:
@@ -135,12 +132,13 @@ def compute(engine: sa.Engine, d: Any, now: datetime | None = None) -> dict[str,
     now = now or utc_now()
     chosen = selection(d)
     report = build_report(load(TrialStore(engine), chosen), chosen, now)
+    changes = feedback.changes(engine, d.name)  # before ours: one connection at a time (SQLite's lock)
     with engine.connect() as connection:
         extra = {
             "deployment": _facts(d, now),
             "watchlist": _watchlist(connection, d, min(now, period_end(d))),
             "operating_point": {"target_fmr": d.target_fmr, "thresholds": _thresholds(connection, d)},
-            "changes": _changes(connection, d.name),
+            "changes": {"deliveries": _deliveries(connection, d.name), "adjustments": changes},
             "purged_at": None,
         }
     return {**report, **extra, "notes": [*NOTES, *report["notes"]]}
