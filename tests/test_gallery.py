@@ -217,6 +217,16 @@ def test_create_refuses_existing_file(tmp_path):
     assert path.read_bytes() == b"keep me"
 
 
+def test_create_makes_a_missing_folder_private_and_names_one_it_cannot_make(tmp_path):
+    path = tmp_path / "fresh" / "board" / "g.db"
+    GalleryStore.create(path, *MODEL, scaler=SCALER).close()
+    assert path.exists() and path.parent.stat().st_mode & 0o777 == 0o700
+    blocked = tmp_path / "a-file"
+    blocked.write_bytes(b"")
+    with pytest.raises(GalleryError, match=f"cannot create gallery {blocked / 'g.db'}"):
+        GalleryStore.create(blocked / "g.db", *MODEL, scaler=SCALER)
+
+
 def test_create_rejects_a_short_sha256(tmp_path):
     with pytest.raises(InvalidInput, match="64 hex"):
         GalleryStore.create(tmp_path / "g.db", MODEL[0], "ab12", scaler=SCALER)

@@ -93,9 +93,14 @@ class GalleryStore:
     def create(
         cls, path: str | os.PathLike[str], model_id: str, model_sha256: str, *, scaler: TemplateScaler
     ) -> GalleryStore:
-        """A new, empty gallery for this embedder; refuses to overwrite any existing file."""
+        """A new, empty gallery for this embedder; refuses to overwrite any existing file. A missing
+        folder is made (0700), as on a board whose first gallery arrives over MQTT."""
         path = Path(path)
         model_id, model_sha256 = check_embedder(model_id, model_sha256)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:  # FileExistsError too: a file where the folder should be
+            raise GalleryError(f"cannot create gallery {path}: {e}") from e
         try:  # exclusive create, readable by the owner only: the file will hold biometric data
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError as e:
