@@ -41,7 +41,7 @@ from edge.gallery import (
 from edge.gallery.content import IdentityRecord, TemplateRecord, content_version, template_id
 from edge.link.payloads import MatchEvent
 from edge.vision import load_image, load_manifest
-from edge.vision.cohort import Cohort, raw_scales
+from edge.vision.cohort import Cohort
 from edge.vision.pipeline import FaceCountError
 from tests.test_gallery import MODEL, SCALER
 
@@ -186,22 +186,12 @@ def test_a_schema_2_gallery_is_migrated_on_open_with_its_version_unchanged(tmp_p
         ]
 
 
-# --- the cohort's figures: strangers within a distance, genuine comparisons beyond a threshold ------
+# --- the cohort's figure: genuine comparisons beyond a threshold -------------------------------------
 
 
 def shipped_cohort() -> Cohort:
     manifest = load_manifest()
     return Cohort.load(manifest, manifest.default_embedder)
-
-
-def test_the_stranger_share_is_the_scales_rule_read_the_other_way() -> None:
-    cohort = shipped_cohort()
-    templates = np.stack([unit(i) * 0.6 for i in range(5)])  # about a descriptor's length
-    raw = raw_scales(templates, cohort.centroids, cohort.counts, cohort.quantile)
-    for template, distance in zip(templates, raw, strict=True):
-        assert cohort.stranger_share(template, float(distance)) == pytest.approx(cohort.quantile, rel=1e-4)
-        shares = [cohort.stranger_share(template, d) for d in (0.0, distance * 0.8, distance, distance * 1.5, 9.0)]
-        assert shares[0] == 0.0 and shares == sorted(shares) and shares[-1] <= 1.0
 
 
 def test_the_genuine_block_gives_the_miss_rate_and_none_without_it() -> None:
@@ -236,6 +226,7 @@ class Scene:
         self.settings = load_settings()
         self.entry = configured_embedder(self.settings)
         self.cohort = load_cohort(self.settings, self.entry.model_id)
+        self.pricing = feedback.Pricing(self.entry, self.cohort)
         watchlist.create(self.engine, spec(), fleet)
         self.vault = PhotoVault.of(fleet, create=True)
         names = [n for n, p in sorted(photos_of.items()) if len(p) >= 3]
@@ -328,7 +319,7 @@ def scene(central, fleet, photos_of, stills_vision, tmp_path) -> Scene:
 def test_tightening_stops_the_false_alert_keeps_the_genuine_match_and_reverts_exactly(central, scene) -> None:
     event_id = scene.alert(central, scene.stranger)
     before = scene.version()
-    proposal = feedback.propose(central.engine, scene.vault, scene.cohort, event_id)
+    proposal = feedback.propose(central.engine, scene.vault, scene.pricing, event_id)
     assert (proposal.deployment, proposal.identity_id) == ("market-day", scene.ada)
     assert proposal.template_id in scene.ids
     assert proposal.new_threshold < proposal.distance <= proposal.threshold
@@ -338,14 +329,14 @@ def test_tightening_stops_the_false_alert_keeps_the_genuine_match_and_reverts_ex
     assert proposal.miss_after >= proposal.miss_before
     assert json.loads(json.dumps(proposal.as_json()))["factor"] == proposal.factor < 1
 
-    adjustment = feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "tighten", "admin")
+    adjustment = feedback.apply(central.engine, scene.vault, scene.pricing, event_id, "tighten", "admin")
     assert scene.version() != before, "a tightened template is a new gallery version"
     matcher = scene.matcher()
     assert matcher.match(scene.stranger, scene.knob) is None, "the same passer-by no longer alerts"
     genuine = matcher.match(scene.genuine, scene.knob)
     assert genuine is not None and genuine.identity_id == scene.ada, "Ada's own photo still matches"
     with pytest.raises(FeedbackError, match="tightened to factor .* already"):
-        feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "tighten", "admin")
+        feedback.apply(central.engine, scene.vault, scene.pricing, event_id, "tighten", "admin")
     [made] = feedback.changes(central.engine, "market-day")
     assert made["id"] == adjustment and made["active"] and made["kind"] == "tighten" and made["made_by"] == "admin"
     assert made["threshold_after"] == proposal.new_threshold and made["figures"]["miss_after"] == proposal.miss_after
@@ -360,26 +351,26 @@ def test_tightening_stops_the_false_alert_keeps_the_genuine_match_and_reverts_ex
 
 def test_quarantine_leaves_the_template_out_but_never_the_persons_last(central, scene) -> None:
     event_id = scene.alert(central, scene.stranger)
-    template = feedback.propose(central.engine, scene.vault, scene.cohort, event_id).template_id
-    feedback.apply(central.engine, scene.vault, scene.cohort, event_id, "quarantine", "admin")
+    template = feedback.propose(central.engine, scene.vault, scene.pricing, event_id).template_id
+    feedback.apply(central.engine, scene.vault, scene.pricing, event_id, "quarantine", "admin")
     bundle = watchlist_bundle(scene.engine, scene.vault, "market-day", scene.settings)
     [ada] = [r for r in bundle.identities if r.identity_id == scene.ada]
     assert [template_id(t.embedding) for t in ada.templates] == [t for t in scene.ids if t != template]
     assert scene.matcher().match(scene.stranger, scene.knob) is None
     with pytest.raises(FeedbackError, match="quarantined already"):
-        feedback.propose(central.engine, scene.vault, scene.cohort, event_id)
+        feedback.propose(central.engine, scene.vault, scene.pricing, event_id)
     other = scene.templates[scene.ids.index(next(t for t in scene.ids if t != template))]
     last = scene.alert(central, other + 0.05 * unit(7))  # a false alert on Ada's other template
     with pytest.raises(FeedbackError, match="the person stays listed while other templates remain"):
-        feedback.apply(central.engine, scene.vault, scene.cohort, last, "quarantine", "admin")
+        feedback.apply(central.engine, scene.vault, scene.pricing, last, "quarantine", "admin")
 
 
 def test_feedback_is_refused_in_one_line(central, scene) -> None:
-    engine, vault, cohort = central.engine, scene.vault, scene.cohort
+    engine, vault, pricing = central.engine, scene.vault, scene.pricing
 
     def refused(event_id: str, why: str) -> None:
         with pytest.raises(FeedbackError, match=why) as e:
-            feedback.propose(engine, vault, cohort, event_id)
+            feedback.propose(engine, vault, pricing, event_id)
         assert "\n" not in str(e.value)
 
     refused("0" * 32, "no alert 0{32} in the trial database")
@@ -391,9 +382,9 @@ def test_feedback_is_refused_in_one_line(central, scene) -> None:
     refused(scene.alert(central, scene.stranger, verdict=None), "no verdict")
     confirmed = scene.alert(central, scene.stranger, verdict="true_alert")
     central.add_verdict(confirmed, "confirmed_false", "officer")  # the engagement's verdict counts
-    assert feedback.propose(engine, vault, cohort, confirmed).identity_id == scene.ada
+    assert feedback.propose(engine, vault, pricing, confirmed).identity_id == scene.ada
     with pytest.raises(FeedbackError, match="kind 'loosen'"):
-        feedback.apply(engine, vault, cohort, confirmed, "loosen", "admin")
+        feedback.apply(engine, vault, pricing, confirmed, "loosen", "admin")
     watchlist.remove_person(engine, "market-day", scene.ada)
     refused(confirmed, "no longer on market-day's watchlist")
     with pytest.raises(FeedbackError, match="no adjustment 99"):

@@ -74,7 +74,10 @@ def camera(passers_by):
 class Device:
     """`edge run` in its own process, configured as a provisioned device is (TOML, fleet keys)."""
 
-    def __init__(self, tmp_path: Path, broker, camera: MjpegCamera, gallery_path: Path, tls: bool) -> None:
+    def __init__(
+        self, tmp_path: Path, broker, camera: MjpegCamera, gallery_path: Path, tls: bool, device_id: str = DEVICE
+    ) -> None:
+        """Its files live in `tmp_path` (certs/ as `issue_device` writes them, state/, the log and the config)."""
         certs = tmp_path / "certs"
         if tls:  # the fleet's TLS listener, with this device's certificate
             mqtt = f'url = "mqtts://localhost:{broker.port}"\nca_file = "{certs / "ca.crt"}"\n'
@@ -88,7 +91,7 @@ class Device:
         self.config.write_text(
             f"""
 [device]
-device_id = "{DEVICE}"
+device_id = "{device_id}"
 site = "{SITE}"
 state_dir = "{self.state}"
 [camera]

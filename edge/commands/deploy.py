@@ -128,13 +128,13 @@ def run_end(args: argparse.Namespace) -> int:
 
 
 def _feedback_parts(args: argparse.Namespace):
-    """The photo vault and the configured embedder's cohort that feedback's figures come from."""
+    """The photo vault and the configured embedder's figures that feedback's proposals come from."""
+    from edge.central.deployments.feedback import Pricing
     from edge.central.deployments.vault import PhotoVault
     from edge.central.fleet.folder import FleetDir
-    from edge.device.parts import configured_embedder, load_cohort
 
     settings, _, _ = settings_from(args, **{"models.models_dir": args.models})
-    return PhotoVault.of(FleetDir(args.fleet).require()), load_cohort(settings, configured_embedder(settings).model_id)
+    return PhotoVault.of(FleetDir(args.fleet).require()), Pricing.of(settings)
 
 
 def _redeliver(deployment: str) -> None:
@@ -147,18 +147,18 @@ def _redeliver(deployment: str) -> None:
 def run_feedback_show(args: argparse.Namespace) -> int:
     from edge.central.deployments.feedback import propose
 
-    vault, cohort = _feedback_parts(args)
+    vault, pricing = _feedback_parts(args)
     with _open(args) as store:
-        print_json(propose(store.engine, vault, cohort, args.event_id).as_json())
+        print_json(propose(store.engine, vault, pricing, args.event_id).as_json())
     return 0
 
 
 def run_feedback_apply(args: argparse.Namespace) -> int:
     from edge.central.deployments.feedback import apply, change
 
-    vault, cohort = _feedback_parts(args)
+    vault, pricing = _feedback_parts(args)
     with _open(args) as store:
-        made = change(store.engine, apply(store.engine, vault, cohort, args.event_id, args.kind, args.by))
+        made = change(store.engine, apply(store.engine, vault, pricing, args.event_id, args.kind, args.by))
     print_json(made)
     _redeliver(made["deployment"])
     return 0

@@ -19,11 +19,11 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from edge.central.deployments import feedback
+from edge.central.deployments.vault import PhotoVault
 from edge.console import delivery
 from edge.console.reference_page import stored_alert
 from edge.console.sessions import Session
 from edge.console.web import Web
-from edge.device.parts import configured_embedder, load_cohort
 from edge.errors import OperatorError
 
 NO_TEMPLATE_ID = "sent before template ids: cannot be tied to a template"
@@ -97,23 +97,22 @@ def _admin_only(web: Web, session: Session, csrf: str, action: str, target: str)
     web.allowed(session, session.user.role == "admin", action, target, "change templates")
 
 
-def _cohort_and_vault(app: FastAPI, web: Web) -> tuple[Any, Any]:
-    """What a proposal is computed with: the configured embedder's cohort, and the photo key."""
+def _pricing_and_vault(app: FastAPI) -> tuple[feedback.Pricing, PhotoVault]:
+    """What a proposal is computed with: the configured embedder's figures, and the photo key."""
     deliveries = delivery.of(app)
     if deliveries is None:
         raise feedback.FeedbackError("the console runs without --fleet: it has no templates to tighten")
-    settings = deliveries.settings
-    return load_cohort(settings, configured_embedder(settings).model_id), deliveries.vault()
+    return feedback.Pricing.of(deliveries.settings), deliveries.vault()
 
 
 def _propose(app: FastAPI, web: Web, event_id: str) -> feedback.Proposal:
-    cohort, vault = _cohort_and_vault(app, web)
-    return feedback.propose(web.store.engine, vault, cohort, event_id)
+    pricing, vault = _pricing_and_vault(app)
+    return feedback.propose(web.store.engine, vault, pricing, event_id)
 
 
 def _apply(app: FastAPI, web: Web, event_id: str, kind: str, by: str) -> int:
-    cohort, vault = _cohort_and_vault(app, web)
-    return feedback.apply(web.store.engine, vault, cohort, event_id, kind, by)
+    pricing, vault = _pricing_and_vault(app)
+    return feedback.apply(web.store.engine, vault, pricing, event_id, kind, by)
 
 
 def _deliver(app: FastAPI) -> None:

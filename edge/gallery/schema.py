@@ -48,8 +48,7 @@ CREATE_STATEMENTS = (
 
 # A schema-2 file gains the factor column in place (NULL for every template it holds).
 ADD_FACTOR_COLUMN = (
-    "ALTER TABLE templates ADD COLUMN threshold_factor REAL"
-    " CHECK (threshold_factor > 0 AND threshold_factor <= 1)"
+    "ALTER TABLE templates ADD COLUMN threshold_factor REAL CHECK (threshold_factor > 0 AND threshold_factor <= 1)"
 )
 
 _V1_COLUMNS = {

@@ -17,11 +17,10 @@ The file also carries, per matching mode, how much more often a stranger matches
 templates than a person with one (`person_factor`), measured on the same cohort at build time
 (`scripts/build_cohort.py`): a person's expected false match rate is the calibrated rate times it.
 
-Negative feedback prices a tightened threshold with two more figures: the share of the cohort's
-strangers within a distance of one template (`stranger_share`, the inverse of the scale's rule),
-and, from the `genuine` block (quantiles of the cohort's same-person distances, each divided by the
-scale of the template it is compared with), the share of a person's own faces beyond a
-normalized threshold (`genuine_miss`; None for a file made before the block existed).
+Negative feedback prices a tightened threshold's cost from the `genuine` block (quantiles of the
+cohort's same-person distances, each divided by the scale of the template it is compared with):
+the share of a person's own faces beyond a normalized threshold (`genuine_miss`; None for a file
+made before the block existed).
 """
 
 from __future__ import annotations
@@ -106,14 +105,6 @@ class Cohort:
             / self.median_scale
         ).astype(np.float32)
 
-    def stranger_share(self, descriptor: np.ndarray, distance: float) -> float:
-        """Share of the cohort's strangers within `distance` of one (128,) descriptor (raw distance,
-        not normalized), read off the centroids by the midpoint rule `scales` uses: a stranger's
-        chance to match a template whose threshold is `distance`."""
-        ranked, cdf = _ranked_cdf(np.asarray(descriptor, np.float32)[None], self.centroids, self.counts)
-        # from nobody at distance 0 to the nearest centroid's half weight, then the midpoint rule
-        return float(np.interp(distance, np.r_[0.0, ranked[0]], np.r_[0.0, cdf[0]]))
-
     def genuine_miss(self, normalized_threshold: float) -> float | None:
         """Share of the cohort's genuine comparisons (a person's face against their own template)
         whose distance divided by the template's scale exceeds `normalized_threshold`: the chance
@@ -155,7 +146,7 @@ def _genuine(block: Any) -> tuple[np.ndarray | None, int]:
 def _ranked_cdf(descriptors: np.ndarray, centroids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per descriptor: the centroids' distances in ascending order, and the share of the cohort
     within each (centroids weighted by their counts, each centroid's weight spread around its
-    distance: the midpoint rule). `raw_scales` reads it one way, `Cohort.stranger_share` the other."""
+    distance: the midpoint rule), from which `raw_scales` reads the distance of a share."""
     d2 = (
         np.einsum("ij,ij->i", descriptors, descriptors)[:, None]
         - 2.0 * descriptors @ centroids.T

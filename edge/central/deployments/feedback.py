@@ -8,11 +8,14 @@ change is a row of `template_adjustments` (who, when, the alert, the figures), n
 the deployment's report lists them (`changes`); the deployment's gallery (`gallery.watchlist_bundle`)
 applies the active ones, and delivering it makes a new gallery version reach the devices.
 
-The figures, all from the cohort (`edge.vision.cohort.Cohort`):
+The figures (`Pricing`: the configured embedder's calibration and cohort):
 
-- expected false alerts per 1,000 scans, of this template: 1,000 x the share of the cohort's
-  strangers within the template's threshold (`Cohort.stranger_share`), before (the threshold in
-  force, from the alert) and after (the new threshold; 0 once quarantined).
+- expected false alerts per 1,000 scans, of this template: 1,000 x the false match rate per
+  comparison that the embedder's per-template calibration curve (`fmr_at`, a crowd as mixed as
+  the calibration data's impostors) gives at the template's own knob, its threshold divided by its
+  scale: before (the threshold in force, from the alert) and after (the new threshold; 0 once
+  quarantined). Scales make every template's rate at a knob the curve's rate at that knob, so the
+  figure is the device's own predicted rate, one template's share of it. None outside the curve.
 - the person's expected miss rate: the share of the cohort's genuine comparisons (a person's face
   against one of their own templates) whose distance divided by the template's scale lies beyond
   the person's loosest remaining normalized threshold, knob x factor (`Cohort.genuine_miss`). A
@@ -32,7 +35,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from edge.central.deployments.schema import adjustments
@@ -40,9 +42,13 @@ from edge.central.deployments.vault import PhotoVault
 from edge.central.deployments.watchlist import deployment_of, listed_people, templates_with_ids
 from edge.central.trial.schema import events
 from edge.central.trial.store import TrialStore
+from edge.config import Settings
+from edge.device.parts import configured_embedder, load_cohort
 from edge.errors import OperatorError
 from edge.link.payloads import utc_now
+from edge.vision import ModelEntry
 from edge.vision.cohort import Cohort
+from edge.vision.operating_point import fmr_at
 
 KINDS = ("tighten", "quarantine")
 FALSE = ("false_alert", "confirmed_false")
@@ -68,24 +74,42 @@ class Proposal:
     miss_before: float | None  # the person's expected miss rate (None: not measured)
     miss_after: float | None  # ... with this template tightened
     miss_quarantined: float | None  # ... with this template left out instead
-    false_alerts_per_1000_before: float  # this template's expected stranger matches per 1,000 scans
-    false_alerts_per_1000_after: float  # ... at the new threshold (0 when quarantined)
+    false_alerts_per_1000_before: float | None  # this template's expected false alerts per 1,000 scans
+    false_alerts_per_1000_after: float | None  # ... at the new threshold (0 when quarantined; None: not measured)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """What a proposal's figures come from: the embedder's per-template calibration curve (false
+    alerts) and its cohort (scales, genuine distances: misses)."""
+
+    embedder: ModelEntry
+    cohort: Cohort
+
+    @classmethod
+    def of(cls, settings: Settings) -> Pricing:
+        """The configured embedder's (the devices' own)."""
+        embedder = configured_embedder(settings)
+        return cls(embedder, load_cohort(settings, embedder.model_id))
+
+    def false_alerts_per_1000(self, threshold: float, scale: float) -> float | None:
+        fmr = fmr_at(self.embedder, threshold / scale, "overall", "per_template")
+        return None if fmr is None else round(1000 * fmr, 4)
+
+
+@dataclass(frozen=True)
 class _Template:
     """One listed template of the person an alert matched, and what is in force on it."""
 
-    descriptor: np.ndarray
     scale: float
     factors: dict[str, float]  # the person's templates not quarantined: id -> factor in force (1: none)
     quarantined: frozenset[str]  # the person's template ids quarantined now
 
 
-def propose(engine: sa.Engine, vault: PhotoVault, cohort: Cohort, event_id: str) -> Proposal:
+def propose(engine: sa.Engine, vault: PhotoVault, pricing: Pricing, event_id: str) -> Proposal:
     """The proposal for one alert; refused in one line unless the alert is tied to a listed template
     of a deployment and its verdict that counts (the engagement's, else the adjudication's) is false."""
     event = _event(engine, event_id)
@@ -96,7 +120,7 @@ def propose(engine: sa.Engine, vault: PhotoVault, cohort: Cohort, event_id: str)
             "belongs to no deployment"
         )
     _check_false(engine, event_id)
-    template = _template(engine, vault, cohort, deployment, event.identity_id, event.template_id)
+    template = _template(engine, vault, pricing.cohort, deployment, event.identity_id, event.template_id)
     if event.template_id in template.quarantined:
         raise FeedbackError(f"template {event.template_id} of {event.identity_id} is quarantined already")
     knob = float(event.threshold)
@@ -108,7 +132,7 @@ def propose(engine: sa.Engine, vault: PhotoVault, cohort: Cohort, event_id: str)
     factor = min(new_threshold / (knob * template.scale), 1.0) if knob > 0 else 1.0
     tightened = {**template.factors, event.template_id: min(factor, template.factors[event.template_id])}
     left = {t: f for t, f in template.factors.items() if t != event.template_id}
-    descriptor = template.descriptor
+    cohort = pricing.cohort
     return Proposal(
         event_id=event_id,
         deployment=deployment,
@@ -121,20 +145,20 @@ def propose(engine: sa.Engine, vault: PhotoVault, cohort: Cohort, event_id: str)
         miss_before=_miss(cohort, knob, template.factors),
         miss_after=_miss(cohort, knob, tightened),
         miss_quarantined=_miss(cohort, knob, left),
-        false_alerts_per_1000_before=round(1000 * cohort.stranger_share(descriptor, threshold), 3),
-        false_alerts_per_1000_after=round(1000 * cohort.stranger_share(descriptor, new_threshold), 3),
+        false_alerts_per_1000_before=pricing.false_alerts_per_1000(threshold, template.scale),
+        false_alerts_per_1000_after=pricing.false_alerts_per_1000(new_threshold, template.scale),
     )
 
 
-def apply(engine: sa.Engine, vault: PhotoVault, cohort: Cohort, event_id: str, kind: str, by: str) -> int:
+def apply(engine: sa.Engine, vault: PhotoVault, pricing: Pricing, event_id: str, kind: str, by: str) -> int:
     """Record `kind` ("tighten" or "quarantine") on the alert's template; returns the adjustment id.
     The deployment's next gallery carries it (deliver it to the devices)."""
     if kind not in KINDS:
         raise FeedbackError(f"kind {kind!r}: use tighten or quarantine")
     if not by.strip():
         raise FeedbackError("say who makes the change (--by)")
-    proposal = propose(engine, vault, cohort, event_id)
-    template = _template(engine, vault, cohort, proposal.deployment, proposal.identity_id, proposal.template_id)
+    proposal = propose(engine, vault, pricing, event_id)
+    template = _template(engine, vault, pricing.cohort, proposal.deployment, proposal.identity_id, proposal.template_id)
     if kind == "quarantine" and len(template.factors) <= 1:
         raise FeedbackError(
             f"template {proposal.template_id} is {proposal.identity_id}'s last: the person stays listed while "
@@ -274,8 +298,8 @@ def _template(
         in_force = active(engine, deployment)
         quarantined = frozenset(t for t in ids if (identity_id, t) in in_force and in_force[(identity_id, t)] is None)
         factors = {t: in_force.get((identity_id, t)) or 1.0 for t in ids if t not in quarantined}
-        descriptor = descriptors[ids.index(template_id)]
-        return _Template(descriptor, float(cohort.scales(descriptor[None])[0]), factors, quarantined)
+        scale = float(cohort.scales(descriptors[ids.index(template_id)][None])[0])
+        return _Template(scale, factors, quarantined)
     raise FeedbackError(f"{identity_id} is no longer on {deployment}'s watchlist: nothing to tighten")
 
 
