@@ -16,6 +16,7 @@ from test_console import PASSWORD, browser, log_in_page, served  # noqa: E402, F
 from test_device_e2e import gallery, slideshow, slideshow_jpegs  # noqa: E402, F401 (fixtures)
 from test_remote_config import camera, device, fleet  # noqa: E402, F401 (fixtures)
 
+from edge.central.deployments.schema import migrate as migrate_deployments  # noqa: E402
 from edge.central.fleet.folder import FleetDir  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.console import audit, users  # noqa: E402
@@ -32,6 +33,7 @@ def test_a_real_device_alert_reaches_the_operator_live_and_the_report_counts_the
     db_url,
     tmp_path,
 ):
+    migrate_deployments(store.engine)  # as `edge console serve` opens its database
     migrate(store.engine)
     users.add(store.engine, "olga", "operator", ["test"], PASSWORD)
     with served(store) as url:
@@ -59,6 +61,7 @@ def test_the_fleet_page_shows_a_running_device_and_an_admin_changes_it_from_the_
     store,  # noqa: F811
     browser,  # noqa: F811
 ):
+    migrate_deployments(store.engine)  # as `edge console serve` opens its database
     migrate(store.engine)
     users.add(store.engine, "ada", "admin", [], PASSWORD)
     users.add(store.engine, "vic", "viewer", ["elsewhere"], PASSWORD)

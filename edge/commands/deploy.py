@@ -123,7 +123,10 @@ def run_end(args: argparse.Namespace) -> int:
         kept = get(store.engine, args.name).retention_days
     photos = "its photos are deleted" if kept == 0 else f"its photos are kept {kept} more day(s), as it states"
     print(f"deployment {args.name} ended: its watchlist is withdrawn ({photos})")
-    print(f"take it off the devices: edge deploy deliver {args.name} --fleet DIR --broker URL --db URL")
+    print(
+        "a console running with --fleet takes it off the devices at its next delivery round; "
+        f"without one: edge deploy deliver {args.name} --fleet DIR --broker URL --db URL"
+    )
     return 0
 
 

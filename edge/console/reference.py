@@ -3,7 +3,8 @@ deployment the alert's device was serving when it fired. Only the enrolled perso
 show; nothing of the passer-by ever reaches the console.
 
 Which alerts have one is read for a whole page at once: the watchlist photos of the page's
-identities (one query, usually none), then the deployment of each alert whose person has photos.
+identities (one query, usually none), then the deployments' periods (one query), which place
+each alert.
 The photo itself is served by `edge.console.feedback` to admins and to the operators who
 adjudicate the alert's site.
 """
@@ -69,13 +70,10 @@ def with_photo(engine: sa.Engine, rows: Iterable[Any]) -> set[str]:
     the deployment their device served at the alert's time."""
     rows = list(rows)
     kept = _photographed(engine, {r.identity_id for r in rows})
-    listed = {identity for _, identity in kept}
-    return {
-        r.event_id
-        for r in rows
-        if r.identity_id in listed
-        and (watchlist.deployment_of(engine, r.site, r.device_id, r.ts), r.identity_id) in kept
-    }
+    if not kept:
+        return set()
+    periods = watchlist.Periods.read(engine)
+    return {r.event_id for r in rows if (periods.deployment_of(r.site, r.device_id, r.ts), r.identity_id) in kept}
 
 
 def photo(engine: sa.Engine, vault: PhotoVault, event: Any) -> tuple[str, bytes] | None:
