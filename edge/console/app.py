@@ -49,7 +49,7 @@ from edge.console.purging import DailyPurge
 from edge.console.sessions import LoginRefused, Session
 from edge.console.trial import FORMATS, Choice, ChoiceError
 from edge.console.wake import POLL_S, AlertFeed, AlertWake
-from edge.console.web import Web
+from edge.console.web import REPORT_HTML_CSP, Web
 from edge.errors import OperatorError
 from edge.link import LinkError
 from edge.link.payloads import utc_now
@@ -328,8 +328,7 @@ def create_app(
             return refuse(request, session, "read_report", request.url.query, str(e))
         media_type, render = FORMATS[fmt]
         if fmt == "html":  # shown in the trial page's frame: its own inline styles, and no script at all
-            csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
-            headers = {"Content-Security-Policy": csp}
+            headers = {"Content-Security-Policy": REPORT_HTML_CSP}
         else:
             headers = {"Content-Disposition": f'attachment; filename="trial-report.{fmt}"'}
         return Response(render(report), media_type=media_type, headers=headers)

@@ -30,16 +30,16 @@ from edge.central.deployments.watchlist import DeploymentError
 from edge.console import delivery
 from edge.console.delivery import Deliveries
 from edge.console.deployment_forms import FormError, form_time, saved_photos, spec_of
+from edge.console.reference import image_type
 from edge.console.sessions import Session
 from edge.console.users import User
-from edge.console.web import Web
+from edge.console.web import REPORT_HTML_CSP, Web
 from edge.enrollment import Person
 from edge.errors import OperatorError
 from edge.link import LinkError
 from edge.link.payloads import utc_now
 
 NO_FLEET = "the console runs without --fleet and --broker: deployments are read-only here"
-_IMAGE_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 
 
 def sites_of(devices: Iterable[str]) -> set[str]:
@@ -107,10 +107,6 @@ def device_rows(engine: sa.Engine, d: Any, service: Deliveries | None, user: Use
             error = f"the broker cannot be read: {e}"
     known = reported(engine, rows)
     return [known.get(device, {"device": device, "state": "unknown"}) for device in d.devices], error
-
-
-def _image_type(data: bytes) -> str:
-    return next((kind for magic, kind in _IMAGE_TYPES if data.startswith(magic)), "application/octet-stream")
 
 
 def register(app: FastAPI, web: Web) -> None:
@@ -225,7 +221,7 @@ def register(app: FastAPI, web: Web) -> None:
             return web.page(request, "refused.html", session, status=400, why=str(e))
         media_type, render = report.FORMATS[fmt]
         if fmt == "html":
-            headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox"}
+            headers = {"Content-Security-Policy": REPORT_HTML_CSP}
         else:
             headers = {"Content-Disposition": f'attachment; filename="deployment-{name}.{fmt}"'}
         return Response(render(built), media_type=media_type, headers=headers)
@@ -251,7 +247,7 @@ def register(app: FastAPI, web: Web) -> None:
                 request, "refused.html", session, status=404, why=f"no photo of {identity_id} kept in {name}"
             )
         web.record(request, session, "read_photo", "ok", target, None)
-        return Response(data, media_type=_image_type(data), headers={"Cache-Control": "no-store"})
+        return Response(data, media_type=image_type(data), headers={"Cache-Control": "no-store"})
 
     @app.post("/deployments/{name}/people")
     async def add(

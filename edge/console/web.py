@@ -16,6 +16,9 @@ from edge.console.fleet import FleetAccess
 from edge.console.names import Names
 from edge.console.sessions import Session
 
+# A report's HTML, shown in a page's frame or opened alone: its own inline styles, no script at all.
+REPORT_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+
 
 @dataclass(frozen=True)
 class Web:
