@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from edge.central.deployments import feedback
 from edge.central.deployments.schema import deliveries, figures, people
-from edge.central.deployments.watchlist import get
+from edge.central.deployments.watchlist import get, period_end
 from edge.central.trial.report import build_report
 from edge.central.trial.report.data import Selection
 from edge.central.trial.report.html import to_html as trial_html
@@ -37,11 +37,6 @@ NOTES = (
     "Thresholds in alerts: the match threshold each alert carried, and its template's own threshold where the "
     "device sent one; the settings the devices reported are under 'Settings in force'.",
 )
-
-
-def period_end(d: Any) -> datetime:
-    """When the deployment ends: its stated end, or the moment it was ended if that came first."""
-    return d.ends_at if d.ended_at is None else min(d.ended_at, d.ends_at)
 
 
 def has_ended(d: Any, now: datetime) -> bool:

@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from edge.central.deployments.report import compute, events_of, has_ended, period_end
+from edge.central.deployments.report import compute, events_of, has_ended
 from edge.central.deployments.schema import deployments, figures, people
-from edge.central.deployments.watchlist import _delete_photos
+from edge.central.deployments.watchlist import delete_photos, period_end
 from edge.central.trial.schema import events, verdicts
 from edge.link.payloads import utc_now
 
@@ -43,7 +43,7 @@ def purge(engine: sa.Engine, d: Any, now: datetime) -> bool:
             alerts = sa.select(events.c.event_id).where(events_of(d))
             connection.execute(verdicts.delete().where(verdicts.c.event_id.in_(alerts)))
             connection.execute(events.delete().where(events_of(d)))
-            _delete_photos(connection, d.name)
+            delete_photos(connection, d.name)
             connection.execute(people.delete().where(people.c.deployment == d.name))
     except IntegrityError:
         with engine.connect() as connection:

@@ -120,6 +120,12 @@ def get(engine: sa.Engine, name: str) -> Any:
     return row
 
 
+def period_end(d: Any) -> datetime:
+    """When a deployment (a `deployments` row) ends: its stated end, or the moment it was ended if
+    that came first."""
+    return d.ends_at if d.ended_at is None else min(d.ended_at, d.ends_at)
+
+
 @dataclass(frozen=True)
 class Periods:
     """Which deployment each device served when: every deployment's devices and period (until its
@@ -132,9 +138,7 @@ class Periods:
         d = deployments.c
         with engine.connect() as connection:
             rows = connection.execute(sa.select(d.name, d.devices, d.starts_at, d.ends_at, d.ended_at))
-            served = [
-                (str(r.name), frozenset(r.devices), r.starts_at, min(r.ends_at, r.ended_at or r.ends_at)) for r in rows
-            ]
+            served = [(str(r.name), frozenset(r.devices), r.starts_at, period_end(r)) for r in rows]
         return cls(tuple(sorted(served, key=lambda s: s[2], reverse=True)))
 
     def deployment_of(self, site: str, device_id: str, at: datetime) -> str | None:
@@ -305,10 +309,10 @@ def end(engine: sa.Engine, name: str, at: datetime | None = None) -> None:
     with engine.begin() as connection:
         connection.execute(deployments.update().where(deployments.c.name == name).values(ended_at=at))
         if d.retention_days == 0:
-            _delete_photos(connection, name)
+            delete_photos(connection, name)
 
 
-def _delete_photos(connection: sa.Connection, deployment: str) -> None:
+def delete_photos(connection: sa.Connection, deployment: str) -> None:
     ids = sa.select(people.c.id).where(people.c.deployment == deployment).scalar_subquery()
     connection.execute(photos.delete().where(photos.c.person_id.in_(ids)))
 
