@@ -11,9 +11,8 @@ from edge.central.fleet.card import prepare_card
 def run(args: argparse.Namespace) -> int:
     applied = prepare_card(args.boot, args.bundle)
     hooked = "hooked" if applied.newly_hooked else "already hooked"
-    print(
-        f"{args.boot}: bundle and edge-firstboot.sh copied, {hooked} in {applied.hooked_file} ({applied.release}); eject the card"
-    )
+    where = f"{applied.hooked_file} ({applied.release})"
+    print(f"{args.boot}: bundle and edge-firstboot.sh copied, {hooked} in {where}; eject the card")
     return 0
 
 

@@ -11,9 +11,8 @@ from edge.central.fleet.card import write_image
 def run(args: argparse.Namespace) -> int:
     applied = write_image(args.base, args.bundle, args.out)
     hooked = "hooked" if applied.newly_hooked else "already hooked"
-    print(
-        f"{args.out}: bundle and edge-firstboot.sh on its boot partition, {hooked} in {applied.hooked_file} ({applied.release})"
-    )
+    where = f"{applied.hooked_file} ({applied.release})"
+    print(f"{args.out}: bundle and edge-firstboot.sh on its boot partition, {hooked} in {where}")
     return 0
 
 
