@@ -44,7 +44,7 @@ def _unpack(tarball: Path, into: Path) -> Path:
             else:  # Python 3.10 before 3.10.12: the members were checked above
                 tar.extractall(into)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise CardError(f"--bundle {tarball}: not a readable tarball ({e})") from None
+        raise CardError(f"--bundle {tarball}: not a readable tarball ({' '.join(str(e).split())})") from None
     return into / tops.pop()
 
 

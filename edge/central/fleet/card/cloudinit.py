@@ -18,7 +18,7 @@ from edge.central.fleet.card.errors import CardError
 SCRIPT = "/boot/firmware/edge-firstboot.sh"
 ENTRY = f"[sh, {SCRIPT}]"
 COMMAND = ["sh", SCRIPT]
-_RUNCMD = re.compile(r"^runcmd:[ \t]*(?P<rest>[^\n#]*?)[ \t]*(?P<comment>#[^\n]*)?$", re.MULTILINE)
+_RUNCMD = re.compile(r"^runcmd:[ \t]*(?P<rest>[^\r\n#]*?)[ \t]*(?P<comment>#[^\r\n]*)?(?=\r?$)", re.MULTILINE)
 
 
 def hook_user_data(text: str, where: str) -> str:

@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 from edge.central.fleet.card.apply import Applied, apply
+from edge.central.fleet.card.bootsector import check_boot_sector
 from edge.central.fleet.card.bundle_source import open_bundle
 from edge.central.fleet.card.errors import CardError
-from edge.central.fleet.card.mtools import ImageBoot
+from edge.central.fleet.card.mtools import ImageBoot, require_mtools
 from edge.central.fleet.card.partitions import boot_partition
 
 BOARD = "pi"
@@ -32,7 +33,8 @@ def write_image(base: Path, bundle: Path, out: Path) -> Applied:
         try:
             with os.fdopen(fd, "wb") as target:
                 _copy_base(base, target)
-            part = boot_partition(partial)
+            part = boot_partition(partial, base)
+            check_boot_sector(partial, part, base)
             applied = apply(ImageBoot(partial, part.start, f"{base}: boot partition {part.number}"), folder)
             os.replace(partial, out)
         finally:
@@ -41,6 +43,7 @@ def write_image(base: Path, bundle: Path, out: Path) -> Applied:
 
 
 def _check_paths(base: Path, out: Path) -> None:
+    require_mtools()
     if not base.is_file():
         raise CardError(f"--base {base}: no such file (give a Raspberry Pi OS image, .img or .img.xz)")
     if not os.access(base, os.R_OK):
@@ -57,7 +60,7 @@ def _copy_base(base: Path, target) -> None:
         opener = lzma.open if base.suffix == ".xz" else open
         with opener(base, "rb") as source:
             shutil.copyfileobj(source, target, CHUNK)
-    except lzma.LZMAError as e:
+    except (lzma.LZMAError, EOFError) as e:
         raise CardError(f"--base {base}: not a readable .xz file ({e})") from None
     except OSError as e:
         raise CardError(f"--base {base} to {target.name}: {e.strerror or e}") from None

@@ -27,12 +27,17 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull}
 
 
+def require_mtools() -> None:
+    """Refuse early, before a base image is copied, on a computer without mtools."""
+    if shutil.which("mcopy") is None:
+        raise CardError(MISSING)
+
+
 class ImageBoot:
     """The FAT file system starting `offset` bytes into `image`."""
 
     def __init__(self, image: Path, offset: int, label: str | None = None):
-        if shutil.which("mcopy") is None:
-            raise CardError(MISSING)
+        require_mtools()
         self.drive = f"{image}@@{offset}"
         self.label = label or f"{image} (boot partition at byte {offset})"
         self._top = self._listing()

@@ -36,18 +36,20 @@ class Partition:
         return self.start + self.size
 
 
-def boot_partition(image: Path) -> Partition:
-    """The image's first FAT partition, checked to lie inside the file."""
+def boot_partition(image: Path, name: Path | None = None) -> Partition:
+    """The image's first FAT partition, checked to lie inside the file; messages say `name` (the base
+    image a copy was made from) where given."""
+    name = name or image
     with open(image, "rb") as f:
         mbr = f.read(SECTOR)
-        partitions = _gpt(f, image) if _is_protective(mbr) else _mbr(mbr, image)
+        partitions = _gpt(f, name) if _is_protective(mbr) else _mbr(mbr, name)
     boot = next((p for p in partitions if p.fat), None)
     if boot is None:
-        raise CardError(f"{image}: no FAT partition in its partition table (a card image has its boot partition first)")
+        raise CardError(f"{name}: no FAT partition in its partition table (a card image has its boot partition first)")
     size = image.stat().st_size
     if boot.end > size:
         raise CardError(
-            f"{image}: partition {boot.number} ends at byte {boot.end}, past the file's {size}: a truncated image?"
+            f"{name}: partition {boot.number} ends at byte {boot.end}, past the file's {size}: a truncated image?"
         )
     return boot
 
