@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import lzma
 import os
-import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from edge.central.fleet.card.apply import Applied, apply
 from edge.central.fleet.card.bootsector import check_boot_sector
@@ -54,12 +54,18 @@ def _check_paths(base: Path, out: Path) -> None:
         raise CardError(f"--out {out}: its folder {out.parent} does not exist")
 
 
-def _copy_base(base: Path, target) -> None:
-    """The base's bytes into `target`, decompressing an .xz one as a stream."""
+def _copy_base(base: Path, target: BinaryIO) -> None:
+    """The base's bytes into `target`, decompressing an .xz one as a stream. Runs of zeros are
+    skipped, not written: the card image is sparse where the base's free space is."""
     try:
         opener = lzma.open if base.suffix == ".xz" else open
         with opener(base, "rb") as source:
-            shutil.copyfileobj(source, target, CHUNK)
+            while chunk := source.read(CHUNK):
+                if chunk.count(0) == len(chunk):
+                    target.seek(len(chunk), os.SEEK_CUR)
+                else:
+                    target.write(chunk)
+            target.truncate()
     except (lzma.LZMAError, EOFError) as e:
         raise CardError(f"--base {base}: not a readable .xz file ({e})") from None
     except OSError as e:
