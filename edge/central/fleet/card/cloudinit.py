@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
-
 from edge.central.fleet.card.errors import CardError
 
 SCRIPT = "/boot/firmware/edge-firstboot.sh"
@@ -38,6 +36,11 @@ def hook_user_data(text: str, where: str) -> str:
 def _load(text: str, where: str) -> dict[str, Any]:
     if not text.lstrip().startswith("#cloud-config"):
         raise CardError(f"{where}: not cloud-config (its first line is not #cloud-config); cannot hook it")
+    # PyYAML (edge[central]) is imported here: `edge --help` imports every verb's module, a device's too.
+    try:
+        import yaml
+    except ImportError:
+        raise CardError("PyYAML is not installed: pip install 'edge[central]'") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
