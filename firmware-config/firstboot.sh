@@ -44,7 +44,7 @@ if [ -f "$DONE" ]; then
 	[ ! -e "$FROM" ] || echo "edge-firstboot: $FROM left as is (to install it: sudo sh $FROM/install.sh)"
 	exit 0
 fi
-if [ ! -f "$FROM/install.sh" ] && [ ! -f "$BUNDLE/install.sh" ]; then
+if [ ! -d "$FROM" ] && [ ! -d "$BUNDLE" ]; then
 	echo "edge-firstboot: no bundle at $FROM or $BUNDLE, nothing to install"
 	exit 0
 fi
@@ -114,7 +114,7 @@ check() { # the symlink `systemctl enable` makes (install.sh makes it under --ro
 }
 
 say "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-if [ -f "$FROM/install.sh" ]; then
+if [ -d "$FROM" ]; then # even an incomplete bundle: whatever it holds leaves FAT (install then says what is missing)
 	step move move
 fi
 step install install_bundle "$@"

@@ -150,3 +150,17 @@ def test_a_bundle_that_cannot_be_moved_stays_and_the_log_says_why(tmp_path):
     log = (boot / "edge-firstboot.log").read_text()
     assert "step move failed" in log and "Not a directory" in log
     assert (boot / "edge-bundle" / "install.sh").is_file()
+
+
+def test_an_incomplete_bundle_still_leaves_the_boot_partition(tmp_path):
+    """Half a bundle copied to the card (no install.sh) may still hold the key: it moves all the same."""
+    boot = tmp_path / "boot"
+    (boot / "edge-bundle/certs").mkdir(parents=True)
+    write_private_key(boot / "edge-bundle/certs/device.key", ec.generate_private_key(ec.SECP256R1()))
+    shutil.copy2(FIRMWARE / "firstboot.sh", boot / "edge-firstboot.sh")
+    root = tmp_path / "root"
+    result = first_boot(boot, root)
+    assert result.returncode == 1
+    assert not (boot / "edge-bundle").exists() and (root / STAGE / "edge-bundle/certs/device.key").is_file()
+    log = (boot / "edge-firstboot.log").read_text()
+    assert "step move: ok" in log and "step install failed" in log and "install.sh" in log
