@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import shutil
 import stat
 import subprocess
 import tarfile
@@ -207,3 +208,13 @@ def test_first_boot_of_the_flashed_rootfs_installs_once(edge_wheels, tmp_path, c
     assert "step install: ok" in (rootfs / "var/log/edge-firstboot.log").read_text()
     again = subprocess.run(["sh", str(script), "--root", str(rootfs)], capture_output=True, text=True, env=env)
     assert again.returncode == 0 and "nothing to install" in again.stdout
+
+
+@pytest.mark.skipif(
+    not shutil.which("systemd-analyze"), reason="systemd-analyze not installed (apt-get install systemd)"
+)
+def test_first_boot_unit_passes_systemd_analyze_verify():
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(FIRMWARE / "edge-firstboot.service")], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr  # unknown keys are warnings on stderr
