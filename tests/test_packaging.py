@@ -52,7 +52,7 @@ def test_wheel_carries_the_manifest_and_every_model_it_lists(edge_wheel, models_
         )
         for board in ("pi", "jetson", "usb"):  # what `edge fleet provision` needs outside a checkout
             assert f"edge/firmware-config/boards/{board}.toml" in names
-        for name in ("install.sh", "firstboot.sh", "edge.service"):
+        for name in ("install.sh", "firstboot.sh", "edge.service", "edge-firstboot.service"):
             assert f"edge/firmware-config/{name}" in names
 
 
