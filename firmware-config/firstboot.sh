@@ -78,7 +78,7 @@ step() { # step NAME COMMAND...: run it with its output kept aside; on failure l
 		say "step $name failed (status $status); its last lines, key material removed:"
 		redact <"$OUTPUT" | tail -n 80 | sed 's/^/    /' >>"$LOG" 2>/dev/null || true
 		if [ -f "$BUNDLE/install.sh" ]; then
-			say "the bundle waits in $BUNDLE (root only); to retry on the board: sudo sh $0"
+			say "the bundle waits in $BUNDLE (root only); to retry on the board: sudo ${EDGE_FIRSTBOOT_LOG:+EDGE_FIRSTBOOT_LOG=$LOG }sh $0"
 		fi
 		exit 1
 	fi
