@@ -121,4 +121,9 @@ step install install_bundle "$@"
 step check check
 date -u +%Y-%m-%dT%H:%M:%SZ >"$DONE"
 rm -rf "$BUNDLE"
-say "installed; edge.service starts (journalctl -u edge on the board); bundle removed from $STAGE"
+if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then # install.sh started it without waiting (--no-block)
+	STATE="edge.service $(systemctl show -p ActiveState --value edge.service 2>/dev/null || echo unknown)"
+else
+	STATE="edge.service starts at the next boot"
+fi
+say "installed; $STATE (journalctl -u edge on the board says more); bundle removed from $STAGE"
