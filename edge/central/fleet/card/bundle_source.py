@@ -1,5 +1,5 @@
 """The bundle to put on a card, from its folder or the `.tar.gz` that `edge fleet provision` writes,
-checked to be made for the board the card is for (`bundle.json`'s `board`)."""
+checked to be made for the board it goes on (`bundle.json`'s `board`)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,5 @@ def _checked(folder: Path, given: Path, board: str) -> Path:
         raise CardError(f"--bundle {given}: {MANIFEST} unreadable ({e})") from None
     made_for = manifest.get("board") if isinstance(manifest, dict) else None
     if made_for != board:
-        raise CardError(
-            f"--bundle {given}: made for board {made_for!r}, this card is for {board!r}: provision with --board {board}"
-        )
+        raise CardError(f"--bundle {given}: made for board {made_for!r}, not {board!r}: provision with --board {board}")
     return folder
