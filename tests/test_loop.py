@@ -56,14 +56,19 @@ class ScriptedVision:
 
 
 def run(
-    vision, frames: list[np.ndarray], matcher: Matcher, timer: StageTimer | None = None, threshold: float = 0.5
+    vision,
+    frames: list[np.ndarray],
+    matcher: Matcher,
+    timer: StageTimer | None = None,
+    threshold: float = 0.5,
+    tracker: Tracker | None = None,
 ) -> tuple[list, Counters]:
     events: list = []
     counters = Counters(None, window_s=1e9)
     loop = Loop(
         vision,
         matcher,
-        Tracker(),
+        tracker or Tracker(),
         SceneCutDetector(25.0),
         counters,
         lambda suffix, payload: events.append(payload) or "id",
@@ -83,9 +88,24 @@ def blank_frames(n: int) -> list[np.ndarray]:
 def test_a_track_is_embedded_only_when_its_chip_is_clearly_better():
     # ranks 1000, 1100, 1300, 1240, 2000, 3000: a chip must rank 1.25 times the best embedded
     vision = ScriptedVision([100, 121, 169, 154, 400, 900], STRANGER)
-    events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
+    events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"), tracker=Tracker(init_frames=1))
     assert vision.embedded_ranks == [1000, 1300, 2000]  # then embed_attempts (3) is reached
     assert events == [] and counters.window.scans == 1
+
+
+def test_a_tentative_track_is_never_embedded_scanned_or_rejected():
+    # the same chips with the default tracker: the first frame only starts a tentative track
+    vision = ScriptedVision([100, 121, 169, 154, 400, 900], STRANGER)
+    events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
+    assert vision.embedded_ranks == [1100, 2000]  # from the confirming frame on (sharpness counts up to 400)
+    assert counters.window.scans == 1 and counters.window.quality_rejected == 0
+    # black, white, black...: a cut every frame ends every track before a second hit confirms it
+    flicker = [np.full((360, 640, 3), 255 * (i % 2), np.uint8) for i in range(6)]
+    vision = ScriptedVision([100] * 6, PERSON)
+    events, counters = run(vision, flicker, Matcher(PERSON[None], ["p"], "v1"))
+    w = counters.window
+    assert vision.embedded_ranks == [] and events == []
+    assert (w.detections, w.scans, w.quality_rejected, w.matches) == (6, 0, 0, 0)
 
 
 def test_one_event_per_track_at_the_first_match():
@@ -177,7 +197,7 @@ def test_a_swap_arriving_while_the_loop_takes_the_previous_one_is_not_lost(nth):
     loop = PreemptedLoop(
         ScriptedVision([100] * 6, PERSON),
         Matcher(STRANGER[None], ["q"], "v0"),
-        Tracker(),
+        Tracker(init_frames=1),  # a track from the first detection: one per frame here
         SceneCutDetector(25.0),
         Counters(None, window_s=1e9),
         lambda suffix, payload: events.append(payload) or "id",

@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__
-from edge.config import ConfigError, Settings
+from edge.config import ConfigError, Settings, TrackerConfig
 from edge.device.counters import Counters
 from edge.device.loop import Loop, LoopOptions, Publish
 from edge.device.timing import StageTimer
@@ -97,13 +97,18 @@ def build_loop(
     return Loop(
         vision,
         matcher,
-        Tracker(t.min_iou, t.max_missed_frames),
+        build_tracker(t),
         SceneCutDetector(t.scene_cut_threshold),
         counters,
         publish,
         options,
         timer=timer,
     )
+
+
+def build_tracker(t: TrackerConfig) -> Tracker:
+    """The tracker as configured (at start and after a remote change)."""
+    return Tracker(t.min_iou, t.max_missed_frames, t.init_frames, t.predict, t.max_shift)
 
 
 def operating_point(settings: Settings, embedder: ModelEntry) -> OperatingPoint:

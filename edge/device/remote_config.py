@@ -44,7 +44,13 @@ from edge.device.gallery_watch import GalleryWatcher
 from edge.device.inbox import Inbox, Received, Refused, claimed_version, require_newer, signed_object
 from edge.device.loop import Loop
 from edge.device.overlay import MAX_MESSAGE_BYTES, Overlay, check_keys, sections_changed, shadowed
-from edge.device.parts import camera_vision, checked_false_alerts, effective_config, operating_point
+from edge.device.parts import (
+    build_tracker,
+    camera_vision,
+    checked_false_alerts,
+    effective_config,
+    operating_point,
+)
 from edge.link import ConfigReported, MqttLink
 from edge.link.payloads import ConfigSet, Scalar, utc_now
 from edge.service import ServiceThread
@@ -54,7 +60,6 @@ from edge.vision.false_alerts import FalseAlerts
 from edge.vision.operating_point import OperatingPoint
 from edge.vision.runtime import ModelError
 from edge.vision.scene import SceneCutDetector
-from edge.vision.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +236,7 @@ class RemoteConfig:
             self._camera.reopen(s.camera)
         if s.tracker != old.tracker:
             loop.finish()
-            loop.tracker = Tracker(s.tracker.min_iou, s.tracker.max_missed_frames)
+            loop.tracker = build_tracker(s.tracker)
             loop.scene = SceneCutDetector(s.tracker.scene_cut_threshold)
         if new.vision is not None:
             loop.vision = new.vision
