@@ -167,11 +167,11 @@ class TrackerConfig(Section):
     max_missed_frames: int = Field(8, ge=0, description="frames a track survives without a detection")
     min_iou: float = Field(0.2, gt=0, lt=1, description="box overlap with a track's predicted box that continues it")
     init_frames: int = Field(
-        2, ge=1, le=30, description="consecutive detections that confirm a track (1: the first one; fewer: no scan)"
+        3, ge=1, le=30, description="consecutive detections that confirm a track (1: the first one; fewer: no scan)"
     )
     predict: bool = Field(True, description="predict each track's box from its velocity (false: its last box)")
     max_shift: float = Field(
-        1.0, ge=0, le=5, description="centre distance, in box sizes, that continues a track without overlap (0: off)"
+        1.5, ge=0, le=5, description="centre distance, in box sizes, that continues a track without overlap (0: off)"
     )
     embed_attempts: int = Field(3, ge=1, le=20, description="descriptors computed per track at most")
     scene_cut_threshold: float = Field(

@@ -2,20 +2,27 @@
 """Scans per person and alerts per enrolled appearance: the tracker before and after, in one run.
 
     python scripts/bench_tracks.py                  # ../shared/data, 5, 10 and 25 fps
-    python scripts/bench_tracks.py --fps 5 --conditions clean occluded
+    python scripts/bench_tracks.py --fps 5 --conditions walk walk+occluded
+    EDGE_TRACKER__INIT_FRAMES=2 python scripts/bench_tracks.py   # AFTER with other settings
 
-A scan is the trial's denominator and must be one person passing (docs/pages/device.md, "Counters"). The
-LFW slideshow shows 24 photos of 12 people for 1 s each (its .csv says who, when); every photo
-is one appearance, so the ideal is one scan per appearance and one alert per appearance of an
-enrolled person. The clip is replayed through the device's own parts (`edge.device.parts`: the
-configured camera pipeline, tracker, scene-cut detector, gallery matcher and loop) under:
+A scan is the trial's denominator and must be one person passing (docs/pages/device.md,
+"Counters"). The LFW slideshow shows 24 photos of 12 people for 1 s each (its .csv says who,
+when); every photo is one appearance, so the ideal is one scan per appearance and one alert per
+appearance of an enrolled person. The clip is replayed through the device's own parts
+(`edge.device.parts`: the configured camera pipeline, tracker, scene-cut detector, gallery
+matcher and loop), subsampled to each frame rate (the frames a slower camera never takes), as:
 
-- clean: the clip subsampled to the frame rate (frames a slow loop never sees);
-- dropped: besides, a fifth of the remaining frames lost at random (a loop falling behind);
-- jitter: every frame shifted at random by up to `--jitter` face widths (a shaking camera,
-  a detector box that jumps);
-- occluded: the face masked for `--occlusion-s` in the middle of each appearance (a hand, a
-  passer-by in front).
+- still: the slideshow as it is (a scene cut between photos ends every track);
+- walk: each photo shrunk to 0.4 of the frame and moved across it, left to right, during its
+  second (a person passing; no scene cut between two people);
+- walk+dropped: besides, a fifth of the frames lost at random (a loop falling behind);
+- walk+jitter: the photo's place shifted at random every frame by up to `--jitter` face widths
+  (a detector box that jumps; shifting the whole picture instead reads as a scene cut beyond
+  about 16 px);
+- walk+occluded: the face masked for `--occlusion-s` in the middle of each appearance.
+
+Columns: split and unscanned count appearances with more than one scan and with none (one
+photo shows a second, blurred face: walked, it can pass the gate, a second person rightly).
 
 Each at 5, 10 and 25 fps, with the old tracker (BEFORE: plain IoU on the last box, a track from
 the first detection) and the configured one (AFTER), over the same frames. All randomness is
@@ -43,16 +50,17 @@ from edge.bench.clips import DATA_DIR, SLIDESHOW, slideshow_people  # noqa: E402
 from edge.bench.gallery import build_gallery  # noqa: E402
 from edge.config import Settings, load_settings  # noqa: E402
 from edge.device.counters import Counters  # noqa: E402
-from edge.device.parts import assemble, build_loop, load_cohort, stills_vision  # noqa: E402
+from edge.device.parts import Parts, assemble, build_loop, load_cohort, stills_vision  # noqa: E402
 from edge.device.sources import Frame  # noqa: E402
 from edge.link.payloads import MatchEvent, Payload  # noqa: E402
 from edge.vision import Vision  # noqa: E402
+from edge.vision.scene import SceneCutDetector  # noqa: E402
 
 ENROLLED = ("marco_antonio_barrera", "angela_bassett", "li_peng", "george_w_bush", "queen_rania")
 CONDITIONS = ("still", "walk", "walk+dropped", "walk+jitter", "walk+occluded")
 WALK_SCALE = 0.4  # a walking photo's side, as a fraction of the frame's
 BACKGROUND = 110  # grey level of the frame a photo walks across
-BEFORE = {"init_frames": 1, "predict": False, "max_shift": 0.0}  # the tracker before issue 23
+BEFORE: dict[str, object] = {"init_frames": 1, "predict": False, "max_shift": 0.0}  # the tracker before issue 23
 DROP_RATE = 0.2
 
 
@@ -98,7 +106,7 @@ class Degraded:
 
     `still` is the slideshow as it is. The `walk` conditions shrink each photo to `WALK_SCALE`
     of the frame and move it across a grey frame, left to right, during its second on screen:
-    a person passing, whose face moves 0.6 to 0.8 face widths between two frames at 5 fps."""
+    a person passing, whose face moves about 0.7 face widths between two frames at 5 fps."""
 
     def __init__(
         self, path: Path, shown: list[Appearance], condition: str, fps: float, jitter: float, occlusion_s: float
@@ -168,19 +176,20 @@ def settings_with(base: Settings, tracker: dict[str, object]) -> Settings:
     return base.model_copy(update={"tracker": base.tracker.model_copy(update=tracker)})
 
 
-class CountedCuts:
+class CountedCuts(SceneCutDetector):
     """The loop's scene-cut detector, counting the cuts it reports."""
 
-    def __init__(self, scene) -> None:
-        self.scene, self.cuts = scene, 0
+    def __init__(self, threshold: float) -> None:
+        super().__init__(threshold)
+        self.cuts = 0
 
-    def is_cut(self, image: np.ndarray) -> bool:
-        cut = self.scene.is_cut(image)
+    def is_cut(self, frame: np.ndarray) -> bool:
+        cut = super().is_cut(frame)
         self.cuts += cut
         return cut
 
 
-def run_once(settings: Settings, parts, clip: Degraded) -> Outcome:
+def run_once(settings: Settings, parts: Parts, clip: Degraded) -> Outcome:
     """The loop over one degraded clip; scans and alerts attributed to the appearance on screen."""
     shown = clip.shown
     owner = appearance_of(shown)
@@ -197,7 +206,7 @@ def run_once(settings: Settings, parts, clip: Degraded) -> Outcome:
 
     counters = Counters(None, window_s=1e9)
     loop = build_loop(settings, parts.vision, parts.matcher, parts.point.threshold, counters, publish)
-    loop.scene = cuts = CountedCuts(loop.scene)
+    loop.scene = cuts = CountedCuts(settings.tracker.scene_cut_threshold)
     for source, index, image in clip:
         on_screen = int(owner[source]) if source < len(owner) else -1
         before = counters.window.scans
@@ -240,7 +249,7 @@ def main() -> int:
         del stills
         parts = assemble(base)
         shown = appearances(args.data, cv2.VideoCapture(str(video_path)), parts.vision)
-        after = {k: getattr(base.tracker, k) for k in BEFORE}
+        after: dict[str, object] = {k: getattr(base.tracker, k) for k in BEFORE}
         print(
             f"BEFORE: {BEFORE}; AFTER (the configured defaults): {after}; max_missed_frames "
             f"{base.tracker.max_missed_frames}, min_iou {base.tracker.min_iou}; jitter {args.jitter} face widths, "

@@ -97,7 +97,7 @@ def test_a_tentative_track_is_never_embedded_scanned_or_rejected():
     # the same chips with the default tracker: the first frame only starts a tentative track
     vision = ScriptedVision([100, 121, 169, 154, 400, 900], STRANGER)
     events, counters = run(vision, blank_frames(6), Matcher(PERSON[None], ["p"], "v1"))
-    assert vision.embedded_ranks == [1100, 2000]  # from the confirming frame on (sharpness counts up to 400)
+    assert vision.embedded_ranks == [1300, 2000]  # from the confirming third frame on (sharpness counts up to 400)
     assert counters.window.scans == 1 and counters.window.quality_rejected == 0
     # black, white, black...: a cut every frame ends every track before a second hit confirms it
     flicker = [np.full((360, 640, 3), 255 * (i % 2), np.uint8) for i in range(6)]
@@ -134,7 +134,8 @@ def test_the_timer_sees_every_stage_and_nothing_when_absent():
         "outbox": 1,
     }
     assert all(ms >= 0 for v in timer.samples.values() for ms in v)
-    events, _ = run(ScriptedVision([100, 200], PERSON), blank_frames(2), Matcher(PERSON[None], ["p"], "v1"), None)
+    # three frames: the default tracker confirms a track at its third detection
+    events, _ = run(ScriptedVision([100, 200, 300], PERSON), blank_frames(3), Matcher(PERSON[None], ["p"], "v1"), None)
     assert len(events) == 1  # and no timer to call
 
 

@@ -47,7 +47,7 @@ def test_two_walkers_crossing_keep_their_tracks():
     for i in range(12):
         left, right = 40 + 30 * i, 400 - 30 * i
         pairs, _ = tracker.update([face(left, 50), face(right, 60)], i)
-        if i >= 1:
+        if i >= tracker.init_frames - 1:
             by_row = {int(f.box[1]): t.track_id for t, f in pairs}
             assert by_row == {50: 1, 60: 2}
 
@@ -57,7 +57,7 @@ def test_prediction_follows_a_fast_walker_at_low_fps_that_plain_iou_loses():
     # third frame, and across a miss the face is 120 px on: no overlap with its last box.
     xs = [None if i % 3 == 2 else 10.0 + 60 * i for i in range(12)]
     assert len(set(track_ids(plain(), xs)) - {None}) > 1  # one walker, several tracks
-    ids = track_ids(Tracker(max_shift=0.0), xs)
+    ids = track_ids(Tracker(init_frames=2, max_shift=0.0), xs)
     assert set(ids) - {None} == {1}  # the prediction alone keeps one track
 
 
@@ -66,7 +66,7 @@ def test_the_centre_gate_starts_a_fast_walker_that_overlap_cannot():
     # centre is 0.85 box sizes from the prediction, within max_shift
     xs = [10.0 + 85 * i for i in range(6)]
     assert track_ids(Tracker(max_shift=0.0), xs) == [None] * 6  # never two hits in a row
-    assert track_ids(Tracker(max_shift=1.0), xs) == [None, 1, 1, 1, 1, 1]
+    assert track_ids(Tracker(max_shift=1.0), xs) == [None, None, 1, 1, 1, 1]  # confirmed at the third
 
 
 def test_a_one_frame_false_detection_makes_no_track():

@@ -109,9 +109,9 @@ class Tracker:
         self,
         min_iou: float = 0.2,
         max_missed: int = 8,
-        init_frames: int = 2,
+        init_frames: int = 3,
         predict: bool = True,
-        max_shift: float = 1.0,
+        max_shift: float = 1.5,
     ) -> None:
         self.min_iou = min_iou
         self.max_missed = max_missed
