@@ -137,6 +137,7 @@ if [ ! -f "$ROOT/.edge-boot-ready" ]; then
 		LABEL=bootfs    /boot/firmware  vfat  defaults          0 2
 	EOF
 	echo debian >"$R/etc/hostname"
+	printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n' >"$R/etc/hosts"
 	# Wired network by DHCP (Raspberry Pi OS brings eth0 up by itself; here systemd-networkd).
 	cat >"$R/etc/systemd/network/20-wired.network" <<-'EOF'
 		[Match]
@@ -246,9 +247,9 @@ base_card() { # base_card VARIANT OUT: a card as Imager leaves it, before `edge 
 			sed -i "s/127.0.1.1.*$CURRENT_HOSTNAME/127.0.1.1\tedge-check/g" /etc/hosts
 			FIRSTUSER=`getent passwd 1000 | cut -d: -f1`
 			if [ -z "$FIRSTUSER" ]; then
-			   useradd -m -u 1000 -s /bin/bash operator
+			   useradd -m -u 1000 -s /bin/bash fieldops
 			fi
-			echo 'operator:$5$edgecheck$4d9D2jEuCwfLa0IhLzYdN0Ul7j2R4i6Q5XGPOtkmf1C' | chpasswd -e
+			echo 'fieldops:$5$edgecheck$4d9D2jEuCwfLa0IhLzYdN0Ul7j2R4i6Q5XGPOtkmf1C' | chpasswd -e
 			rm -f /etc/localtime
 			echo "Etc/UTC" >/etc/timezone
 			ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime
@@ -262,7 +263,7 @@ base_card() { # base_card VARIANT OUT: a card as Imager leaves it, before `edge 
 			hostname: edge-check
 			manage_etc_hosts: true
 			users:
-			  - name: operator
+			  - name: fieldops
 			    groups: users,video
 			    shell: /bin/bash
 			    lock_passwd: false
