@@ -17,6 +17,11 @@ pairs nor as ended. A confirmed track survives `max_missed` frames without a det
 blink, an occlusion, a dropped frame) and then ends. `reset()` ends every track at once, for a
 scene cut or a camera reconnect, where position says nothing about identity.
 
+The defaults (3 hits, a 1.5 box-size gate, prediction on) are the best of those measured with
+`scripts/bench_tracks.py`; `init_frames=1, predict=False, max_shift=0` is the tracker before
+them. Without a descriptor, two faces side by side that move most of a face width a frame can
+swap tracks, and a lost track continues with a new face where it is predicted to be.
+
 A track holds boxes and counters only: no image, no descriptor.
 """
 
@@ -50,7 +55,7 @@ class Track:
 
     `box` is the latest matched detection (frame pixels, x1, y1, x2, y2); `motion` is the
     filtered (centre x, centre y, width, height) in row 0 and its change per frame in row 1.
-    `hits` counts consecutive matched frames until confirmation; `track_id` is 0 while
+    `hits` counts matched frames (consecutive ones until confirmation); `track_id` is 0 while
     tentative and numbered at confirmation, so confirmed tracks are numbered 1, 2, 3...
     """
 
