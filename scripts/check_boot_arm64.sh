@@ -52,7 +52,6 @@ PERSON=marco_antonio_barrera # the slideshow's first two seconds
 CLIP_REPEATS=20              # those 50 frames, 20 times: 40 s of clip, new photo every second
 VARIANT=both
 
-say() { echo "== $*" >&2; }
 die() {
 	echo "check_boot_arm64.sh: $*" >&2
 	exit 1
@@ -89,10 +88,8 @@ done
 
 WORK=$(mktemp -d /var/tmp/edge-boot-arm64-run.XXXXXX)
 PIDS=() # killed at exit
-MOUNTS=()
 cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[i]}" 2>/dev/null || true; done
 	if [ -n "${KEEP:-}" ]; then echo "work folder kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -468,7 +465,7 @@ run_variant() {
 	stage "[$v] boot partition now: $left"
 	kill "$QEMU" 2>/dev/null || true
 	wait "$QEMU" 2>/dev/null || true
-	RESULTS+=("$v: PASSED: online $((t_online - t_boot)) s after power-on ($BOOTS boot(s): ${BOOT_CMDLINES[0]}), match $((t_match - t_online)) s later; $stats stats windows; variant total $((t_match - t_start)) s")
+	RESULTS+=("$v: PASSED: online $((t_online - t_boot)) s after power-on ($BOOTS boot(s); the first with: ${BOOT_CMDLINES[0]}), match $((t_match - t_online)) s later; $stats stats windows; variant total $((t_match - t_start)) s")
 }
 
 for v in "${VARIANTS[@]}"; do
