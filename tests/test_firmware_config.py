@@ -212,3 +212,17 @@ def test_unit_passes_systemd_analyze_verify(edge_wheels, tmp_path):
     (units / "edge.service").write_text(text.replace("ExecStart=/opt/edge/venv", f"ExecStart={root}/opt/edge/venv"))
     result = subprocess.run(["systemd-analyze", "verify", str(units / "edge.service")], capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr  # unknown keys are warnings on stderr
+
+
+def test_unit_sandbox_leaves_the_service_a_writable_temporary_directory():
+    """ProtectSystem=strict makes every path read-only but /dev, /proc, /sys and ReadWritePaths; the
+    loop needs a temporary directory (the model loader holds native stderr in one), so the unit must
+    give it a private /tmp. The emulated first boot found a unit without one that could not start."""
+    settings = dict(
+        line.split("=", 1)
+        for line in (FIRMWARE / "edge.service").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert settings["ProtectSystem"] == "strict"
+    writable = settings.get("ReadWritePaths", "").split()
+    assert settings.get("PrivateTmp") in {"yes", "true"} or "/tmp" in writable
