@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""The embedder settled by numbers (issue 23): dlib int8 mirror (the default), dlib fp16 mirror,
+SFace int8 (and fp16, to tell int8's loss apart), and dlib int8 mirror + SFace int8 fused.
+
+    .venv/bin/python scripts/compare_embedders.py            # about 15 minutes on 2 cores; prints markdown
+
+Needs SFace built first, in a build venv (`python -m edge.modelbuild.sface`, writes .cache/sface/).
+Every image of ../shared/data/lfw_cohort/people.csv and identities.csv goes once through the device's
+stills path (detector, quality gate, aligner); each embedder describes the same face
+(`edge.central.evaluation.embedders`). Descriptors are cached in --cache, keyed by the model files.
+
+Out of sample: the cohort's people are split as `scripts/check_cohort_split.py` splits them (crc32
+of the name even: calibration half; odd: held out). On the calibration half each embedder gets its
+own cohort model (per-template scales; same k, quantile and minimum members as the shipped one)
+and its threshold, chosen as the shipped operating point is chosen (`calibrate`: mode, target FMR,
+scope of the default embedder's manifest record; groups = gender there). That threshold is then
+measured on the held-out half and on DEV (identities.csv, all against all within source, groups =
+gender x ethnicity), with 95% Wilson intervals. Fusion: z-normalised by each embedder's impostor
+scores on the calibration half. Images without a descriptor count as misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from build_cohort import DATA  # noqa: E402
+from edge.central.evaluation.calibrate import CalibrationRefused, calibrate  # noqa: E402
+from edge.central.evaluation.dataset import Dataset, read_identities  # noqa: E402
+from edge.central.evaluation.embedders import (  # noqa: E402
+    Candidate,
+    Described,
+    TfliteDescriber,
+    ZNorm,
+    describe_all,
+    fused,
+    mirrored,
+    ms_per_face,
+)
+from edge.central.evaluation.evaluate import at_threshold, group_size  # noqa: E402
+from edge.central.evaluation.scores import Scores, scored  # noqa: E402
+from edge.config import load_settings  # noqa: E402
+from edge.device.parts import stills_vision  # noqa: E402
+from edge.modelbuild.cohort_model import relative_scales, summary  # noqa: E402
+from edge.modelbuild.sface import FP16_ID, MODEL_ID, align_112  # noqa: E402
+from edge.vision import Embedder, Vision, load_image  # noqa: E402
+from edge.vision.pipeline import central_face  # noqa: E402
+from edge.vision.runtime import Manifest, load_manifest  # noqa: E402
+
+DEFAULT = "dlib int8 mirror"
+FUSED = "fused: dlib int8 mirror + SFace int8"
+FUSED_PARTS = (DEFAULT, "SFace int8")
+EXTRA_TARGETS = (1e-4,)  # a watchlist-scale target the cohort halves support (DEV cannot)
+
+
+def candidates(
+    vision: Vision, manifest: Manifest, sface_dir: Path, threads: int
+) -> dict[str, Embedder | TfliteDescriber]:
+    """The embedders compared, by name; the device's own (the default) first."""
+    found: dict[str, Embedder | TfliteDescriber] = {
+        DEFAULT: vision.embedder,
+        "dlib fp16 mirror": mirrored(manifest, "dlib_resnet_v1_fp16", threads),
+        "SFace int8": TfliteDescriber(sface_dir / f"{MODEL_ID}.tflite", MODEL_ID, threads),
+    }
+    if (sface_dir / f"{FP16_ID}.tflite").is_file():
+        found["SFace fp16"] = TfliteDescriber(sface_dir / f"{FP16_ID}.tflite", FP16_ID, threads)
+    return found
+
+
+def described(vision: Vision, models: dict, images: list[str], cache: Path) -> Described:
+    """Descriptors of every image per model, from the cache when the models and images are the same."""
+    shas = [[n, m.sha256, getattr(m, "descriptor", "")] for n, m in models.items()]
+    key = hashlib.sha256(json.dumps([shas, images]).encode()).hexdigest()[:16]
+    path = cache / f"descriptors-{key}.npz"
+    if path.is_file():
+        data = np.load(path, allow_pickle=False)
+        failures = json.loads(str(data["failures"]))
+        return Described(tuple(images), {n: data[f"d{i}"] for i, n in enumerate(models)}, failures)
+    extra = [Candidate(n, m, align_112 if isinstance(m, TfliteDescriber) else None) for n, m in models.items()][1:]
+    result = describe_all(vision, DATA, images, extra)
+    by_name = {
+        DEFAULT: result.descriptors[vision.embedder.model_id],
+        **{c.name: result.descriptors[c.name] for c in extra},
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    arrays = {f"d{i}": by_name[n] for i, n in enumerate(models)}
+    np.savez(path, failures=json.dumps(result.failures), **arrays)  # type: ignore[arg-type]
+    return Described(tuple(images), by_name, result.failures)
+
+
+def cohort_halves(rows: list[dict[str, str]], folder: Path) -> tuple[Path, Path]:
+    """people.csv's rows split by crc32 of the identity, as check_cohort_split.py splits them."""
+    halves = (folder / "cohort_calibration.csv", folder / "cohort_heldout.csv")
+    for odd, path in enumerate(halves):
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(r for r in rows if zlib.crc32(r["identity"].encode()) % 2 == odd)
+    return halves
+
+
+def scores_of(dataset: Dataset, desc: Described, name: str, model: dict[str, Any]) -> dict[str, Scores]:
+    """The dataset's scores from `name`'s descriptors, in both modes (scales from `model`)."""
+    rows = desc.rows(dataset.images)
+    descriptors = desc.descriptors[name][rows]
+    members = set(dataset.images)
+    failures = {image: why for image, why in desc.failures.items() if image in members}
+    plain = scored(dataset, descriptors, failures)
+    ok = ~np.isnan(descriptors).any(axis=1)
+    scales = np.full(len(descriptors), np.nan, np.float32)
+    scales[ok] = relative_scales(descriptors[ok], model)
+    with_scales = replace(plain, scales=scales)
+    return {"global": plain, "per_template": with_scales.in_mode("per_template")}
+
+
+def measured(scores: Scores, threshold: float) -> dict[str, Any]:
+    """Overall and per-group rates at `threshold` (groups flagged when not sizeable)."""
+    groups = {}
+    for g in scores.dataset.groups:
+        groups[g] = {**at_threshold(*scores.split(g), threshold), "sizeable": group_size(scores, g)["sizeable"]}
+    return {"overall": at_threshold(*scores.split(None), threshold), "groups": groups}
+
+
+def rate(r: dict[str, Any]) -> str:
+    lo, hi = r["ci95"]
+    return f"{100 * r['rate']:.2f}% ({r['k']}/{r['n']}, {100 * lo:.2f}-{100 * hi:.2f})" if r["n"] else "-"
+
+
+def timings(vision: Vision, models: dict, images: list[str], count: int) -> dict[str, float]:
+    """Median ms per face of each embedder (its own threads), on `count` DEV faces."""
+    chips150: list[np.ndarray] = []
+    chips112: list[np.ndarray] = []
+    for rel in images:
+        if len(chips150) == count:
+            break
+        frame = load_image(DATA / rel)
+        faces = vision.detect(frame)
+        if faces:
+            face = central_face(faces, frame.shape)
+            vision.assess(frame, face)
+            chips150.append(vision.chip.copy())
+            chips112.append(align_112(frame, face))
+    return {
+        n: ms_per_face(m.embed, np.stack(chips112 if isinstance(m, TfliteDescriber) else chips150))
+        for n, m in models.items()
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sface", type=Path, default=REPO / ".cache" / "sface", help="folder of the built SFace files")
+    p.add_argument("--cache", type=Path, default=REPO / ".cache" / "compare_embedders")
+    p.add_argument("--json", type=Path, help="also write every figure here")
+    p.add_argument("--k", type=int, default=128)
+    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--timing-faces", type=int, default=60)
+    p.add_argument("--limit", type=int, help="only the first N cohort images (a quick trial run)")
+    args = p.parse_args()
+    settings = load_settings()
+    settings = settings.model_copy(update={"models": settings.models.model_copy(update={"threads": 2})})
+    vision = stills_vision(settings)
+    if vision.embedder.model_id != "dlib_resnet_v1_int8_mirror":
+        print(f"the default embedder is {vision.embedder.model_id}; this comparison is written for dlib int8 mirror")
+        return 1
+    shipped = vision.embedder.entry.spec["operating_point"]
+    models = candidates(vision, load_manifest(settings.models.models_dir), args.sface, threads=2)
+    people, dev_csv = DATA / "lfw_cohort" / "people.csv", DATA / "identities.csv"
+    with people.open(newline="") as f, dev_csv.open(newline="") as g:
+        cohort_rows = list(csv.DictReader(f))[: args.limit]
+        images = [r["path"] for r in cohort_rows] + [r["path"] for r in csv.DictReader(g)]
+    desc = described(vision, models, images, args.cache)
+    cal_csv, held_csv = cohort_halves(cohort_rows, args.cache)  # kept: calibrate records their sha256
+    sets = {
+        "calibration": read_identities(cal_csv, DATA, "gender", None),
+        "heldout": read_identities(held_csv, DATA, "gender", None),
+        "dev": read_identities(dev_csv, DATA, "group", "source"),
+    }
+    targets = [(shipped["target_fmr"], shipped["scope"])] + [(t, shipped["scope"]) for t in EXTRA_TARGETS]
+    results: dict[str, Any] = {}
+    kept: dict[str, dict[str, dict[str, Scores]]] = {}
+    for name in models:
+        cal = desc.descriptors[name][desc.rows(sets["calibration"].images)]
+        cohort = summary(cal[~np.isnan(cal).any(axis=1)], args.k, args.quantile, 10, 1, {"id": name, "sha256": ""})
+        by_set = {s: scores_of(d, desc, name, cohort) for s, d in sets.items()}
+        results[name] = evaluate_all(by_set, targets, vision.detector.entry.model_id)
+        if name in FUSED_PARTS:
+            kept[name] = by_set
+        del by_set
+    norms = {m: [ZNorm.of(kept[n]["calibration"][m]) for n in FUSED_PARTS] for m in ("global", "per_template")}
+    fused_sets = {s: {m: fused([kept[n][s][m] for n in FUSED_PARTS], norms[m]) for m in norms} for s in sets}
+    results[FUSED] = evaluate_all(fused_sets, targets, vision.detector.entry.model_id)
+    ms = timings(vision, models, list(sets["dev"].images), args.timing_faces)
+    ms[FUSED] = sum(ms[n] for n in FUSED_PARTS)
+    print_tables(results, ms, shipped, desc)
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "ms_per_face": ms, "shipped": shipped}, indent=1))
+    return 0
+
+
+def evaluate_all(by_set: dict[str, dict[str, Scores]], targets: list, detector_id: str) -> dict[str, Any]:
+    """For each mode and target: the threshold `calibrate` picks on the calibration half, measured
+    on the held-out half and on DEV."""
+    out: dict[str, Any] = {}
+    for mode in ("per_template", "global"):
+        for target, scope in targets:
+            try:
+                entry = calibrate(by_set["calibration"][mode], target, scope, detector_id)
+            except CalibrationRefused as e:
+                out[f"{mode} {scope} {target:g}"] = {"refused": str(e)}
+                continue
+            t = entry["threshold"]
+            out[f"{mode} {scope} {target:g}"] = {
+                "threshold": t,
+                "deciding_group": entry["deciding_group"],
+                "calibration": measured(by_set["calibration"][mode], t)["overall"],
+                "heldout": measured(by_set["heldout"][mode], t),
+                "dev": measured(by_set["dev"][mode], t),
+            }
+    return out
+
+
+def print_tables(results: dict[str, Any], ms: dict[str, float], shipped: dict[str, Any], desc: Described) -> None:
+    point = f"{shipped['mode']} {shipped['scope']} {shipped['target_fmr']:g}"
+    print(f"{len(desc.images)} images described, {len(desc.failures)} without a descriptor (misses)\n")
+    keys = list(next(iter(results.values())))
+    print(
+        "| embedder | operating point | threshold | held-out cohort FMR | held-out cohort FNMR | DEV FMR | DEV FNMR |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for key in keys:
+        for name, by_point in results.items():
+            r = by_point[key]
+            if "refused" in r:
+                print(f"| {name} | {key} | refused: {r['refused'][:80]} | | | | |")
+                continue
+            h, d = r["heldout"]["overall"], r["dev"]["overall"]
+            print(
+                f"| {name} | {key} | {r['threshold']:.4f} | {rate(h['fmr'])} | {rate(h['fnmr'])} | "
+                f"{rate(d['fmr'])} | {rate(d['fnmr'])} |"
+            )
+    print("\n| embedder | ms per face (median, 2 threads) | relative to the default |\n|---|---|---|")
+    for name, value in ms.items():
+        print(f"| {name} | {value:.2f} | {value / ms[DEFAULT]:.2f}x |")
+    for where in ("dev", "heldout"):
+        groups = list(results[DEFAULT][point][where]["groups"])
+        print(f"\nPer group at {point}, {where}: FNMR (k/n, 95% interval); FMR below. * = not sizeable\n")
+        print("| group | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
+        for what in ("fnmr", "fmr"):
+            for g in groups:
+                star = "" if results[DEFAULT][point][where]["groups"][g]["sizeable"] else "*"
+                cells = [rate(results[n][point][where]["groups"][g][what]) for n in results]
+                print(f"| {g}{star} {what.upper()} | " + " | ".join(cells) + " |")
+    print("\n" + verdict(results, ms, point))
+
+
+def verdict(results: dict[str, Any], ms: dict[str, float], point: str) -> str:
+    """Issue 23's rule: fewer misses at equal FMR with intervals apart, at most twice the time."""
+    lines = []
+    base = results[DEFAULT][point]
+    for name in results:
+        if name == DEFAULT:
+            continue
+        apart = all(
+            results[name][point][w]["overall"]["fnmr"]["ci95"][1] < base[w]["overall"]["fnmr"]["ci95"][0]
+            for w in ("heldout", "dev")
+        )
+        fast = ms[name] <= 2 * ms[DEFAULT]
+        ships = apart and fast
+        lines.append(
+            f"- {name}: fewer misses with intervals apart (held-out and DEV): {'yes' if apart else 'no'}; "
+            f"time {ms[name]:.2f} ms <= 2 x {ms[DEFAULT]:.2f}: {'yes' if fast else 'no'} -> "
+            f"{'ships' if ships else 'does not ship'}"
+        )
+    return "Verdict (issue 23's rule):\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
