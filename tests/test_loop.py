@@ -6,6 +6,7 @@ the whole loop once more with the real models on the first four photos of the LF
 
 from __future__ import annotations
 
+import math
 import time
 from types import SimpleNamespace
 
@@ -20,6 +21,7 @@ from edge.gallery import Matcher
 from edge.gallery.content import template_id
 from edge.link.payloads import MatchEvent
 from edge.vision import Face, Quality
+from edge.vision.quality import QualityGate
 from edge.vision.scene import SceneCutDetector
 from edge.vision.tracker import Tracker
 
@@ -42,6 +44,9 @@ class ScriptedVision:
     def detect(self, image: np.ndarray) -> list[Face]:
         self._frame += 1
         return [Face(np.array([100, 100, 200, 200], np.float32), np.zeros((6, 2), np.float32), 0.9)]
+
+    def ceiling(self, face: Face) -> Quality | None:
+        return Quality(100.0, 0.9, math.inf, 0.0, 0.0)
 
     def assess(self, image: np.ndarray, face: Face) -> tuple[Quality, str | None]:
         self._quality = Quality(100.0, 0.9, self.sharpness[self._frame], 0.0, 0.0)
@@ -153,22 +158,56 @@ def slideshow(data_dir):
     return frames
 
 
-def test_real_models_one_event_per_appearance_of_the_enrolled_person(data_dir, manifest, slideshow):
+@pytest.fixture(scope="module")
+def marco(data_dir, manifest) -> Matcher:
+    """Marco Antonio Barrera enrolled from his photos that the slideshow does not show."""
     from edge.bench.clips import slideshow_people
     from edge.vision import Vision, load_image
 
-    marco = next(p for p in slideshow_people(data_dir) if p.name == "marco_antonio_barrera")
+    person = next(p for p in slideshow_people(data_dir) if p.name == "marco_antonio_barrera")
     stills = Vision(manifest, "blazeface_short_range")
-    templates = np.stack([stills.describe_single(load_image(p), str(p), gated=False).embedding for p in marco.photos])
+    templates = np.stack([stills.describe_single(load_image(p), str(p), gated=False).embedding for p in person.photos])
+    return Matcher(templates, ["marco"] * len(templates), "v1")
+
+
+def test_real_models_one_event_per_appearance_of_the_enrolled_person(manifest, slideshow, marco):
+    from edge.vision import Vision
+
     vision = Vision(manifest, "blazeface_full_range", threads=2)
     timer = StageTimer()
-    events, counters = run(vision, slideshow, Matcher(templates, ["marco"] * len(templates), "v1"), timer)
+    events, counters = run(vision, slideshow, marco, timer)
     w = counters.window
     assert w.frames == 100 and w.detections == 100  # one face in every frame
     assert [e.identity_id for e in events] == ["marco", "marco"]  # his two photos, not Patti's
     assert len({e.track_id for e in events}) == 2
     assert len(timer.samples["embed"]) <= 3 * 4  # at most embed_attempts per photo's track
     assert len(timer.samples["outbox"]) == 2
+
+
+def test_faces_ruled_out_before_alignment_change_nothing_but_the_work(manifest, slideshow, marco):
+    """The loop skips aligning a face whose box and keypoints alone fail the gate or cannot beat
+    its track's best chip; the same loop aligning every face embeds the same chips and decides
+    the same, with more alignments."""
+    from edge.vision import Vision
+
+    class AlignsEveryFace(Vision):
+        def ceiling(self, face: Face) -> Quality | None:
+            return Quality(math.inf, 1.0, math.inf, 0.0, 0.0)  # the highest rank there is
+
+    # Marco's first photo (yaw 0.125) and Patti Labelle's second (-0.085) are turned beyond this gate's limit
+    gate = QualityGate(max_abs_yaw=0.08)
+    outcomes = []
+    for cls in (Vision, AlignsEveryFace):
+        vision = cls(manifest, "blazeface_full_range", gate=gate)
+        timer = StageTimer()
+        events, counters = run(vision, slideshow, marco, timer)
+        w = counters.window
+        decisions = [(e.track_id, e.identity_id, e.score) for e in events]
+        outcomes.append((decisions, (w.scans, w.quality_rejected, w.matches), len(timer.samples["embed"])))
+        outcomes.append(len(timer.samples["align"]))
+    checked, aligned_checked, everything, aligned_everything = outcomes
+    assert checked == everything and len(checked[0]) == 1  # Marco's second photo
+    assert aligned_checked < aligned_everything
 
 
 class PreemptedLoop(Loop):

@@ -1,7 +1,8 @@
 """The inference loop: newest frame -> faces -> tracks -> at most one decision per track.
 
 Per frame: a scene cut ends every track; faces are detected and assigned to tracks; a track
-still undecided gets its face aligned and measured, and when the face passes the quality
+still undecided gets its face aligned and measured (unless its box and keypoints alone rule it
+out: too small, turned, or unable to beat the track's best chip), and when the face passes the quality
 gate and is better than any chip of that track embedded so far (by `Quality.rank`), it is
 embedded, up to `embed_attempts` times. The first descriptor within the threshold of an
 enrolled identity raises the track's one match event (open set: a face not close enough to
@@ -138,6 +139,9 @@ class Loop:
         for track, face in pairs:
             state = self._states.setdefault(track.track_id, TrackState())
             if state.decided or state.embeds >= self.options.embed_attempts:
+                continue
+            ceiling = self.vision.ceiling(face)  # no alignment for a face that could not be embedded
+            if ceiling is None or ceiling.rank() < state.best_rank * self.options.improve_ratio:
                 continue
             quality, rejected = self.vision.assess(image, face)
             if timer is not None:

@@ -71,6 +71,13 @@ class Vision:
     def detect(self, frame: np.ndarray) -> list[Face]:
         return self.detector.detect(frame)
 
+    def ceiling(self, face: Face) -> Quality | None:
+        """The best quality `face` could have whatever its chip, or None when the gate refuses it
+        on its box and keypoints alone (too small, low score, turned, tilted): the loop aligns
+        only faces that could pass and beat their track's best chip."""
+        best = measure(face, None)
+        return best if self.gate.reject_reason(best) is None else None
+
     def assess(self, frame: np.ndarray, face: Face) -> tuple[Quality, str | None]:
         """Align into the shared chip buffer and measure; the chip stays valid until the next call."""
         align(frame, face, out=self._chip)

@@ -82,13 +82,18 @@ def sharpness(chip: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
-def measure(face: Face, chip: np.ndarray) -> Quality:
-    """Quality of one face, given its aligned chip from `edge.vision.align.align`."""
+def measure(face: Face, chip: np.ndarray | None) -> Quality:
+    """Quality of one face, given its aligned chip from `edge.vision.align.align`.
+
+    Without a chip: the best the face could measure whatever its chip (sharpness unbounded), from
+    its box and keypoints alone. A face the gate refuses even so, or whose best rank is below what
+    it must beat, is refused or passed over with its chip too, so it need not be aligned.
+    """
     yaw, roll = pose(face)
     return Quality(
         size_px=min(face.width, face.height),
         score=face.score,
-        sharpness=sharpness(chip),
+        sharpness=math.inf if chip is None else sharpness(chip),
         yaw=yaw,
         roll_deg=roll,
     )
