@@ -429,6 +429,8 @@ def test_500_bad_messages_change_nothing_and_are_each_refused_while_frames_keep_
     started(sub, device)
     assert fleet_set(fleet, broker, "quality.min_size_px=30", "--version", "1000", "--wait", "60") == 0
     overlay_bytes = (tmp_path / "state" / OVERLAY_FILE).read_bytes()
+    # `--wait` saw the report on its own connection: this subscriber may get it a little later
+    assert wait_until(lambda: any(r["status"] == "applied" and r["version"] == 1000 for r in reports(sub)), timeout=60)
     reported_before = len(reports(sub))
     stats_before = len(sub.messages(f"{ROOT}/stats"))
     messages = bad_messages(fleet_key, 1000, 500)
