@@ -333,6 +333,13 @@ boot() { # boot VARIANT CARD: one QEMU run in the background, its kernel command
 	BOOTS=$((BOOTS + 1))
 	BOOT_CMDLINES+=("$cmdline")
 }
+keep_booted() { # keep_booted VARIANT CARD: boot again after the guest's reboot ended QEMU; fails after 3 boots
+	kill -0 "$QEMU" 2>/dev/null && return 0
+	serial_sync "$1"
+	[ "$BOOTS" -lt 3 ] || return 1
+	stage "[$1] the guest rebooted (boot $BOOTS ended); booting again with the card's cmdline.txt"
+	boot "$1" "$2"
+}
 serial_sync() { # the current boot's console appended to serial.log so far
 	local v=$1
 	[ -f "$WORK/$v/serial.part" ] || return 0
@@ -393,12 +400,7 @@ run_variant() {
 	deadline=$((t_boot + BOOT_TIMEOUT))
 	boot "$v" "$card"
 	while ! grep -q "edge/$SITE/$dev/status .*\"state\": *\"online\"" "$WORK/$v/events.log" 2>/dev/null; do
-		if ! kill -0 "$QEMU" 2>/dev/null; then
-			serial_sync "$v"
-			if [ "$BOOTS" -ge 3 ]; then break; fi
-			stage "[$v] the guest rebooted (boot $BOOTS ended); booting again with the card's cmdline.txt"
-			boot "$v" "$card"
-		fi
+		keep_booted "$v" "$card" || break
 		if [ $seen_firstboot = 0 ] && grep -qa 'edge-firstboot\|install.sh: board' "$WORK/$v/serial.part" "$WORK/$v/serial.log" 2>/dev/null; then
 			seen_firstboot=1
 			stage "[$v] first boot: edge-firstboot.sh is running (serial console)"
@@ -441,7 +443,8 @@ run_variant() {
 				sed 's/^/   /' "$WORK/$v/push.log" >&2
 			fi
 		fi
-		kill -0 "$QEMU" 2>/dev/null || break
+		# firstrun.sh reboots once its install has run, and a slow host can see `online` before that
+		keep_booted "$v" "$card" || break
 		[ "$(date +%s)" -lt "$deadline" ] || break
 		sleep 5
 	done
