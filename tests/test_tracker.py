@@ -160,3 +160,24 @@ def test_scene_cut_on_a_changed_picture_only():
     shifted = np.roll(a, 3, axis=1)  # a small motion is not a cut
     assert cuts.is_cut(shifted) is False
     assert cuts.is_cut(b) is True
+
+
+def test_real_clips_cut_where_the_picture_changes_and_nowhere_else(data_dir):
+    """The slideshow changes photo every 25 frames; the street clip is one continuous shot. The
+    thumbnails are averaged from sampled pixels (not every pixel), which must not move a cut."""
+    import cv2
+
+    for clip, expected in (
+        ("videos/lfw_slideshow.mp4", list(range(25, 600, 25))),
+        ("videos/facenet_pytorch_street.mp4", []),
+    ):
+        capture, cuts, found = cv2.VideoCapture(str(data_dir / clip)), SceneCutDetector(threshold=25), []
+        index = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if cuts.is_cut(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+                found.append(index)
+            index += 1
+        assert index > 100 and found == expected, (clip, found)

@@ -112,7 +112,8 @@ class Detector:
         Area averaging by a non-integer factor is OpenCV's slow path (4 ms for a 1080 px
         square to 192 px here), so the frame is first shrunk by the largest whole factor (the
         fast path, after dropping the few right and bottom pixels that do not divide), then
-        by what remains (under 2x, on a small image): 1.2 ms for the same square.
+        by what remains, under 2x, bilinearly: for less than 2x, bilinear reads every source
+        pixel too, at a fifth of area averaging's time on these sizes.
         """
         if frame.shape != self._frame_shape:
             self._fit = fit = _Fit.of(self.size, frame.shape[1], frame.shape[0])
@@ -127,7 +128,7 @@ class Detector:
             shrunk = self._shrunk
             cv2.resize(frame[: fit.used_h, : fit.used_w], shrunk.shape[1::-1], dst=shrunk, interpolation=cv2.INTER_AREA)
             source = shrunk
-        cv2.resize(source, (fit.width, fit.height), dst=self._resized, interpolation=cv2.INTER_AREA)
+        cv2.resize(source, (fit.width, fit.height), dst=self._resized, interpolation=cv2.INTER_LINEAR)
         region = self._input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
         np.multiply(self._resized, 1.0 / 127.5, out=region, casting="unsafe")
         region -= 1.0
