@@ -2,21 +2,25 @@
 """The embedder settled by numbers (issue 23): dlib int8 mirror (the default), dlib fp16 mirror,
 SFace int8 (and fp16, to tell int8's loss apart), and dlib int8 mirror + SFace int8 fused.
 
-    .venv/bin/python scripts/compare_embedders.py            # about 15 minutes on 2 cores; prints markdown
+    .venv/bin/python scripts/compare_embedders.py      # prints markdown; about 25 minutes on 2 shared cores
 
 Needs SFace built first, in a build venv (`python -m edge.modelbuild.sface`, writes .cache/sface/).
 Every image of ../shared/data/lfw_cohort/people.csv and identities.csv goes once through the device's
 stills path (detector, quality gate, aligner); each embedder describes the same face
-(`edge.central.evaluation.embedders`). Descriptors are cached in --cache, keyed by the model files.
+(`edge.central.evaluation.embedders`). Descriptors are cached in --cache, keyed by the model files
+(a rerun takes about 6 minutes).
 
-Out of sample: the cohort's people are split as `scripts/check_cohort_split.py` splits them (crc32
-of the name even: calibration half; odd: held out). On the calibration half each embedder gets its
-own cohort model (per-template scales; same k, quantile and minimum members as the shipped one)
-and its threshold, chosen as the shipped operating point is chosen (`calibrate`: mode, target FMR,
-scope of the default embedder's manifest record; groups = gender there). That threshold is then
-measured on the held-out half and on DEV (identities.csv, all against all within source, groups =
-gender x ethnicity), with 95% Wilson intervals. Fusion: z-normalised by each embedder's impostor
-scores on the calibration half. Images without a descriptor count as misses.
+Out of sample: the cohort's people are split by crc32 of the name as `scripts/check_cohort_split.py`
+splits them. The even half builds each embedder's cohort model (per-template scales; the shipped
+k, quantile and minimum members); of the odd half, people with crc32 = 1 mod 4 calibrate and 3 mod 4
+are held out, so no scale is measured on a person its cohort model holds (as the shipped model
+holds no DEV person). On the calibration quarter each embedder gets its threshold, chosen as the
+shipped operating point is chosen (`calibrate`: mode, target FMR and scope of the default
+embedder's manifest record; groups = gender there), then measured on the held-out quarter and on
+DEV (identities.csv, all against all within source, groups = gender x ethnicity), with 95% Wilson
+intervals; and misses at equal FMR (each at the FMR the default reached on that set). Fusion:
+z-normalised by each embedder's impostor scores on the calibration quarter, averaged. Images
+without a descriptor count as misses. Timing: median ms per face over --timing-faces DEV faces.
 """
 
 from __future__ import annotations
