@@ -296,6 +296,13 @@ def render(
         *_watchlist_rows(report),
         *_out_of_sample_rows(split),
         "",
+        "## Other embedders measured",
+        "",
+        "SFace (OpenCV Zoo) was measured beside the dlib embedders on the same faces, out of sample on the "
+        "cohort split and on DEV, per group, with 95% intervals and the time per face: "
+        "[EMBEDDER_COMPARISON.md](EMBEDDER_COMPARISON.md) (`python scripts/compare_embedders.py`), which also "
+        "says why the default was kept.",
+        "",
         "## Rerun it on your own data",
         "",
         "Write a CSV with columns `path,identity,group` (one face per image; add `source` if identity labels "
