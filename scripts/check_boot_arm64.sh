@@ -425,13 +425,19 @@ run_variant() {
 	stage "[$v] ONLINE: retained status from $SITE/$dev over TLS, $((t_online - t_boot)) s after power-on ($BOOTS boot(s))"
 	grep -m1 "edge/$SITE/$dev/status" "$WORK/$v/events.log" | cut -c1-300 | sed 's/^/   /' >&2
 
-	stage "[$v] edge fleet gallery push ($PERSON), waiting for a match event"
-	"$EDGE" fleet gallery push --gallery "$WORK/gallery.sqlite" --fleet "$FLEET" --broker "mqtts://127.0.0.1:$CENTRAL_PORT" \
-		--wait "$MATCH_TIMEOUT" "$SITE/$dev" >"$WORK/$v/push.log" 2>&1 &
-	local push=$!
-	PIDS+=("$push")
+	local push pushed boots_pushed
+	push_gallery() { # a push reaches a device that is connected: once per boot that came online
+		stage "[$v] edge fleet gallery push ($PERSON), waiting for a match event"
+		"$EDGE" fleet gallery push --gallery "$WORK/gallery.sqlite" --fleet "$FLEET" \
+			--broker "mqtts://127.0.0.1:$CENTRAL_PORT" --wait "$MATCH_TIMEOUT" "$SITE/$dev" >"$WORK/$v/push.log" 2>&1 &
+		push=$!
+		PIDS+=("$push")
+		pushed=0
+		boots_pushed=$BOOTS
+	}
+	push_gallery
 	deadline=$((t_online + MATCH_TIMEOUT))
-	local pushed=0
+	local reboot_line=0
 	while ! grep -q "edge/$SITE/$dev/match " "$WORK/$v/events.log"; do
 		serial_sync "$v"
 		if [ $pushed = 0 ] && ! kill -0 "$push" 2>/dev/null; then
@@ -443,8 +449,16 @@ run_variant() {
 				sed 's/^/   /' "$WORK/$v/push.log" >&2
 			fi
 		fi
-		# firstrun.sh reboots once its install has run, and a slow host can see `online` before that
+		# firstrun.sh reboots once its install has run, and a slow host can see `online` before
+		# that: boot again, and push again once the new boot reports online
+		kill -0 "$QEMU" 2>/dev/null || reboot_line=$(wc -l <"$WORK/$v/events.log")
 		keep_booted "$v" "$card" || break
+		if [ "$BOOTS" != "$boots_pushed" ] &&
+			tail -n +$((reboot_line + 1)) "$WORK/$v/events.log" | grep -q "edge/$SITE/$dev/status .*\"state\": *\"online\""; then
+			stage "[$v] ONLINE again after the reboot (boot $BOOTS)"
+			kill "$push" 2>/dev/null || true
+			push_gallery
+		fi
 		[ "$(date +%s)" -lt "$deadline" ] || break
 		sleep 5
 	done
