@@ -61,13 +61,7 @@ class Embedder:
                 f"{list(out['shape'])}; expected [1, {CHIP_SIZE}, {CHIP_SIZE}, 3] -> {self.dim}"
             )
         self._input_index, self._output_index = inp["index"], out["index"]
-        # A mirror-averaged descriptor runs the chip and its mirror as one batch of two: one
-        # invoke, the same descriptors as two (tested), less time per face (docs/pages/performance.md).
-        self._views = 2 if self.descriptor == "mirror_mean" else 1
-        if self._views > 1:
-            self._interpreter.resize_tensor_input(self._input_index, [self._views, CHIP_SIZE, CHIP_SIZE, 3])
-            self._interpreter.allocate_tensors()
-        self._input = np.zeros((self._views, CHIP_SIZE, CHIP_SIZE, 3), inp["dtype"])
+        self._input = np.zeros(inp["shape"], inp["dtype"])
         self._input_quant = inp.get("quantization", (0.0, 0))
         self._output_quant = out.get("quantization", (0.0, 0))
         self._raw_uint8 = inp["dtype"] == np.uint8 and tuple(self._input_quant) in ((1.0, 0), (0.0, 0))
@@ -81,25 +75,28 @@ class Embedder:
             raise ValueError(f"embed expects uint8 chips (N, 150, 150, 3), got {chips.shape} {chips.dtype}")
         result = np.empty((len(chips), self.dim), np.float32)
         for i, chip in enumerate(chips):
-            self._set_input(0, chip)
-            if self._views > 1:
-                self._set_input(1, chip[:, ::-1])
-            self._interpreter.set_tensor(self._input_index, self._input)
-            self._interpreter.invoke()
-            np.mean(self._output(), axis=0, out=result[i])
+            result[i] = self._infer(chip)
+            if self.descriptor == "mirror_mean":
+                result[i] += self._infer(chip[:, ::-1])
+                result[i] *= 0.5
         return result
 
-    def _set_input(self, view: int, chip: np.ndarray) -> None:
+    def _infer(self, chip: np.ndarray) -> np.ndarray:
+        self._set_input(chip)
+        self._interpreter.invoke()
+        return self._output()
+
+    def _set_input(self, chip: np.ndarray) -> None:
         if self._raw_uint8 or self._input.dtype == np.float32:
-            self._input[view] = chip
+            self._input[0] = chip
         else:  # any other quantized input: q = x / scale + zero_point
             scale, zero = self._input_quant
             info = np.iinfo(self._input.dtype)
-            self._input[view] = np.clip(np.rint(chip / scale + zero), info.min, info.max)
+            self._input[0] = np.clip(np.rint(chip / scale + zero), info.min, info.max)
+        self._interpreter.set_tensor(self._input_index, self._input)
 
     def _output(self) -> np.ndarray:
-        """The descriptors of the views, (views, dim) float32."""
-        raw = self._interpreter.get_tensor(self._output_index)
+        raw = self._interpreter.get_tensor(self._output_index)[0]
         if raw.dtype == np.float32:
             return raw
         scale, zero = self._output_quant
