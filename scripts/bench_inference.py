@@ -4,9 +4,10 @@
     python scripts/bench_inference.py [--runs 100] [--threads 1 2]
 
 For the default detector and the default (mirror-averaged) embedder: the interpreter as the
-device creates it (XNNPACK, the runtime's default delegate) against TFLite's built-in kernels
-without it, at each thread count; for the embedder also the chip and its mirror as two invokes
-(the code before batching) against one batch of two. Each row is the median and p90 of `--runs`
+device creates it (XNNPACK, the runtime's default delegate) against XNNPACK with its newest
+features switched on and TFLite's built-in kernels without it, at each thread count; for the
+embedder also the chip and its mirror as two invokes (what the device does) against one batch of
+two. Each row is the median and p90 of `--runs`
 invokes after a warm-up, all in one process, interleaved round by round so that load from
 elsewhere falls on every row alike. Needs ai-edge-litert (tflite-runtime has no resolver choice).
 """
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,13 +34,24 @@ from edge.vision.runtime import RUNTIME_BANNER, native_stderr_without, verify_mo
 ROUND = 10  # invokes per row per round
 
 
-def interpreter(path: Path, threads: int, xnnpack: bool, batch: int = 1) -> tuple[object, int]:
-    """A ready interpreter and its input index."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def runtimes() -> dict[str, dict[str, Any]]:
+    """The interpreter settings compared: the device's (XNNPACK, the runtime's default delegate),
+    XNNPACK with its newest features switched on, and TFLite's built-in kernels without it."""
+    from ai_edge_litert.interpreter import OpResolverType
 
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return {
+        "XNNPACK": {},
+        "XNNPACK latest features": {"experimental_default_delegate_latest_features": True},
+        "built-in kernels": {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES},
+    }
+
+
+def interpreter(path: Path, threads: int, settings: dict[str, Any], batch: int = 1) -> tuple[object, int]:
+    """A ready interpreter and its input index."""
+    from ai_edge_litert.interpreter import Interpreter
+
     with native_stderr_without(RUNTIME_BANNER):
-        it = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+        it = Interpreter(model_path=str(path), num_threads=threads, **settings)
     index = it.get_input_details()[0]["index"]
     if batch > 1:
         shape = list(it.get_input_details()[0]["shape"])
@@ -71,13 +84,12 @@ def rows(threads: list[int]) -> dict[str, Callable[[], None]]:
     singles = [np.ascontiguousarray(pair[:1]), np.ascontiguousarray(pair[1:])]
     found: dict[str, Callable[[], None]] = {}
     for n in threads:
-        for xnnpack in (True, False):
-            runtime = "XNNPACK" if xnnpack else "built-in kernels"
-            it, index = interpreter(det_path, n, xnnpack)
+        for runtime, settings in runtimes().items():
+            it, index = interpreter(det_path, n, settings)
             found[f"detector {detector.model_id}, {runtime}, {n} thread(s)"] = runner(it, index, [frame])
-            it, index = interpreter(emb_path, n, xnnpack)
+            it, index = interpreter(emb_path, n, settings)
             found[f"embedder, chip + mirror as 2 invokes, {runtime}, {n} thread(s)"] = runner(it, index, singles)
-            it, index = interpreter(emb_path, n, xnnpack, batch=2)
+            it, index = interpreter(emb_path, n, settings, batch=2)
             found[f"embedder, chip + mirror as 1 batch of 2, {runtime}, {n} thread(s)"] = runner(it, index, [pair])
     return found
 
