@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -24,6 +25,7 @@ from edge.vision.align import align
 from edge.vision.detector import Detector
 from edge.vision.image import load_image
 from edge.vision.pipeline import central_face
+from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class LabeledImage:
 
 @dataclass(frozen=True)
 class ChipSet:
-    """(N, 150, 150, 3) uint8 RGB chips and the image each came from."""
+    """(N, S, S, 3) uint8 RGB chips (S: the aligner's size) and the image each came from."""
 
     chips: np.ndarray
     images: tuple[LabeledImage, ...]
@@ -79,8 +81,15 @@ def _round_robin(lists: list[list]) -> list:
     return [item for round_ in zip_longest(*lists) for item in round_ if item is not None]
 
 
-def cut_chips(detector: Detector, data_dir: Path, images: list[LabeledImage], count: int) -> ChipSet:
-    """Chips from the first `count` images in which the detector finds a face."""
+def cut_chips(
+    detector: Detector,
+    data_dir: Path,
+    images: list[LabeledImage],
+    count: int,
+    aligner: Callable[[np.ndarray, Face], np.ndarray] = align,
+) -> ChipSet:
+    """Chips from the first `count` images in which the detector finds a face, cut by `aligner`
+    (dlib's 150 px chip by default; another embedder's framing, e.g. SFace's 112 px)."""
     chips: list[np.ndarray] = []
     used: list[LabeledImage] = []
     for image in images:
@@ -91,7 +100,7 @@ def cut_chips(detector: Detector, data_dir: Path, images: list[LabeledImage], co
         if not faces:
             log.info("  no face in %s, skipped", image.path)
             continue
-        chips.append(align(frame, central_face(faces, frame.shape)))
+        chips.append(aligner(frame, central_face(faces, frame.shape)))
         used.append(image)
     if len(chips) < count:
         raise ValueError(

@@ -25,6 +25,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,9 @@ import cv2
 import numpy as np
 
 from edge.modelbuild import sources
-from edge.modelbuild.chips import LabeledImage, read_identities, split_images
+from edge.modelbuild.chips import cut_chips, read_identities, split_images
 from edge.vision.align import ALIGN_KEYPOINTS, similarity_transform
 from edge.vision.detector import Detector
-from edge.vision.image import load_image
-from edge.vision.pipeline import central_face
 from edge.vision.runtime import file_sha256, load_manifest
 from edge.vision.types import Face
 
@@ -98,25 +97,6 @@ def fetch_onnx(cache_dir: Path, into: Path) -> Path:
     if actual != SFACE_ONNX_SHA256:
         raise SFaceBuildError(f"{onnx_path}: sha256 {actual}, pinned {SFACE_ONNX_SHA256}")
     return onnx_path
-
-
-def cut_chips_112(
-    detector: Detector, data_dir: Path, images: list[LabeledImage], count: int
-) -> tuple[np.ndarray, list[str]]:
-    """(count, 112, 112, 3) chips of the first images with a face, and each one's group."""
-    chips: list[np.ndarray] = []
-    groups: list[str] = []
-    for image in images:
-        if len(chips) == count:
-            break
-        frame = load_image(Path(data_dir) / image.path)
-        faces = detector.detect(frame)
-        if faces:
-            chips.append(align_112(frame, central_face(faces, frame.shape)))
-            groups.append(image.group)
-    if len(chips) < count:
-        raise SFaceBuildError(f"only {len(chips)} of {count} chips could be cut from {data_dir}")
-    return np.stack(chips), groups
 
 
 def reference_descriptors(onnx_path: Path, chips: np.ndarray) -> np.ndarray:
@@ -233,8 +213,9 @@ def build(cache_dir: Path, data_dir: Path, out_dir: Path, calibration: int, veri
     manifest = load_manifest()
     detector = Detector.load(manifest, "blazeface_short_range", threads=2)
     calibration_images, verification_images = split_images(read_identities(data_dir / "identities.csv"))
-    calib, _ = cut_chips_112(detector, data_dir, calibration_images, calibration)
-    verify, groups = cut_chips_112(detector, data_dir, verification_images, verification)
+    calib = cut_chips(detector, data_dir, calibration_images, calibration, align_112).chips
+    verification_set = cut_chips(detector, data_dir, verification_images, verification, align_112)
+    verify, groups = verification_set.chips, [image.group for image in verification_set.images]
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sface-") as tmp:
         onnx_path = fetch_onnx(cache_dir, Path(tmp))
@@ -263,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verification-chips", type=int, default=200)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rec = build(args.cache, args.data, args.out, args.calibration_chips, args.verification_chips)
+    try:
+        rec = build(args.cache, args.data, args.out, args.calibration_chips, args.verification_chips)
+    except (SFaceBuildError, sources.SourceError, ValueError, OSError) as e:
+        print(f"edge.modelbuild.sface: {e}", file=sys.stderr)
+        return 1
     print(json.dumps({k: rec[k] for k in ("file", "sha256", "verification", "ms_per_chip_1_thread")}, indent=2))
     return 0
 
