@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.central.evaluation.scores import Scores
+from edge.central.evaluation.scores import Scores, describe_one
 from edge.progress import progress
-from edge.vision import FaceCountError, ImageError, Vision, load_image
+from edge.vision import Vision
 from edge.vision.embedder import Embedder
 from edge.vision.runtime import Manifest, ModelEntry, file_sha256, load_interpreter
 from edge.vision.types import Face
@@ -97,18 +97,11 @@ def describe_all(vision: Vision, root: Path, images: list[str], candidates: list
     out.update({c.name: np.full((len(images), c.embedder.dim), np.nan, np.float32) for c in candidates})
     failures: dict[str, str] = {}
     for i, rel in enumerate(progress(images, desc="describing", unit="image")):
-        try:
-            frame = load_image(root / rel)
-            result = vision.describe_single(frame, rel, gated=True, several="central")
-        except FaceCountError:
-            failures[rel] = "no face found"
+        described = describe_one(vision, root, rel)
+        if isinstance(described, str):
+            failures[rel] = described
             continue
-        except ImageError as e:
-            failures[rel] = f"unreadable image ({e})"
-            continue
-        if result.rejected is not None:
-            failures[rel] = f"quality gate: {result.rejected}"
-            continue
+        frame, result = described
         out[vision.embedder.model_id][i] = result.embedded()
         for c in candidates:
             chip = vision.chip if c.aligner is None else c.aligner(frame, result.face)

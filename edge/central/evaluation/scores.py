@@ -16,6 +16,7 @@ the cohort all-against-all has ~48 million pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from edge.errors import OperatorError
 from edge.progress import progress
 from edge.vision import FaceCountError, ImageError, Vision, distance, load_image
 from edge.vision.cohort import MODES, Cohort
+from edge.vision.pipeline import FaceResult
 
 CHUNK = 50_000  # pairs per distance batch: bounds memory on all-against-all sets
 
@@ -75,23 +77,30 @@ class Scores:
         return self.distances[mask & genuine], self.distances[mask & ~genuine]
 
 
+def describe_one(vision: Vision, root: Path, rel: str) -> tuple[np.ndarray, FaceResult] | str:
+    """The image and its subject's gated description, or why there is none (the failure's words)."""
+    try:
+        frame = load_image(root / rel)
+        result = vision.describe_single(frame, rel, gated=True, several="central")
+    except FaceCountError:
+        return "no face found"
+    except ImageError as e:
+        return f"unreadable image ({e})"
+    if result.rejected is not None:
+        return f"quality gate: {result.rejected}"
+    return frame, result
+
+
 def describe_images(vision: Vision, dataset: Dataset) -> tuple[np.ndarray, dict[str, str]]:
     """(descriptors with NaN rows for failures, {image: reason}), with a progress bar on a terminal."""
     descriptors = np.full((len(dataset.images), vision.embedder.dim), np.nan, np.float32)
     failures: dict[str, str] = {}
     for i, rel in enumerate(progress(dataset.images, desc="describing", unit="image")):
-        try:
-            result = vision.describe_single(load_image(dataset.root / rel), rel, gated=True, several="central")
-        except FaceCountError:
-            failures[rel] = "no face found"
-            continue
-        except ImageError as e:
-            failures[rel] = f"unreadable image ({e})"
-            continue
-        if result.rejected is not None:
-            failures[rel] = f"quality gate: {result.rejected}"
+        described = describe_one(vision, dataset.root, rel)
+        if isinstance(described, str):
+            failures[rel] = described
         else:
-            descriptors[i] = result.embedding
+            descriptors[i] = described[1].embedded()
     return descriptors, failures
 
 
