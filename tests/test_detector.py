@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import cv2
 import numpy as np
 import pytest
 
@@ -74,8 +75,6 @@ def test_boxes_are_frame_pixels_for_any_aspect_ratio(data_dir, short_range, crop
 
 
 def test_scaled_frame_scales_boxes(data_dir, full_range):
-    import cv2
-
     image = load_image(data_dir / "face_recognition/examples/two_people.jpg")
     small = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
     big_faces = sorted(full_range.detect(image), key=lambda f: f.box[0])
@@ -106,6 +105,19 @@ def test_rejects_non_rgb_uint8(short_range):
         short_range.detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="uint8 RGB"):
         short_range.detect(np.zeros((10, 10, 3), np.float32))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 5, 7, 9])
+def test_whole_factor_shrink_is_area_averaging_bit_for_bit(factor):
+    from edge.vision.detector import shrink_whole
+
+    rng = np.random.default_rng(factor)
+    frame = rng.integers(0, 256, (factor * 37 + 2, factor * 53 + 1, 3), dtype=np.uint8)
+    used = frame[: factor * 37, : factor * 53]  # a view, as the detector passes it
+    expected = cv2.resize(used, (53, 37), interpolation=cv2.INTER_AREA)
+    out, scratch = np.empty_like(expected), np.empty_like(used)
+    shrink_whole(used, factor, out, scratch)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_nms_plain_and_weighted_keep_one_face_per_person(manifest, data_dir):

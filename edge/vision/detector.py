@@ -79,7 +79,7 @@ class Detector:
         self._frame_shape: tuple[int, ...] = ()
         self._fit = _Fit.of(self.size, self.size, self.size)
         self._resized = np.empty((self.size, self.size, 3), np.uint8)
-        self._shrunk = self._resized
+        self._shrunk = self._blurred = self._resized
 
     @classmethod
     def load(
@@ -123,13 +123,13 @@ class Detector:
             self._resized = np.empty((fit.height, fit.width, 3), np.uint8)
             if fit.factor > 1:
                 self._shrunk = np.empty((fit.used_h // fit.factor, fit.used_w // fit.factor, 3), np.uint8)
+                self._blurred = np.empty((fit.used_h, fit.used_w, 3), np.uint8) if fit.factor % 2 else self._shrunk
             self._frame_shape = frame.shape
         fit = self._fit
         source = frame
         if fit.factor > 1:
-            shrunk = self._shrunk
-            cv2.resize(frame[: fit.used_h, : fit.used_w], shrunk.shape[1::-1], dst=shrunk, interpolation=cv2.INTER_AREA)
-            source = shrunk
+            shrink_whole(frame[: fit.used_h, : fit.used_w], fit.factor, self._shrunk, self._blurred)
+            source = self._shrunk
         cv2.resize(source, (fit.width, fit.height), dst=self._resized, interpolation=fit.last_step)
         region = self._input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
         np.multiply(self._resized, 1.0 / 127.5, out=region, casting="unsafe")
@@ -204,6 +204,21 @@ class Detector:
         boxes = (boxes - np.tile(pad, 2)) / np.tile(scale, 2)
         points = (points - pad) / scale
         return boxes.astype(np.float32), points.astype(np.float32)
+
+
+def shrink_whole(source: np.ndarray, factor: int, out: np.ndarray, scratch: np.ndarray) -> None:
+    """Area-average `source` down by a whole `factor` into `out` (its shape / factor).
+
+    OpenCV vectorises area averaging by a whole factor only for 2x. For an odd factor, a box
+    blur read at each block's centre (exact nearest neighbour picks the centre) gives the same
+    pixels, bit for bit (`tests/test_detector.py`), in under half the time: 640x360 by 3 0.15
+    against 0.39 ms. `scratch` is a `source`-sized buffer for the blur (unused for even factors).
+    """
+    if factor % 2 == 0:
+        cv2.resize(source, out.shape[1::-1], dst=out, interpolation=cv2.INTER_AREA)
+        return
+    cv2.blur(source, (factor, factor), dst=scratch)
+    cv2.resize(scratch, out.shape[1::-1], dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 @dataclass(frozen=True, slots=True)
