@@ -36,8 +36,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Whole loop",
         "",
-        "fps and stage times: every frame, as fast as the clip decodes. Latencies: the clip released at its "
-        "own frame rate, as a camera delivers it. x ref: fps over the reference's on the same frames.",
+        "fps and stage times: every frame, as fast as the clip decodes; with several passes, the median pass "
+        "(all passes' range in brackets). Latencies: the clip released at its own frame rate, as a camera "
+        "delivers it. x ref: fps over the reference's on the same frames.",
         "",
         "| clip | pipeline | fps | x ref | faces/frame | CPU % | peak RSS MB "
         "| frame latency p50/p95 ms | event latency p50/p95 ms (events) |",
@@ -58,8 +59,10 @@ def markdown(results: dict[str, Any]) -> str:
             event_lat = (
                 f"{el['median_ms']:.1f} / {el['p95_ms']:.1f} ({camera['events']})" if camera["events"] else "- (0)"
             )
+        passes = run.get("fps_passes", [])
+        fps = f"{run['fps']:.1f}" + (f" ({min(passes):.0f}-{max(passes):.0f})" if len(passes) > 1 else "")
         lines.append(
-            f"| {run['clip']} | {label} | {run['fps']:.1f} | {_num(ratio, 1)} | {run['faces_per_frame']:.2f} "
+            f"| {run['clip']} | {label} | {fps} | {_num(ratio, 1)} | {run['faces_per_frame']:.2f} "
             f"| {run['cpu_percent']:.0f} | {run['peak_rss_mb']:.0f} | {frame_lat} | {event_lat} |"
         )
     if results.get("reference_note"):

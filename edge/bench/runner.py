@@ -41,6 +41,7 @@ class BenchPlan:
     reference: bool
     synthetic_identities: int
     max_frames: int | None
+    passes: int
     config_file: Path | None
     models_dir: Path | None
 
@@ -92,7 +93,7 @@ def _measure(plan: BenchPlan, work: Path) -> dict[str, Any]:
     jobs = [(clip, detector, threads) for clip in plan.clips for detector in plan.detectors for threads in plan.threads]
     total = len(jobs) + (len(plan.clips) if plan.reference and not results["reference_note"] else 0)
     for n, (clip, detector, threads) in enumerate(jobs, 1):
-        spec = LoopSpec(str(clip.path), detector, threads, plan.tile_px, plan.refine, plan.max_frames)
+        spec = LoopSpec(str(clip.path), detector, threads, plan.tile_px, plan.refine, plan.max_frames, plan.passes)
         loop_flags = {**flags, "models": {**flags.get("models", {}), "threads": threads}}
         run = _spawn(
             {
