@@ -4,8 +4,9 @@
     python scripts/make_model_card.py --report models/eval/report.json
     python scripts/make_model_card.py --report models/eval-fp16/report.json --out models/MODEL_CARD_fp16.md
     python scripts/make_model_card.py --report my-eval/report.json --out my-models/MODEL_CARD.md
+    # the default's card, with scripts/check_watchlists_split.py's lists and compare_embedders.py --summary
     python scripts/make_model_card.py --report models/eval/report.json \
-        --out-of-sample models/eval/watchlists_split.json     # + scripts/check_watchlists_split.py's lists
+        --out-of-sample models/eval/watchlists_split.json --embedders models/eval/embedders.json
 
 The card cites its inputs by path (relative to the repository when inside it) and sha256, and
 is a pure function of them: the same files always give the same bytes.
@@ -31,6 +32,11 @@ def cited_path(path: Path) -> str:
     return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(path)
 
 
+def cited(path: Path | None) -> Cited | None:
+    """A JSON input of the card, as the card cites it."""
+    return None if path is None else Cited(json.loads(path.read_text()), cited_path(path), file_sha256(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", type=Path, required=True, help="report.json written by `edge eval`")
@@ -38,21 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out-of-sample", type=Path, help="watchlists_split.json written by scripts/check_watchlists_split.py --out"
     )
+    parser.add_argument("--embedders", type=Path, help="the summary written by scripts/compare_embedders.py --summary")
     args = parser.parse_args(argv)
-    for given in (args.report, args.out_of_sample):
+    for given in (args.report, args.out_of_sample, args.embedders):
         if given is not None and not given.is_file():
             raise SystemExit(f"not found: {given}")
-    split = None
-    if args.out_of_sample is not None:
-        split = Cited(
-            json.loads(args.out_of_sample.read_text()), cited_path(args.out_of_sample), file_sha256(args.out_of_sample)
-        )
+    split, embedders = (cited(path) for path in (args.out_of_sample, args.embedders))
     card = render(
         json.loads(args.report.read_text()),
         cited_path(args.report),
         file_sha256(args.report),
         cited_path(args.out),
         split,
+        embedders,
     )
     args.out.write_text(card)
     print(f"wrote {args.out} from {args.report}")

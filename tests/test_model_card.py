@@ -18,8 +18,10 @@ from edge.vision.runtime import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 # Each shipped card and the report it is made from (paths as the card cites them); the default
-# embedder's card also shows scripts/check_watchlists_split.py's out-of-sample watchlists.
+# embedder's card also shows scripts/check_watchlists_split.py's out-of-sample watchlists and
+# scripts/compare_embedders.py's summary.
 SPLIT = "models/eval/watchlists_split.json"
+EMBEDDERS = "models/eval/embedders.json"
 CARDS = {
     "int8_mirror": ("models/MODEL_CARD.md", "models/eval/report.json"),
     "int8": ("models/MODEL_CARD_int8.md", "models/eval-int8/report.json"),
@@ -34,9 +36,11 @@ def shipped(request) -> tuple[Path, Path, dict]:
     return card, report, json.loads(report.read_text())
 
 
-def split_of(card: Path) -> list[str]:
-    """The out-of-sample option the card was made with, if any."""
-    return ["--out-of-sample", str(REPO / SPLIT)] if card.name == "MODEL_CARD.md" else []
+def extra_inputs(card: Path) -> list[str]:
+    """The options beyond the report that the card was made with, if any."""
+    if card.name != "MODEL_CARD.md":
+        return []
+    return ["--out-of-sample", str(REPO / SPLIT), "--embedders", str(REPO / EMBEDDERS)]
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
             sys.executable,
             str(REPO / "scripts" / "make_model_card.py"),
             *("--report", str(report), "--out", str(out)),
-            *split_of(card),
+            *extra_inputs(card),
         ],
         check=True,
         capture_output=True,
@@ -62,8 +66,9 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
     assert regenerated == card.read_text(), f"{cited_card} is stale: regenerate it (see its last section)"
     assert f"`{report.relative_to(REPO).as_posix()}` (sha256 `{file_sha256(report)}`)" in regenerated
     assert f"make_model_card.py --report {report.relative_to(REPO).as_posix()} --out {cited_card}" in regenerated
-    if split_of(card):
-        assert f"`{SPLIT}`, sha256 `{file_sha256(REPO / SPLIT)}`" in regenerated
+    if extra_inputs(card):
+        for cited in (SPLIT, EMBEDDERS):
+            assert f"`{cited}`, sha256 `{file_sha256(REPO / cited)}`" in regenerated
 
 
 def test_out_of_sample_watchlists_ran_at_the_shipped_point():
@@ -76,6 +81,47 @@ def test_out_of_sample_watchlists_ran_at_the_shipped_point():
     shipped = split["rates"]["shipped_dev"]["mixed_fmr"]
     assert point.mixed is not None and shipped == point.mixed.as_dict()
     assert [entry["size"] for entry in split["sizes"]] == [1, 5, 10, 50]
+
+
+def test_embedder_comparison_ran_with_the_shipped_default_at_its_point():
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    summary = json.loads((REPO / EMBEDDERS).read_text())
+    record = manifest["models"][manifest["default_embedder"]]
+    assert summary["sha256"][summary["default"]] == record["sha256"]
+    point = record["operating_point"]
+    assert summary["point"] == f"{point['mode']} {point['scope']} {point['target_fmr']:g}"
+    assert summary["embedders"][0] == summary["default"] and len(summary["embedders"]) > 1
+
+
+def _rate(k: int, n: int) -> dict:
+    from edge.central.evaluation.stats import Rate
+
+    return Rate(k, n).to_json()
+
+
+def test_comparison_summary_keeps_misses_at_equal_fmr_and_every_group():
+    from edge.central.modelcard.embedders import comparison_rows, summarise
+
+    def figures(fnmr: int, equal: int | None) -> dict:
+        at = {"fmr": _rate(5, 1000), "fnmr": _rate(fnmr, 100)}
+        groups = {"a": {**at, "sizeable": True}, "b": {**at, "sizeable": False}}
+        out = {"threshold": 0.5, **{w: {"overall": at, "groups": groups} for w in ("heldout", "dev")}}
+        if equal is not None:
+            out.update(
+                {f"{w}_equal_fmr": {"fmr": _rate(5, 1000), "fnmr": _rate(equal, 100)} for w in ("heldout", "dev")}
+            )
+        return out
+
+    results = {"old": {"p": figures(30, None)}, "new": {"p": figures(20, 10)}, "bad": {"p": {"refused": "too few"}}}
+    summary = summarise(results, {"old": 3.0, "new": 2.0, "bad": 1.0}, "p", "old", {}, ["Verdict: none"])
+    assert summary["equal_fmr"]["old"]["dev"]["fnmr"]["k"] == 30  # the default at its own threshold
+    assert summary["equal_fmr"]["new"]["dev"]["fnmr"]["k"] == 10  # the others at the default's FMR
+    rows = comparison_rows(summary, "`x.json`")
+    assert "| **old** (default) | 30.00% (30/100, " in "\n".join(rows)
+    assert any(r.startswith("| new | 10.00% (10/100, ") for r in rows)
+    assert "| bad | refused: too few | | 1.00 |" in rows
+    assert any(r.startswith("| b* FNMR | 30.00% (30/100") and r.endswith("| - |") for r in rows)
+    assert rows[-1] == "Verdict: none"
 
 
 def test_report_was_made_with_the_shipped_model_and_calibration(report):

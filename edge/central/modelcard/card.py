@@ -12,6 +12,7 @@ from typing import Any
 
 from edge.central.evaluation.report import pct, watchlist_head, watchlist_row
 from edge.central.evaluation.stats import Rate
+from edge.central.modelcard.embedders import comparison_rows
 from edge.central.modelcard.modes import arm_rows, cohort_choice, cohort_rows, side_by_side
 from edge.central.modelcard.text import DATA_LIMITS, INTENDED_USE, NOT_FIT_FOR
 
@@ -198,11 +199,17 @@ def _tar_rows(report: dict[str, Any]) -> list[str]:
 
 
 def render(
-    report: dict[str, Any], report_path: str, report_sha256: str, card_path: str, split: Cited | None = None
+    report: dict[str, Any],
+    report_path: str,
+    report_sha256: str,
+    card_path: str,
+    split: Cited | None = None,
+    embedders: Cited | None = None,
 ) -> str:
     """The model card for `report` (read from `report_path`, whose bytes have `report_sha256`),
     to be written at `card_path` (both as the commands at its end name them), with the out-of-sample
-    watchlists of `scripts/check_watchlists_split.py` where `split` is given."""
+    watchlists of `scripts/check_watchlists_split.py` where `split` is given and the embedder
+    comparison of `scripts/compare_embedders.py --summary` where `embedders` is."""
     d, models, failures = report["dataset"], report["models"], report["failures"]
     default, default_entry, overall, overall_entry = _points(report)
     small = [f"{n} ({g['not_sizeable_because']})" for n, g in report["groups"].items() if not g["sizeable"]]
@@ -298,10 +305,7 @@ def render(
         "",
         "## Other embedders measured",
         "",
-        "SFace (OpenCV Zoo) was measured beside the dlib embedders on the same faces, out of sample on the "
-        "cohort split and on DEV, per group, with 95% intervals and the time per face: "
-        "[EMBEDDER_COMPARISON.md](EMBEDDER_COMPARISON.md) (`python scripts/compare_embedders.py`), which also "
-        "says why the default was kept.",
+        *comparison_rows(embedders.content if embedders else None, str(embedders)),
         "",
         "## Rerun it on your own data",
         "",
@@ -321,14 +325,16 @@ def render(
         "This card's figures came from:",
         "",
         "```bash",
-        *_shipped_commands(report, report_path, card_path, split),
+        *_shipped_commands(report, report_path, card_path, split, embedders),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str, split: Cited | None) -> list[str]:
+def _shipped_commands(
+    report: dict[str, Any], report_path: str, card_path: str, split: Cited | None, embedders: Cited | None
+) -> list[str]:
     """The commands that made the report's calibration entries, the report and the card, each
     with the report's embedder chosen (`models.embedder` through the environment)."""
     d = report["dataset"]
@@ -369,5 +375,9 @@ def _shipped_commands(report: dict[str, Any], report_path: str, card_path: str, 
         lists = split.content["lists"]
         commands.append(f"{embedder}python scripts/check_watchlists_split.py --lists {lists} --out {split.path}")
         card += f" --out-of-sample {split.path}"
+    if embedders is not None:
+        commands.append("# SFace built first: see EMBEDDER_COMPARISON.md, then")
+        commands.append(f"python scripts/compare_embedders.py --summary {embedders.path}")
+        card += f" --embedders {embedders.path}"
     commands.append(card)
     return commands
