@@ -102,5 +102,7 @@ def test_machine_and_gallery_in_the_header(bench):
 
 
 def test_a_missing_video_is_an_operator_error(tmp_path: Path, capsys):
+    assert main(["bench", "--passes", "0", "--no-reference"]) == 1
+    assert "--passes must be at least 1, not 0" in capsys.readouterr().err
     assert main(["bench", "--video", str(tmp_path / "none.mp4"), "--no-reference"]) == 1
     assert "no such video" in capsys.readouterr().err

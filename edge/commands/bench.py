@@ -17,6 +17,8 @@ DETECTORS = ["blazeface_short_range", "blazeface_full_range"]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.passes < 1:
+        raise CommandError(f"--passes must be at least 1, not {args.passes}")
     with tempfile.TemporaryDirectory(prefix="edge-bench-clip-") as scratch:  # a generated clip, if one is needed
         plan = BenchPlan(
             clips=_clips(args, Path(scratch)),
