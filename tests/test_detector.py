@@ -120,6 +120,22 @@ def test_whole_factor_shrink_is_area_averaging_bit_for_bit(factor):
     np.testing.assert_array_equal(out, expected)
 
 
+def test_a_frame_and_a_crop_in_turn_keep_their_buffers_and_their_faces(manifest, data_dir):
+    """Refinement alternates the camera frame's size with a crop's: neither reallocates the other's."""
+    detector = Detector(manifest, manifest.get("blazeface_full_range"))
+    image = load_image(data_dir / "face_recognition/examples/two_people.jpg")
+    crop, other = image[: image.shape[0] // 2], image[:, : image.shape[1] // 3]
+    first = detector.detect(image)
+    kept = detector._letterboxes[image.shape]
+    detector.detect(crop)
+    again = detector.detect(image)
+    assert detector._letterboxes[image.shape] is kept
+    assert [f.box.tolist() for f in again] == [f.box.tolist() for f in first]
+    detector.detect(crop)
+    detector.detect(other)  # a third size: the least recent (the whole image) goes
+    assert list(detector._letterboxes) == [crop.shape, other.shape]
+
+
 def test_nms_plain_and_weighted_keep_one_face_per_person(manifest, data_dir):
     image = load_image(data_dir / "face_recognition/examples/two_people.jpg")
     for weighted in (True, False):

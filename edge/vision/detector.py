@@ -7,6 +7,7 @@ merged by NMS, and boxes and keypoints are mapped back to frame pixels.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +23,8 @@ from edge.vision.types import Face
 _LOGIT_LIMIT = 80.0
 # Faces smaller than this in the detector's input get keypoints worth refining (see `refine`).
 _REFINE_BELOW_PX = 40.0
+# Frame sizes whose letterbox buffers are kept: a camera frame (or its tiles) and a refinement crop.
+_KEPT_SIZES = 2
 
 
 class FaceDetector(Protocol):
@@ -75,11 +78,10 @@ class Detector:
         self._input_index = self._interpreter.get_input_details()[0]["index"]
         outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
         self._regressors_index, self._scores_index = self._output_indices(outputs)
-        self._input = np.zeros((1, self.size, self.size, 3), np.float32)
-        self._frame_shape: tuple[int, ...] = ()
+        # The buffers of the latest frame sizes: a tiled camera frame and a refinement crop
+        # alternate, and each switch would otherwise allocate a tile's buffers again.
+        self._letterboxes: OrderedDict[tuple[int, ...], _Letterbox] = OrderedDict()
         self._fit = _Fit.of(self.size, self.size, self.size)
-        self._resized = np.empty((self.size, self.size, 3), np.uint8)
-        self._shrunk = self._blurred = self._resized
 
     @classmethod
     def load(
@@ -106,41 +108,20 @@ class Detector:
             )
         return regressors["index"], scores["index"]
 
-    def _letterbox(self, frame: np.ndarray) -> None:
-        """Fit the frame into the model input, reusing buffers while the frame size stays.
-
-        Area averaging by a non-integer factor is OpenCV's slow path (4 ms for a 1080 px
-        square to 192 px here), so the frame is first shrunk by the largest whole factor (the
-        fast path, after dropping the few right and bottom pixels that do not divide), then
-        by what remains. Up to 1.5x that last step is bilinear (each source pixel still weighs
-        in, at a fifth of area averaging's time; camera frames and tiles: 1.11-1.13x); above it,
-        area averaging, since bilinear then skips pixels (LFW photos into the stills detector,
-        1.95x: bilinear moved descriptors enough to change the held-out miss rate).
-        """
-        if frame.shape != self._frame_shape:
-            self._fit = fit = _Fit.of(self.size, frame.shape[1], frame.shape[0])
-            self._input[:] = -1.0  # black bars
-            self._resized = np.empty((fit.height, fit.width, 3), np.uint8)
-            if fit.factor > 1:
-                self._shrunk = np.empty((fit.used_h // fit.factor, fit.used_w // fit.factor, 3), np.uint8)
-                self._blurred = np.empty((fit.used_h, fit.used_w, 3), np.uint8) if fit.factor % 2 else self._shrunk
-            self._frame_shape = frame.shape
-        fit = self._fit
-        source = frame
-        if fit.factor > 1:
-            shrink_whole(frame[: fit.used_h, : fit.used_w], fit.factor, self._shrunk, self._blurred)
-            source = self._shrunk
-        cv2.resize(source, (fit.width, fit.height), dst=self._resized, interpolation=fit.last_step)
-        region = self._input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
-        np.multiply(self._resized, 1.0 / 127.5, out=region, casting="unsafe")
-        region -= 1.0
+    def _letterbox(self, frame: np.ndarray) -> np.ndarray:
+        """The model input for `frame`, in buffers kept for its size (see `_Letterbox`)."""
+        box = self._letterboxes.pop(frame.shape, None) or _Letterbox(self.size, frame.shape)
+        self._letterboxes[frame.shape] = box
+        if len(self._letterboxes) > _KEPT_SIZES:
+            self._letterboxes.popitem(last=False)
+        self._fit = box.fit
+        return box.fill(frame)
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces in `frame` ((H, W, 3) uint8 RGB), best score first, in frame pixels."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"detect expects an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}")
-        self._letterbox(frame)
-        self._interpreter.set_tensor(self._input_index, self._input)
+        self._interpreter.set_tensor(self._input_index, self._letterbox(frame))
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
         candidates = np.flatnonzero(logits > self._min_logit)
@@ -221,6 +202,40 @@ def shrink_whole(source: np.ndarray, factor: int, out: np.ndarray, scratch: np.n
     cv2.resize(scratch, out.shape[1::-1], dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
 
 
+class _Letterbox:
+    """The model input for frames of one size, and the buffers that make it.
+
+    Area averaging by a non-integer factor is OpenCV's slow path (4 ms for a 1080 px square to
+    192 px here), so the frame is first shrunk by the largest whole factor (`shrink_whole`, after
+    dropping the few right and bottom pixels that do not divide), then by what remains. Up to 1.5x
+    that last step is bilinear (each source pixel still weighs in, at a fifth of area averaging's
+    time; camera frames and tiles: 1.11-1.13x); above it, area averaging, since bilinear then skips
+    pixels (LFW photos into the stills detector, 1.95x: bilinear moved descriptors enough to change
+    the held-out miss rate).
+    """
+
+    def __init__(self, size: int, shape: tuple[int, ...]) -> None:
+        self.fit = fit = _Fit.of(size, shape[1], shape[0])
+        self.input = np.full((1, size, size, 3), -1.0, np.float32)  # black bars
+        self.resized = self.shrunk = self.scratch = np.empty((fit.height, fit.width, 3), np.uint8)
+        if fit.factor > 1:  # see `shrink_whole`: odd factors blur into a frame-sized scratch buffer
+            self.shrunk = self.scratch = np.empty((fit.used_h // fit.factor, fit.used_w // fit.factor, 3), np.uint8)
+            if fit.factor % 2:
+                self.scratch = np.empty((fit.used_h, fit.used_w, 3), np.uint8)
+        self.region = self.input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
+
+    def fill(self, frame: np.ndarray) -> np.ndarray:
+        """The model input for `frame`, written in place."""
+        fit, source = self.fit, frame
+        if fit.factor > 1:
+            shrink_whole(frame[: fit.used_h, : fit.used_w], fit.factor, self.shrunk, self.scratch)
+            source = self.shrunk
+        cv2.resize(source, (fit.width, fit.height), dst=self.resized, interpolation=fit.last_step)
+        np.multiply(self.resized, 1.0 / 127.5, out=self.region, casting="unsafe")
+        self.region -= 1.0
+        return self.input
+
+
 @dataclass(frozen=True, slots=True)
 class _Fit:
     """Where a frame goes in the square model input.
@@ -239,7 +254,7 @@ class _Fit:
     pad_y: int
     scale_x: float
     scale_y: float
-    last_step: int  # OpenCV interpolation for the shrink after the whole factor (see `_letterbox`)
+    last_step: int  # OpenCV interpolation for the shrink after the whole factor (see `_Letterbox`)
 
     @classmethod
     def of(cls, size: int, width: int, height: int) -> _Fit:
