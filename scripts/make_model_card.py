@@ -32,9 +32,20 @@ def cited_path(path: Path) -> str:
     return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(path)
 
 
+def read_json(path: Path) -> dict:
+    """An input's content, or one line saying why it cannot be read."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(content, dict):
+        raise SystemExit(f"{path}: expected a JSON object, found {type(content).__name__}")
+    return content
+
+
 def cited(path: Path | None) -> Cited | None:
     """A JSON input of the card, as the card cites it."""
-    return None if path is None else Cited(json.loads(path.read_text()), cited_path(path), file_sha256(path))
+    return None if path is None else Cited(read_json(path), cited_path(path), file_sha256(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     for given in (args.report, args.out_of_sample, args.embedders):
         if given is not None and not given.is_file():
             raise SystemExit(f"not found: {given}")
+    report = read_json(args.report)
     split, embedders = (cited(path) for path in (args.out_of_sample, args.embedders))
-    card = render(
-        json.loads(args.report.read_text()),
-        cited_path(args.report),
-        file_sha256(args.report),
-        cited_path(args.out),
-        split,
-        embedders,
-    )
+    try:
+        card = render(report, cited_path(args.report), file_sha256(args.report), cited_path(args.out), split, embedders)
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        raise SystemExit(
+            f"an input is not what its option expects ({type(e).__name__}: {e}): --report takes `edge eval`'s "
+            "report.json, --out-of-sample check_watchlists_split.py --out, --embedders compare_embedders.py --summary"
+        ) from None
     args.out.write_text(card)
     print(f"wrote {args.out} from {args.report}")
     return 0

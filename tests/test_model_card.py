@@ -71,6 +71,25 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
             assert f"`{cited}`, sha256 `{file_sha256(REPO / cited)}`" in regenerated
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [("nope", "not a readable JSON file"), ("[1]", "expected a JSON object"), ('{"a": 1}', "--embedders compare_embedders.py --summary")],
+)
+def test_a_wrong_input_file_is_one_line_not_a_traceback(tmp_path, content, said):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    report = REPO / CARDS["int8_mirror"][1]
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--report", str(report)]
+        + ["--out", str(tmp_path / "card.md"), "--embedders", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and said in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "card.md").exists()
+
+
 def test_out_of_sample_watchlists_ran_at_the_shipped_point():
     manifest = json.loads((REPO / "models" / "manifest.json").read_text())
     split = json.loads((REPO / SPLIT).read_text())
