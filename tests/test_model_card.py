@@ -73,7 +73,11 @@ def test_card_is_regenerated_byte_for_byte_from_the_report_it_cites(tmp_path, sh
 
 @pytest.mark.parametrize(
     ("content", "said"),
-    [("nope", "not a readable JSON file"), ("[1]", "expected a JSON object"), ('{"a": 1}', "--embedders compare_embedders.py --summary")],
+    [
+        ("nope", "not a readable JSON file"),
+        ("[1]", "expected a JSON object"),
+        ('{"a": 1}', "--embedders compare_embedders.py --summary"),
+    ],
 )
 def test_a_wrong_input_file_is_one_line_not_a_traceback(tmp_path, content, said):
     bad = tmp_path / "bad.json"
