@@ -21,6 +21,7 @@ from edge.central.evaluation.embedders import (
 from edge.central.evaluation.scores import scored
 from edge.vision import Embedder
 
+REPO = Path(__file__).resolve().parents[1]
 IMAGES = ["lfw/Colin_Powell/Colin_Powell_0001.jpg", "face_recognition/examples/obama.jpg"]
 
 
@@ -84,3 +85,35 @@ def test_describe_all_gives_every_candidate_the_device_face(data_dir, manifest, 
     frame = cv2.cvtColor(cv2.imread(str(data_dir / IMAGES[0])), cv2.COLOR_BGR2RGB)
     device = stills_vision.describe_single(frame, IMAGES[0], gated=True, several="central").embedded()
     np.testing.assert_allclose(ours[0], device, atol=1e-6)
+
+
+def _figures(equal_fnmr: tuple[int, int], group_fmr: tuple[int, int]) -> dict:
+    """One embedder's figures at one point: misses at equal FMR on both sets, one sizeable group."""
+    from edge.central.evaluation.stats import Rate
+
+    at = {"fmr": Rate(5, 1000).to_json(), "fnmr": Rate(30, 1000).to_json()}
+    group = {"fmr": Rate(*group_fmr).to_json(), "fnmr": Rate(1, 100).to_json(), "sizeable": True}
+    out = {w: {"overall": at, "groups": {"g": group}} for w in ("heldout", "dev")}
+    out.update({f"{w}_equal_fmr": {"fmr": at["fmr"], "fnmr": Rate(*equal_fnmr).to_json()} for w in ("heldout", "dev")})
+    return {"p": out}
+
+
+def test_verdict_needs_intervals_apart_and_no_group_with_more_false_matches():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_embedders", REPO / "scripts" / "compare_embedders.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = {
+        script.DEFAULT: _figures((30, 1000), (20, 1000)),
+        "better": _figures((5, 1000), (22, 1000)),  # far fewer misses, the group's FMR within noise
+        "riskier": _figures((5, 1000), (80, 1000)),  # far fewer misses, the group's FMR far higher
+        "close": _figures((25, 1000), (20, 1000)),  # intervals overlap
+    }
+    lines = script.verdict(results, dict.fromkeys(results, 1.0), "p")
+    by_name = {line.split(":")[0][2:]: line for line in lines[1:]}
+    assert by_name["better"].endswith("ships if `edge bench` keeps the speed targets with it")
+    assert "groups whose DEV FMR it raises: g 8.00%" in by_name["riskier"]
+    assert by_name["riskier"].endswith("does not ship") and by_name["close"].endswith("does not ship")
+    assert "intervals apart (held-out and DEV): no" in by_name["close"]
