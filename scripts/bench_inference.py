@@ -7,7 +7,8 @@ For the default detector and the default (mirror-averaged) embedder: the interpr
 device creates it (XNNPACK, the runtime's default delegate) against XNNPACK with its newest
 features switched on and TFLite's built-in kernels without it, at each thread count; for the
 embedder also the chip and its mirror as two invokes (what the device does) against one batch of
-two. Each row is the median and p90 of `--runs`
+two. With `../shared/data`, also the detector input's whole-factor shrink on the real clips'
+frames: OpenCV's area averaging against `shrink_whole`. Each row is the median and p90 of `--runs`
 invokes after a warm-up, all in one process, interleaved round by round so that load from
 elsewhere falls on every row alike. Needs ai-edge-litert (tflite-runtime has no resolver choice).
 """
@@ -22,13 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge.bench.clips import DATA_DIR, HAMILTON, STREET  # noqa: E402
 from edge.vision import load_manifest  # noqa: E402
 from edge.vision.align import CHIP_SIZE  # noqa: E402
+from edge.vision.detector import shrink_whole  # noqa: E402
 from edge.vision.runtime import RUNTIME_BANNER, native_stderr_without, verify_model_file  # noqa: E402
 
 ROUND = 10  # invokes per row per round
@@ -94,6 +98,43 @@ def rows(threads: list[int]) -> dict[str, Callable[[], None]]:
     return found
 
 
+def shrink_rows() -> dict[str, Callable[[], None]]:
+    """The detector input's whole-factor shrink on the real clips' frames (each call the next
+    frame, so it comes from memory as in the loop): OpenCV's area averaging, the baseline, against
+    `shrink_whole` (a box blur read at block centres, the same pixels). Empty without the data."""
+    found: dict[str, Callable[[], None]] = {}
+    for clip, factor, width in ((HAMILTON, 3, 639), (STREET, 5, 1080)):  # 639: divides by 3
+        capture = cv2.VideoCapture(str(DATA_DIR / clip))
+        frames = []
+        while len(frames) < 100 and (read := capture.read())[0]:
+            frames.append(np.ascontiguousarray(read[1][:, :width]))
+        capture.release()
+        if frames:
+            h, w = frames[0].shape[:2]
+            name = f"{Path(clip).stem} {w}x{h} shrunk by {factor}"
+            area, ours = shrinks(frames, factor)
+            found[f"{name}: area averaging (baseline)"], found[f"{name}: shrink_whole"] = area, ours
+    return found
+
+
+def shrinks(frames: list[np.ndarray], factor: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Area averaging and `shrink_whole`, each on the next of `frames` at every call."""
+    h, w = frames[0].shape[:2]
+    out, scratch = np.empty((h // factor, w // factor, 3), np.uint8), np.empty_like(frames[0])
+    position = {"area": 0, "ours": 0}
+
+    def area() -> None:
+        frame = frames[position["area"]]
+        cv2.resize(frame, (w // factor, h // factor), dst=out, interpolation=cv2.INTER_AREA)
+        position["area"] = (position["area"] + 1) % len(frames)
+
+    def ours() -> None:
+        shrink_whole(frames[position["ours"]], factor, out, scratch)
+        position["ours"] = (position["ours"] + 1) % len(frames)
+
+    return area, ours
+
+
 def measure(work: dict[str, Callable[[], None]], runs: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in work}
     for run in work.values():  # warm-up: XNNPACK packs weights on the first invokes
@@ -114,12 +155,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts")
     args = parser.parse_args()
     try:
-        work = rows(args.threads)
+        work = rows(args.threads) | shrink_rows()
     except ImportError:
         print("bench_inference.py needs ai-edge-litert: pip install -e '.[litert]'", file=sys.stderr)
         return 1
     times = measure(work, args.runs)
-    print("| inference | median ms | p90 ms |\n|---|---|---|")
+    print("| work | median ms | p90 ms |\n|---|---|---|")
     for name, t in times.items():
         p90 = statistics.quantiles(t, n=10)[-1]
         print(f"| {name} | {statistics.median(t):.2f} | {p90:.2f} |")
