@@ -81,7 +81,6 @@ class Detector:
         # The buffers of the latest frame sizes: a tiled camera frame and a refinement crop
         # alternate, and each switch would otherwise allocate a tile's buffers again.
         self._letterboxes: OrderedDict[tuple[int, ...], _Letterbox] = OrderedDict()
-        self._fit = _Fit.of(self.size, self.size, self.size)
 
     @classmethod
     def load(
@@ -108,20 +107,21 @@ class Detector:
             )
         return regressors["index"], scores["index"]
 
-    def _letterbox(self, frame: np.ndarray) -> np.ndarray:
-        """The model input for `frame`, in buffers kept for its size (see `_Letterbox`)."""
+    def _letterbox(self, frame: np.ndarray) -> _Letterbox:
+        """`frame` fitted into the model input, in buffers kept for its size (see `_Letterbox`)."""
         box = self._letterboxes.pop(frame.shape, None) or _Letterbox(self.size, frame.shape)
         self._letterboxes[frame.shape] = box
         if len(self._letterboxes) > _KEPT_SIZES:
             self._letterboxes.popitem(last=False)
-        self._fit = box.fit
-        return box.fill(frame)
+        box.fill(frame)
+        return box
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces in `frame` ((H, W, 3) uint8 RGB), best score first, in frame pixels."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"detect expects an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}")
-        self._interpreter.set_tensor(self._input_index, self._letterbox(frame))
+        box = self._letterbox(frame)
+        self._interpreter.set_tensor(self._input_index, box.input)
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
         candidates = np.flatnonzero(logits > self._min_logit)
@@ -129,7 +129,7 @@ class Detector:
             return []
         raw = self._interpreter.get_tensor(self._regressors_index)[0, candidates]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[candidates], -_LOGIT_LIMIT, _LOGIT_LIMIT)))
-        boxes, points = self._decode(raw, self._anchors[candidates])
+        boxes, points = self._decode(raw, self._anchors[candidates], box.fit)
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         boxes, points, scores = suppress(
             boxes[valid], points[valid], scores[valid].astype(np.float32), self.nms_iou, self.weighted_nms
@@ -170,12 +170,12 @@ class Detector:
             return face
         return Face(best.box + np.tile(offset, 2), best.keypoints + offset, best.score)
 
-    def _decode(self, raw: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, raw: np.ndarray, anchors: np.ndarray, fit: _Fit) -> tuple[np.ndarray, np.ndarray]:
         """Raw regressors (K, 16) in input pixels relative to anchors -> frame pixels.
 
         Layout per row: centre x, centre y, width, height, then 6 keypoints (x, y).
         """
-        size, fit = float(self.size), self._fit
+        size = float(self.size)
         pad = np.array([fit.pad_x, fit.pad_y], np.float32)
         scale = np.array([fit.scale_x, fit.scale_y], np.float32)
         centre = raw[:, 0:2] + anchors * size
@@ -224,8 +224,8 @@ class _Letterbox:
                 self.scratch = np.empty((fit.used_h, fit.used_w, 3), np.uint8)
         self.region = self.input[0, fit.pad_y : fit.pad_y + fit.height, fit.pad_x : fit.pad_x + fit.width]
 
-    def fill(self, frame: np.ndarray) -> np.ndarray:
-        """The model input for `frame`, written in place."""
+    def fill(self, frame: np.ndarray) -> None:
+        """Write the model input for `frame` into `input`."""
         fit, source = self.fit, frame
         if fit.factor > 1:
             shrink_whole(frame[: fit.used_h, : fit.used_w], fit.factor, self.shrunk, self.scratch)
@@ -233,7 +233,6 @@ class _Letterbox:
         cv2.resize(source, (fit.width, fit.height), dst=self.resized, interpolation=fit.last_step)
         np.multiply(self.resized, 1.0 / 127.5, out=self.region, casting="unsafe")
         self.region -= 1.0
-        return self.input
 
 
 @dataclass(frozen=True, slots=True)
