@@ -186,6 +186,13 @@ def main() -> int:
     p.add_argument("--timing-faces", type=int, default=60)
     p.add_argument("--limit", type=int, help="only the first N cohort images (a quick trial run)")
     args = p.parse_args()
+    if not (args.sface / f"{MODEL_ID}.tflite").is_file():
+        print(
+            f"no {MODEL_ID}.tflite in {args.sface}: build SFace first, in a build venv "
+            f"(models/EMBEDDER_COMPARISON.md, Reproduce): python -m edge.modelbuild.sface --out {args.sface}",
+            file=sys.stderr,
+        )
+        return 1
     settings = load_settings()
     settings = settings.model_copy(update={"models": settings.models.model_copy(update={"threads": 2})})
     vision = stills_vision(settings)

@@ -117,3 +117,16 @@ def test_verdict_needs_intervals_apart_and_no_group_with_more_false_matches():
     assert "groups whose DEV FMR it raises: g 8.00%" in by_name["riskier"]
     assert by_name["riskier"].endswith("does not ship") and by_name["close"].endswith("does not ship")
     assert "intervals apart (held-out and DEV): no" in by_name["close"]
+
+
+def test_without_sface_built_the_comparison_says_how_to_build_it(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compare_embedders.py"), "--sface", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "build SFace first" in done.stderr and "python -m edge.modelbuild.sface" in done.stderr
